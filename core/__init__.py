@@ -1,0 +1,1 @@
+"""The Fine-Tuning Workbench engine. Imports no Streamlit; usable from the CLI, tests and the UI."""

@@ -1,0 +1,104 @@
+"""Tokenize once, then cut batches: length-grouped with dynamic padding (classification), packed blocks (LM).
+
+Why by hand rather than a DataLoader: the data is already token ids in memory, so worker processes and
+per-example collate calls only add overhead; a batch is one tensor fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Encoded:
+    """Token ids of one split, unpadded."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    labels: np.ndarray | None  # int64 class ids or float32 targets; None for language modelling
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+
+def encode_pairs(tokenizer, texts: list[str], pairs: list[str] | None, labels, max_length: int) -> Encoded:
+    """Tokenize a classification/regression split in one fast-tokenizer call (no padding)."""
+    out = tokenizer(
+        list(texts),
+        list(pairs) if pairs is not None else None,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+    )
+    type_ids = out.get("token_type_ids") if pairs is not None else None
+    return Encoded(out["input_ids"], type_ids, None if labels is None else np.asarray(labels))
+
+
+def encode_blocks(tokenizer, texts: list[str], block_size: int) -> Encoded:
+    """Concatenate documents (separated by EOS) and cut into full blocks: no padding is ever computed."""
+    eos = tokenizer.eos_token_id
+    ids = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    flat: list[int] = []
+    for doc in ids:
+        flat.extend(doc)
+        if eos is not None:
+            flat.append(eos)
+    if len(flat) < block_size + 1:
+        # A short text still gives one (shorter) block so evaluation and tiny runs work.
+        return Encoded([flat] if flat else [], None, None)
+    usable = (len(flat) // block_size) * block_size
+    arr = np.asarray(flat[:usable], dtype=np.int64).reshape(-1, block_size)
+    return Encoded(arr.tolist(), None, None)
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True) -> list[np.ndarray]:
+    """Shuffle, then sort within mega-batches of 50 batches by length, so padding is small but order random."""
+    n = len(lengths)
+    if not shuffle:
+        order = np.argsort(-lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    mega = batch_size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, n, mega):
+        chunk = perm[start : start + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def collate(data: Encoded, index: np.ndarray, pad_id: int, device):
+    """Pad the chosen rows to the longest among them; returns model inputs and labels on ``device``."""
+    import torch
+
+    rows = [data.input_ids[i] for i in index]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long) if data.token_type_ids is not None else None
+    for j, (row, i) in enumerate(zip(rows, index)):
+        ids[j, : len(row)] = torch.as_tensor(row)
+        mask[j, : len(row)] = 1
+        if types is not None:
+            types[j, : len(row)] = torch.as_tensor(data.token_type_ids[i])
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    labels = None
+    if data.labels is not None:
+        labels = torch.as_tensor(data.labels[index])
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return batch, (labels.to(device, non_blocking=True) if labels is not None else None)
+
+
+def real_tokens(batch) -> int:
+    return int(batch["attention_mask"].sum())

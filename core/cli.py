@@ -1,0 +1,315 @@
+"""python -m core check|train|eval|predict|generate|runs|merge: the same functions the UI calls."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, field_docs, recommended_train_settings
+from core.errors import WorkbenchError
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+ALIASES = {"train_path": ["--data"], "source": ["--model"], "learning_rate": ["--lr"]}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per config field, with the field's docstring as help; unset options keep the defaults."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} settings")
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            kind = str(f.type)
+            names = [_flag(f.name), *ALIASES.get(f.name, [])]
+            kwargs: dict[str, Any] = {"dest": f"{section}.{f.name}", "default": None, "help": docs.get(f.name, "")}
+            if kind != "bool":
+                kwargs["metavar"] = f.name.upper()
+            if kind == "bool":
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif kind.startswith("list"):
+                kwargs["nargs"] = "*"
+            elif kind.startswith("int"):
+                kwargs["type"] = int
+            elif kind.startswith("float"):
+                kwargs["type"] = float
+            group.add_argument(*names, **kwargs)
+
+
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    raw: dict[str, Any] = {"data": {}, "model": {}, "train": {}}
+    if args.config:
+        raw = RunConfig.load(Path(args.config)).to_dict()
+    given = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    task = given.get("model.task") or raw["model"].get("task") or "classification"
+    source = given.get("model.source") or raw["model"].get("source") or "default"
+    if not args.config:
+        raw["train"].update(recommended_train_settings(task, source))
+    for key, value in given.items():
+        section, name = key.split(".", 1)
+        raw[section][name] = value
+    if args.name:
+        raw["name"] = args.name
+    return RunConfig.from_dict(raw)
+
+
+def _store(args):
+    from core.runs import RunStore, default_workspace
+
+    root = Path(args.workspace) / "runs" if args.workspace else default_workspace() / "runs"
+    return RunStore(root)
+
+
+def cmd_check(args) -> int:
+    from core.data import check_data, guess_columns, read_table, validate_columns
+
+    table = read_table(args.file, max_mb=args.max_mb, corpus=args.task == "generation")
+    guess = guess_columns(table.frame, args.task)
+    columns = dataclasses.replace(
+        guess,
+        text=args.text_column or guess.text,
+        text_pair=args.text_pair_column or guess.text_pair,
+        label=args.label_column or guess.label,
+    )
+    for note in table.notes:
+        print(f"note: {note}")
+    print(f"{args.file}: {len(table.frame)} rows, format {table.format}, columns {list(table.frame.columns)}")
+    print(f"columns used: text={columns.text} text_pair={columns.text_pair} label={columns.label}")
+    validate_columns(table.frame, columns, args.task, path_name=str(args.file))
+    report = check_data(table.frame, columns, args.task, max_length=args.max_length)
+    for f in report.findings:
+        print(f"[{f.level.upper():7}] {f.title}: {f.detail}")
+    return 0 if report.usable else 2
+
+
+def cmd_train(args) -> int:
+    from core.training import StopSignal, train
+
+    store = _store(args)
+    stop = StopSignal()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    rank = _rank()
+    if args.resume:
+        run = store.get(args.resume)
+        config, resume = run.config(), True
+    else:
+        config, resume = _config_from_args(args), False
+        run = store.create(config) if rank == 0 else _scratch_run(config)
+    if rank == 0:
+        print(f"run {run.id} -> {run.dir}", flush=True)
+
+    def show(rec: dict[str, Any]) -> None:
+        if rank == 0 and not args.quiet:
+            print(
+                f"step {rec['step']:>6}  epoch {rec['epoch']:.2f}  loss {rec['loss']:.4f}  lr {rec['lr']:.2e}  "
+                f"{rec['samples_per_s']:.1f} samples/s  eta {rec['eta_s']:.0f}s",
+                flush=True,
+            )
+
+    result = train(config, run, stop=stop, resume=resume, on_progress=show)
+    if rank == 0:
+        summary = {
+            "run": run.id,
+            "state": result.state,
+            "message": result.message,
+            "steps": result.steps,
+            "train_seconds": round(result.train_seconds, 2),
+            "samples_per_s": round(result.samples_per_s, 2),
+            **{k: v for k, v in result.results.items() if k in ("validation", "test")},
+        }
+        print(json.dumps(summary))
+    return 0 if result.state in ("finished", "stopped") else 1
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
+def _scratch_run(config: RunConfig):
+    """Non-zero ranks of a distributed launch write nothing; they get a throwaway folder."""
+    import tempfile
+
+    from core.runs import RunStore
+
+    return RunStore(Path(tempfile.mkdtemp(prefix="workbench-rank-"))).create(config)
+
+
+def cmd_eval(args) -> int:
+    from core.evaluation import evaluate_run
+
+    run = _store(args).get(args.run)
+    report = evaluate_run(run, split=args.split, file=Path(args.file) if args.file else None, device=args.device)
+    metrics = {k: v for k, v in report.metrics.items() if k not in ("per_class",) or args.details}
+    print(json.dumps({"run": run.id, "split": args.file or args.split, "rows": len(report.predictions), **metrics}))
+    if args.output:
+        report.predictions.to_csv(args.output, index=False)
+    return 0
+
+
+def _load_bundle(args):
+    from core.models import load_for_inference
+
+    return load_for_inference(_store(args).get(args.run).model_dir, device=args.device)
+
+
+def _texts(args) -> list[str]:
+    if args.file:
+        return [line.strip() for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if args.text:
+        return list(args.text)
+    raise WorkbenchError("Give text with --text or a file with --file.")
+
+
+def cmd_predict(args) -> int:
+    from core.generation import predict_proba
+
+    bundle = _load_bundle(args)
+    texts = _texts(args)
+    probs = predict_proba(bundle, texts, device=args.device)
+    for text, row in zip(texts, probs):
+        if bundle.task == "regression":
+            print(json.dumps({"text": text, "value": float(row[0])}))
+        else:
+            names = bundle.label_names or [str(i) for i in range(len(row))]
+            print(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": names[int(row.argmax())],
+                        "probabilities": {n: round(float(p), 4) for n, p in zip(names, row)},
+                    }
+                )
+            )
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from core.generation import GenerationSettings, stream
+
+    bundle = _load_bundle(args)
+    settings = GenerationSettings(
+        strategy=args.strategy,
+        max_new_tokens=args.max_new_tokens,
+        num_beams=args.num_beams,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    )
+    for prompt in _texts(args):
+        print(prompt, end="", flush=True)
+        for piece in stream(bundle, prompt, settings, device=args.device):
+            print(piece, end="", flush=True)
+        print()
+    return 0
+
+
+def cmd_runs(args) -> int:
+    rows = _store(args).summaries()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("No runs yet.")
+    for r in rows:
+        acc = r.get("test_accuracy", r.get("val_accuracy"))
+        extra = f" acc={acc:.3f}" if isinstance(acc, float) else ""
+        print(f"{r['run']:<50} {r['state']:<12} {r['task']:<15} {r['model']}{extra}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from core.models import merge_adapter
+
+    run = _store(args).get(args.run)
+    out = merge_adapter(run.model_dir, Path(args.out))
+    print(json.dumps({"run": run.id, "merged": str(out)}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Fine-Tuning Workbench engine (no UI).")
+    p.add_argument("--workspace", help="Workspace folder (default: $WORKBENCH_HOME or ./workspace).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="Read a data file and print the data check (exit 0 when usable).")
+    c.add_argument("file", help="csv, tsv, json, jsonl, parquet or txt file")
+    c.add_argument("--task", default="classification", choices=["classification", "regression", "generation"])
+    c.add_argument("--text-column", help="Column holding the text (default: guessed)")
+    c.add_argument("--text-pair-column", help="Second text column for sentence pairs")
+    c.add_argument("--label-column", help="Column holding the label (default: guessed)")
+    c.add_argument("--max-length", type=int, default=128, help="Max tokens, to count truncated rows")
+    c.add_argument("--max-mb", type=float, default=200.0, help="Refuse files larger than this")
+    c.set_defaults(func=cmd_check)
+
+    t = sub.add_parser("train", help="Train a model; every config setting is an option.")
+    t.add_argument("--config", help="A run's config.json to repeat it exactly (options given override it)")
+    t.add_argument("--resume", metavar="RUN", help="Continue a stopped or interrupted run from its last checkpoint")
+    t.add_argument("--name", help="A name for the run")
+    t.add_argument("--quiet", action="store_true", help="Print only the final JSON summary")
+    _add_config_options(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="Score a run on one of its splits or on a file; prints JSON.")
+    e.add_argument("run", help="Run id (see 'runs')")
+    e.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    e.add_argument("--file", help="A new file with the same columns as the training data")
+    e.add_argument("--output", help="Write per-example predictions to this CSV")
+    e.add_argument("--details", action="store_true", help="Include per-class scores")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=cmd_eval)
+
+    for name, func, helptext in (
+        ("predict", cmd_predict, "Classify text; prints one JSON line per text."),
+        ("generate", cmd_generate, "Continue a prompt with a generation run."),
+    ):
+        g = sub.add_parser(name, help=helptext)
+        g.add_argument("run", help="Run id")
+        g.add_argument("--text", nargs="*", help="Text(s) or prompt(s)")
+        g.add_argument("--file", help="A file with one text per line")
+        g.add_argument("--device", default="cpu")
+        if name == "generate":
+            g.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
+            g.add_argument("--max-new-tokens", type=int, default=64)
+            g.add_argument("--num-beams", type=int, default=4)
+            g.add_argument("--temperature", type=float, default=0.8)
+            g.add_argument("--top-k", type=int, default=50)
+            g.add_argument("--top-p", type=float, default=0.95)
+            g.add_argument("--repetition-penalty", type=float, default=1.1)
+            g.add_argument("--seed", type=int, default=0)
+        g.set_defaults(func=func)
+
+    r = sub.add_parser("runs", help="List runs and their status.")
+    r.add_argument("--json", action="store_true", help="Print as JSON")
+    r.set_defaults(func=cmd_runs)
+
+    m = sub.add_parser("merge", help="Merge a LoRA run's adapter into its base model and save a plain model.")
+    m.add_argument("run")
+    m.add_argument("--out", required=True, help="Folder to write the merged model")
+    m.set_defaults(func=cmd_merge)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130

@@ -1,0 +1,326 @@
+"""Typed run configuration: one dataclass per concern, validated once, round-tripped through JSON.
+
+Every field has a docstring-style comment; validation lives in ``__post_init__`` and raises
+``ConfigError`` (a ``ValueError``) that names the field and the accepted range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+TASKS = ("classification", "regression", "generation")
+METHODS = ("full", "freeze", "lora")
+OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor")
+SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+AUGMENT_OPS = ("delete", "swap", "synonym", "char_noise")
+# Config keys that may hold credentials; never written to disk.
+SECRET_KEYS = ("token", "hf_token", "use_auth_token", "api_key", "password")
+
+
+def _check(cond: bool, field_name: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"Setting '{field_name}': {message}")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is cut into train / validation / test."""
+
+    train_path: str = ""
+    """The main data file (csv, tsv, json, jsonl, parquet, txt)."""
+    text_column: str | None = None
+    """Column holding the text (None: guessed)."""
+    text_pair_column: str | None = None
+    """Second text column for sentence-pair tasks (None: single sentence)."""
+    label_column: str | None = None
+    """Column holding the label or numeric target (None: guessed; unused for generation)."""
+    validation_path: str | None = None
+    """Optional separate validation file (then val_fraction is ignored)."""
+    test_path: str | None = None
+    """Optional separate test file (then test_fraction is ignored)."""
+    val_fraction: float = 0.1
+    """Share of rows held out for validation when no validation file is given."""
+    test_fraction: float = 0.1
+    """Share of rows held out for testing when no test file is given."""
+    stratify: bool = True
+    """Keep class proportions equal across splits (classification only)."""
+    split_seed: int = 42
+    """Seed of the split: the same seed gives the same split."""
+    augment_ops: list[str] = field(default_factory=list)
+    """Text augmentation operations applied to the training split only."""
+    augment_multiplier: int = 0
+    """How many augmented copies of each training example to add (0: none)."""
+    max_file_mb: float = 200.0
+    """Refuse files larger than this many megabytes."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1 (e.g. 0.1).")
+        _check(0.0 <= self.test_fraction < 1.0, "test_fraction", "must be between 0 and 1 (e.g. 0.1).")
+        _check(
+            self.val_fraction + self.test_fraction < 0.9,
+            "val_fraction",
+            "validation and test together must leave at least 10% of rows for training.",
+        )
+        bad = [op for op in self.augment_ops if op not in AUGMENT_OPS]
+        _check(not bad, "augment_ops", f"unknown operation(s) {bad}; choose from {list(AUGMENT_OPS)}.")
+        _check(0 <= self.augment_multiplier <= 10, "augment_multiplier", "must be between 0 and 10.")
+        _check(self.max_file_mb > 0, "max_file_mb", "must be positive.")
+
+
+@dataclass
+class ModelConfig:
+    """Which model, for which task, and which parameters train."""
+
+    source: str = "default"
+    """'default' (the built-in offline model for the task), a Hugging Face id, a local folder or a run id."""
+    task: str = "classification"
+    """classification, regression or generation (causal language modelling)."""
+    method: str = "full"
+    """full (all weights), freeze (freeze embeddings / first layers) or lora (train adapters only)."""
+    freeze_embeddings: bool = False
+    """Freeze the token embeddings (a large share of a small model's parameters)."""
+    freeze_layers: int = 0
+    """Freeze the first N transformer layers (method 'freeze')."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA scaling (alpha / r multiplies the adapter's output)."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA adapters' input."""
+    lora_targets: list[str] = field(default_factory=list)
+    """Module names to adapt (empty: the attention projections the model has)."""
+    dropout: float | None = None
+    """Override hidden and attention dropout (None: the model's own)."""
+    trust_remote_code: bool = False
+    """Run code shipped with a hub model. Off unless the user turns it on knowingly."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.source and str(self.source).strip()), "source", "name a model or 'default'.")
+        _check(self.task in TASKS, "task", f"must be one of {list(TASKS)}.")
+        _check(self.method in METHODS, "method", f"must be one of {list(METHODS)}.")
+        _check(0 <= self.freeze_layers <= 100, "freeze_layers", "must be between 0 and 100.")
+        _check(1 <= self.lora_r <= 512, "lora_r", "must be between 1 and 512.")
+        _check(self.lora_alpha > 0, "lora_alpha", "must be positive.")
+        _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be between 0 and 1.")
+        _check(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "must be between 0 and 1.")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of the training loop."""
+
+    learning_rate: float = 5e-5
+    """Peak learning rate (after warmup)."""
+    schedule: str = "linear"
+    """Learning-rate schedule after warmup: linear, cosine, cosine_with_restarts, polynomial, constant."""
+    warmup_steps: int = 0
+    """Steps of linear warmup from 0 to the peak (takes precedence over warmup_ratio when > 0)."""
+    warmup_ratio: float = 0.0
+    """Warmup as a share of all optimizer steps."""
+    optimizer: str = "adamw"
+    """adamw, adam, sgd (with momentum) or adafactor."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 0.01
+    """L2 regularisation (decoupled for AdamW); never applied to biases and LayerNorm weights."""
+    l1_penalty: float = 0.0
+    """L1 penalty on trainable weight matrices, added to the loss."""
+    label_smoothing: float = 0.0
+    """Label smoothing for classification (0: none)."""
+    layerwise_lr_decay: float = 1.0
+    """Multiply the learning rate by this per layer going down an encoder (1: off)."""
+    batch_size: int = 16
+    """Examples per forward pass."""
+    grad_accum: int = 1
+    """Forward passes per optimizer step (effective batch = batch_size x grad_accum)."""
+    epochs: float = 1.0
+    """Passes over the training data (fractions allowed)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: use epochs)."""
+    time_budget_min: float = 0.0
+    """Stop cleanly after this many minutes and keep the model (0: no limit)."""
+    max_length: int = 128
+    """Longest input in tokens; longer texts are truncated (generation: block size)."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this value (0: no clipping)."""
+    eval_every: int = 0
+    """Evaluate on the validation split every N optimizer steps (0: once per epoch)."""
+    log_every: int = 10
+    """Write a metrics line every N optimizer steps."""
+    save_every: int = 0
+    """Save a checkpoint every N optimizer steps (0: at each evaluation)."""
+    keep_checkpoints: int = 2
+    """How many step checkpoints to keep on disk (the best one is always kept)."""
+    early_stopping_patience: int = 0
+    """Stop when the metric has not improved for this many evaluations (0: off)."""
+    early_stopping_metric: str = "val_loss"
+    """Validation metric watched by early stopping and 'best checkpoint' (val_loss, val_accuracy, val_f1...)."""
+    seed: int = 42
+    """Seed for weights, shuffling and dropout: the same seed gives the same losses."""
+    precision: str = "auto"
+    """auto (bf16 where the hardware supports it), fp32, bf16, fp16 (CUDA only)."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps."""
+    num_threads: int = 0
+    """CPU threads for torch (0: all cores)."""
+
+    def __post_init__(self) -> None:
+        _check(0 < self.learning_rate <= 1.0, "learning_rate", "must be above 0 and at most 1 (try 5e-5).")
+        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {list(SCHEDULES)}.")
+        _check(self.warmup_steps >= 0, "warmup_steps", "must be 0 or more.")
+        _check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be between 0 and 1.")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {list(OPTIMIZERS)}.")
+        _check(0.0 <= self.momentum < 1.0, "momentum", "must be between 0 and 1.")
+        _check(0.0 <= self.weight_decay <= 1.0, "weight_decay", "must be between 0 and 1.")
+        _check(0.0 <= self.l1_penalty <= 1.0, "l1_penalty", "must be between 0 and 1.")
+        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be between 0 and 1.")
+        _check(0.0 < self.layerwise_lr_decay <= 1.0, "layerwise_lr_decay", "must be above 0 and at most 1.")
+        _check(1 <= self.batch_size <= 4096, "batch_size", "must be between 1 and 4096.")
+        _check(1 <= self.grad_accum <= 1024, "grad_accum", "must be between 1 and 1024.")
+        _check(self.epochs > 0 or self.max_steps > 0, "epochs", "must be above 0 (or set max_steps).")
+        _check(self.max_steps >= 0, "max_steps", "must be 0 or more.")
+        _check(self.time_budget_min >= 0, "time_budget_min", "must be 0 or more.")
+        _check(8 <= self.max_length <= 8192, "max_length", "must be between 8 and 8192 tokens.")
+        _check(self.grad_clip >= 0, "grad_clip", "must be 0 (off) or more.")
+        _check(self.eval_every >= 0, "eval_every", "must be 0 or more.")
+        _check(self.log_every >= 1, "log_every", "must be 1 or more.")
+        _check(self.save_every >= 0, "save_every", "must be 0 or more.")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be 1 or more.")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be 0 or more.")
+        _check(
+            self.early_stopping_metric.startswith("val_"),
+            "early_stopping_metric",
+            "must be a validation metric such as val_loss or val_accuracy.",
+        )
+        _check(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}.")
+        _check(self.device in DEVICES, "device", f"must be one of {list(DEVICES)}.")
+        _check(self.num_threads >= 0, "num_threads", "must be 0 (all cores) or more.")
+
+    @property
+    def metric_higher_is_better(self) -> bool:
+        return not self.early_stopping_metric.endswith(("loss", "perplexity", "mse", "mae"))
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to reproduce a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = ""
+    """A human name for the run (shown in lists)."""
+
+    def __post_init__(self) -> None:
+        # Accept plain dicts so from_dict and keyword construction share one path.
+        if isinstance(self.data, dict):
+            self.data = _build(DataConfig, self.data)
+        if isinstance(self.model, dict):
+            self.model = _build(ModelConfig, self.model)
+        if isinstance(self.train, dict):
+            self.train = _build(TrainConfig, self.train)
+        if self.model.task == "generation" and self.train.early_stopping_metric not in (
+            "val_loss",
+            "val_perplexity",
+        ):
+            raise ConfigError("Setting 'early_stopping_metric': generation runs can watch val_loss or val_perplexity.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        if not isinstance(raw, dict):
+            raise ConfigError("A run config must be a JSON object with 'data', 'model' and 'train'.")
+        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {sorted(unknown)} in the run config.")
+        return cls(
+            data=raw.get("data", {}),
+            model=raw.get("model", {}),
+            train=raw.get("train", {}),
+            name=str(raw.get("name", "")),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"No run config at {path}.") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}).") from None
+        return cls.from_dict(raw)
+
+
+def _build(cls: type, raw: dict[str, Any]) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Section '{cls.__name__}' must be an object of settings.")
+    names = {f.name for f in dataclasses.fields(cls)}
+    secrets = [k for k in raw if k.lower() in SECRET_KEYS]
+    if secrets:
+        raise ConfigError(f"Setting(s) {secrets} look like credentials; pass tokens through HF_TOKEN, not the config.")
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {sorted(unknown)} in {cls.__name__}; known: {sorted(names)}.")
+    try:
+        return cls(**raw)
+    except TypeError as err:
+        raise ConfigError(f"{cls.__name__}: {err}") from None
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Flat ``{"train.learning_rate": (a, b)}`` of the settings that differ between two config dicts."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.update(config_diff(va, vb, name + "."))
+        elif va != vb:
+            out[name] = (va, vb)
+    return out
+
+
+def recommended_train_settings(task: str, source: str = "default") -> dict[str, Any]:
+    """Defaults that suit the task: fine-tuning a pretrained model wants a small learning rate, while the
+    generation default learns from scratch and needs a much larger one and more passes."""
+    if task == "generation" and source == "default":
+        return {
+            "learning_rate": 1e-3,
+            "warmup_ratio": 0.05,
+            "epochs": 3.0,
+            "max_length": 128,
+            "batch_size": 16,
+            "schedule": "cosine",
+            "weight_decay": 0.1,
+        }
+    if task == "generation":
+        return {"learning_rate": 5e-5, "max_length": 256, "batch_size": 8}
+    return {"learning_rate": 5e-5, "max_length": 128, "batch_size": 16, "warmup_ratio": 0.06}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each dataclass field (shown as help in the CLI and the UI)."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = str(nxt.value.value).strip()
+    return docs

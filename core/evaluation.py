@@ -1,0 +1,231 @@
+"""Metrics (scikit-learn, sacrebleu, rouge-score; never evaluate.load, which needs the hub) and scoring runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def classification_metrics(y_true, y_pred, label_names: list[str] | None = None) -> dict[str, Any]:
+    """Accuracy, macro precision/recall/F1, per-class scores and the confusion matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    k = len(label_names) if label_names else int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    labels = list(range(k))
+    names = label_names or [str(i) for i in labels]
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    pm, rm, fm, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "precision": float(pm),
+        "recall": float(rm),
+        "f1": float(fm),
+        "per_class": {
+            names[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            for i in labels
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "labels": names,
+    }
+
+
+def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    r2 = float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")
+    return {
+        "mse": float(mean_squared_error(y_true, y_pred)),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": r2,
+    }
+
+
+def text_metrics(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Corpus BLEU (sacrebleu) and mean ROUGE-L F1 (rouge-score) of generations against references."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    bleu = sacrebleu.corpus_bleu(predictions, [references]).score
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+    return {"bleu": float(bleu), "rouge_l": float(np.mean(rouge)) if rouge else 0.0}
+
+
+def perplexity(loss: float) -> float:
+    return float(math.exp(min(loss, 50.0)))
+
+
+@dataclass
+class SplitScores:
+    """What one pass over a split gives: mean loss and the model's outputs."""
+
+    loss: float
+    logits: np.ndarray | None = None  # (n, k) for classification/regression, in dataset order
+    tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None):
+    """One no-grad pass over an encoded split. Batches are sorted by length (least padding), results reordered."""
+    import torch
+    import torch.nn.functional as F
+
+    from core.batching import collate, length_grouped_batches
+    from core.device import autocast
+
+    if len(data) == 0:
+        return SplitScores(float("nan"))
+    model.eval()
+    total_loss, total_n, tokens = 0.0, 0, 0
+    outputs = [None] * len(data)
+    with torch.inference_mode(), autocast(device, precision):
+        for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
+            if stop is not None and stop.is_set():
+                return None
+            batch, labels = collate(data, index, pad_id, device)
+            if task == "generation":
+                out = model(**batch, labels=batch["input_ids"])
+                n = int(batch["attention_mask"][:, 1:].sum())
+                total_loss += float(out.loss) * n
+                total_n += n
+                tokens += n
+                continue
+            logits = model(**batch).logits.float()
+            if task == "regression":
+                loss = F.mse_loss(logits.squeeze(-1), labels.float(), reduction="sum")
+            else:
+                loss = F.cross_entropy(logits, labels, reduction="sum")
+            total_loss += float(loss)
+            total_n += len(index)
+            for row, i in zip(logits.cpu().numpy(), index):
+                outputs[i] = row
+    model.train()
+    logits = np.stack(outputs) if task != "generation" else None
+    return SplitScores(total_loss / max(total_n, 1), logits, tokens)
+
+
+def metrics_from_scores(scores: SplitScores, data, task: str, label_names: list[str] | None) -> dict[str, Any]:
+    """Flat headline metrics (loss, accuracy, f1 ... or perplexity) for logging and early stopping."""
+    if task == "generation":
+        return {"loss": scores.loss, "perplexity": perplexity(scores.loss)}
+    if task == "regression":
+        out = regression_metrics(data.labels, scores.logits[:, 0])
+        return {"loss": scores.loss, **out}
+    full = classification_metrics(data.labels, scores.logits.argmax(-1), label_names)
+    return {"loss": scores.loss, "accuracy": full["accuracy"], "f1": full["f1"]}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class EvalReport:
+    """Everything the Evaluate page shows: headline metrics, details and a per-example table."""
+
+    task: str
+    metrics: dict[str, Any]
+    predictions: Any  # pandas DataFrame
+    label_names: list[str] | None = None
+
+    def misclassified(self):
+        if self.task != "classification":
+            return self.predictions.iloc[0:0]
+        return self.predictions[~self.predictions["correct"]]
+
+
+def evaluate_model(
+    bundle,
+    frame,
+    *,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: str = "cpu",
+    generate_references: bool = True,
+    max_generations: int = 50,
+) -> EvalReport:
+    """Score a loaded model on a standardized frame (columns text[, text_pair][, label])."""
+    import pandas as pd
+
+    from core.batching import encode_blocks, encode_pairs
+    from core.device import resolve_device, resolve_precision
+
+    dev = resolve_device(device)
+    precision = resolve_precision("auto", dev)
+    tok, task = bundle.tokenizer, bundle.task
+    bundle.model.to(dev)
+    if task == "generation":
+        texts = frame["text"].astype(str).tolist()
+        if "text_pair" in frame:
+            texts = [f"{p} {r}" for p, r in zip(texts, frame["text_pair"].astype(str))]
+        data = encode_blocks(tok, texts, min(max_length, bundle.max_positions))
+        scores = score_encoded(
+            bundle.model, data, task, batch_size=8, pad_id=tok.pad_token_id, device=dev, precision=precision
+        )
+        metrics: dict[str, Any] = {"loss": scores.loss, "perplexity": perplexity(scores.loss), "tokens": scores.tokens}
+        table = pd.DataFrame({"text": texts})
+        if "text_pair" in frame and generate_references:
+            from core.generation import GenerationSettings, generate_batch
+
+            sub = frame.head(max_generations)
+            prompts, refs = sub["text"].astype(str).tolist(), sub["text_pair"].astype(str).tolist()
+            outs = generate_batch(bundle, prompts, GenerationSettings(max_new_tokens=48), device=device)
+            metrics.update(text_metrics(outs, refs))
+            table = pd.DataFrame({"prompt": prompts, "reference": refs, "generated": outs})
+        return EvalReport(task, metrics, table)
+    labels = frame["label"].to_numpy() if "label" in frame else None
+    pairs = frame["text_pair"].astype(str).tolist() if "text_pair" in frame else None
+    data = encode_pairs(tok, frame["text"].astype(str).tolist(), pairs, labels, min(max_length, bundle.max_positions))
+    scores = score_encoded(
+        bundle.model, data, task, batch_size=batch_size, pad_id=tok.pad_token_id, device=dev, precision=precision
+    )
+    table = frame.copy()
+    if task == "regression":
+        table["predicted"] = scores.logits[:, 0]
+        metrics = {"loss": scores.loss, **regression_metrics(labels, scores.logits[:, 0])}
+        table["error"] = table["predicted"] - table["label"]
+        return EvalReport(task, metrics, table)
+    probs = softmax(scores.logits)
+    names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
+    pred = probs.argmax(-1)
+    metrics = {"loss": scores.loss, **classification_metrics(labels, pred, names)}
+    table["label_name"] = [names[int(i)] for i in labels]
+    table["predicted"] = [names[int(i)] for i in pred]
+    table["confidence"] = probs.max(-1)
+    table["correct"] = pred == labels
+    for j, name in enumerate(names):
+        table[f"p({name})"] = probs[:, j]
+    return EvalReport(task, metrics, table, names)
+
+
+def evaluate_run(run, split: str = "test", file: Path | None = None, device: str = "cpu") -> EvalReport:
+    """Score a finished run on one of its saved splits, or on a new file mapped with the run's columns."""
+    import pandas as pd
+
+    from core.errors import WorkbenchError
+    from core.models import load_for_inference
+
+    if not run.has_model():
+        raise WorkbenchError(f"Run '{run.id}' has no saved model yet.", hint="Wait for it to finish, or pick another.")
+    cfg = run.config()
+    bundle = load_for_inference(run.model_dir, device=device)
+    if file is not None:
+        from core.data import prepare_frame_like_run
+
+        frame = prepare_frame_like_run(Path(file), cfg, bundle.label_names)
+    else:
+        path = run.data_dir / f"{split}.parquet"
+        if not path.exists():
+            raise WorkbenchError(f"Run '{run.id}' has no {split} split saved.", hint="Upload a test file instead.")
+        frame = pd.read_parquet(path)
+        if len(frame) == 0:
+            raise WorkbenchError(f"The {split} split of run '{run.id}' is empty.", hint="Choose another split.")
+    return evaluate_model(bundle, frame, max_length=cfg.train.max_length, device=device)

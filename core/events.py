@@ -1,0 +1,77 @@
+"""The engine reports through a tiny sink protocol; the JSONL file is the source of truth."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class MetricsSink(Protocol):
+    def log(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/inf; keep the line parseable and say what happened.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class JsonlSink:
+    """Append one whole, flushed line per record, so a reader never sees half a record except the last line."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
+
+    def log(self, record: dict[str, Any]) -> None:
+        line = json.dumps({k: _clean(v) for k, v in record.items()}, separators=(",", ":"))
+        self._fh.write(line + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+class ListSink:
+    """Keeps records in memory (tests, benchmarks) and optionally forwards them."""
+
+    def __init__(self, forward: MetricsSink | None = None):
+        self.records: list[dict[str, Any]] = []
+        self.forward = forward
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.records.append(dict(record))
+        if self.forward is not None:
+            self.forward.log(record)
+
+    def close(self) -> None:
+        if self.forward is not None:
+            self.forward.close()
+
+
+def read_jsonl(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Records from byte ``offset`` on, and the offset after the last whole line (a partial line is left)."""
+    path = Path(path)
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    records = []
+    for raw in data[: end + 1].splitlines():
+        if raw.strip():
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue  # a torn line from a killed writer: skip it, keep the rest
+    return records, offset + end + 1

