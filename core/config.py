@@ -15,7 +15,7 @@ from typing import Any
 from core.errors import ConfigError
 
 TASKS = ("classification", "regression", "generation")
-METHODS = ("full", "freeze", "lora")
+METHODS = ("full", "freeze", "lora", "prefix", "prompt")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor")
 SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -84,7 +84,8 @@ class ModelConfig:
     task: str = "classification"
     """classification, regression or generation (causal language modelling)."""
     method: str = "full"
-    """full (all weights), freeze (freeze embeddings / first layers) or lora (train adapters only)."""
+    """full (all weights), freeze (embeddings / first layers), lora (adapters only), prefix or prompt tuning
+    (generation: learn virtual tokens, the model stays frozen)."""
     freeze_embeddings: bool = False
     """Freeze the token embeddings (a large share of a small model's parameters)."""
     freeze_layers: int = 0
@@ -101,6 +102,12 @@ class ModelConfig:
     """Override hidden and attention dropout (None: the model's own)."""
     trust_remote_code: bool = False
     """Run code shipped with a hub model. Off unless the user turns it on knowingly."""
+    num_virtual_tokens: int = 20
+    """Prefix / prompt tuning: how many learned virtual tokens."""
+    teacher_run: str | None = None
+    """Knowledge distillation: id of a finished run whose model teaches this one (None: no distillation)."""
+    student_layers: int = 0
+    """Keep only the first N transformer layers of the source model (a smaller student; 0: keep all)."""
 
     def __post_init__(self) -> None:
         _check(bool(self.source and str(self.source).strip()), "source", "name a model or 'default'.")
@@ -111,6 +118,13 @@ class ModelConfig:
         _check(self.lora_alpha > 0, "lora_alpha", "must be positive.")
         _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be between 0 and 1.")
         _check(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "must be between 0 and 1.")
+        _check(1 <= self.num_virtual_tokens <= 512, "num_virtual_tokens", "must be between 1 and 512.")
+        _check(self.student_layers >= 0, "student_layers", "must be 0 (all layers) or more.")
+        _check(
+            self.method not in ("prefix", "prompt") or self.task == "generation",
+            "method",
+            "prefix and prompt tuning are offered for generation models; use lora for classification.",
+        )
 
 
 @dataclass
@@ -171,6 +185,10 @@ class TrainConfig:
     """auto, cpu, cuda or mps."""
     num_threads: int = 0
     """CPU threads for torch (0: all cores)."""
+    distill_alpha: float = 0.5
+    """Distillation: weight of the teacher's softened probabilities in the loss (the rest is the labels)."""
+    distill_temperature: float = 2.0
+    """Distillation: temperature that softens teacher and student probabilities."""
 
     def __post_init__(self) -> None:
         _check(0 < self.learning_rate <= 1.0, "learning_rate", "must be above 0 and at most 1 (try 5e-5).")
@@ -203,6 +221,8 @@ class TrainConfig:
         _check(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}.")
         _check(self.device in DEVICES, "device", f"must be one of {list(DEVICES)}.")
         _check(self.num_threads >= 0, "num_threads", "must be 0 (all cores) or more.")
+        _check(0.0 <= self.distill_alpha <= 1.0, "distill_alpha", "must be between 0 and 1.")
+        _check(0.5 <= self.distill_temperature <= 20.0, "distill_temperature", "must be between 0.5 and 20.")
 
     @property
     def metric_higher_is_better(self) -> bool:
