@@ -29,6 +29,8 @@ class Encoded:
 
 def encode_pairs(tokenizer, texts: list[str], pairs: list[str] | None, labels, max_length: int) -> Encoded:
     """Tokenize a classification/regression split in one fast-tokenizer call (no padding)."""
+    if not len(texts):  # fast tokenizers fail on an empty batch; an empty split (val_fraction 0) is legitimate
+        return Encoded([], [] if pairs is not None else None, None if labels is None else np.asarray(labels))
     out = tokenizer(
         list(texts),
         list(pairs) if pairs is not None else None,
@@ -44,6 +46,8 @@ def encode_pairs(tokenizer, texts: list[str], pairs: list[str] | None, labels, m
 def encode_blocks(tokenizer, texts: list[str], block_size: int) -> Encoded:
     """Concatenate documents (separated by EOS) and cut into full blocks: no padding is ever computed."""
     eos = tokenizer.eos_token_id
+    if not len(texts):
+        return Encoded([], None, None)
     ids = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)["input_ids"]
     flat: list[int] = []
     for doc in ids:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,12 +298,40 @@ def _build(cls: type, raw: dict[str, Any]) -> Any:
     try:
         return cls(**raw)
     except TypeError as err:
+    raw = _check_types(cls, raw)
         raise ConfigError(f"{cls.__name__}: {err}") from None
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
     """Flat ``{"train.learning_rate": (a, b)}`` of the settings that differ between two config dicts."""
     out: dict[str, tuple[Any, Any]] = {}
+_KINDS = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,), "str": (str,)}
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text", "list": "a list"}
+
+
+def _check_types(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """A hand-edited config.json can hold "16" for 16; name the field instead of failing inside validation."""
+    raw = dict(raw)
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        value, parts = raw[f.name], [p.strip() for p in str(f.type).split("|")]
+        if value is None and "None" in parts:
+            continue
+        kind = "list" if parts[0].startswith("list") else parts[0]
+        accepted = (list, tuple) if kind == "list" else _KINDS.get(kind)
+        if accepted is None:
+            continue
+        if kind == "int" and isinstance(value, float) and value.is_integer():
+            value = raw[f.name] = int(value)  # 16.0 from JSON or a number widget means 16
+        bad_bool = isinstance(value, bool) and kind in ("int", "float")  # True is an int to Python, not to a user
+        if bad_bool or not isinstance(value, accepted):
+            raise ConfigError(f"Setting '{f.name}': must be {_KIND_WORDS[kind]}, not {value!r}.")
+        if kind in ("int", "float"):
+            raw[f.name] = int(value) if kind == "int" else float(value)  # numpy scalars would not go to JSON
+    return raw
+
+
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
         name = f"{prefix}{key}"

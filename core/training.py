@@ -544,7 +544,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
                         elapsed_s=progress.train_seconds,
                     )
                 window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t": time.perf_counter()}
-            if progress.step % eval_every == 0 or progress.step == total_steps:
+            # No validation rows (val_fraction 0): nothing to score, so no evaluation events at all.
+            if len(val_data) and (progress.step % eval_every == 0 or progress.step == total_steps):
                 t_eval = time.perf_counter()
                 metrics = evaluate()
                 if metrics is None:
