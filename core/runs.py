@@ -41,11 +41,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write beside, fsync, then rename: a reader or a crash never sees half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave hidden debris beside the old file
+        raise
 
 
 def _pid_alive(pid: int) -> bool:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import math
@@ -224,16 +225,20 @@ def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, 
         os.replace(tmp, final)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if err.errno == 28:  # ENOSPC
-            raise TrainingError(
-                "The disk is full: the checkpoint could not be saved. The previous checkpoint is intact.",
-                hint="Free some disk space (delete old runs on the Runs page), then resume this run.",
-            ) from None
+        if err.errno == errno.ENOSPC:
+            raise _disk_full("the checkpoint could not be saved. The previous checkpoint is intact.") from None
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _disk_full(what: str) -> TrainingError:
+    return TrainingError(
+        f"The disk is full: {what}",
+        hint="Free some disk space (delete old runs on the Runs page), then resume this run.",
+    )
 
 
 def _prune_checkpoints(run: Run, keep: int, best_step: int) -> None:
@@ -505,8 +510,11 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
             if micro < tc.grad_accum and b_index + 1 < len(batches):
                 continue
             micro = 0
-            if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), tc.grad_clip)
+            # A finite loss can still bring an infinite gradient: stepping on it would turn the weights into NaN
+            # and the next checkpoint would keep them as the "last good" one. (max_norm inf only measures.)
+            grad_norm = torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), tc.grad_clip or math.inf)
+            if not math.isfinite(float(grad_norm)):
+                raise _NonFinite(progress.step, "gradient")
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -604,9 +612,9 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
 
 
 class _NonFinite(TrainingError):
-    def __init__(self, step: int):
+    def __init__(self, step: int, what: str = "loss"):
         super().__init__(
-            f"The loss became NaN/infinite at step {step + 1}: training diverged.",
+            f"The {what} became NaN/infinite at step {step + 1}: training diverged.",
             hint="Lower the learning rate (e.g. by 10x), keep gradient clipping on, or use fp32 precision.",
         )
 
@@ -657,7 +665,13 @@ def _finish(
             message += f" Restored the best model (step {progress.best_step})."
     writer.set_status(message="Saving the model...")
     tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
-    save_model(bundle, tmp, {"run_id": run.id, "step": progress.step, "best_step": progress.best_step})
+    try:
+        save_model(bundle, tmp, {"run_id": run.id, "step": progress.step, "best_step": progress.best_step})
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-saved model must not be mistaken for one
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise _disk_full("the final model could not be saved. The checkpoints are intact.") from None
+        raise
     if run.model_dir.exists():
         shutil.rmtree(run.model_dir)
     os.replace(tmp, run.model_dir)
