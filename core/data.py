@@ -1,0 +1,1274 @@
+"""Read, check, split and prepare training data.
+
+Everything a user can get wrong raises ``DataError`` whose message names the file, line or column and
+says what to do. Nothing here imports streamlit: the Data page and the CLI share these functions.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from core.errors import DataError
+
+if TYPE_CHECKING:
+    from core.config import DataConfig
+
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "txt",
+    ".text": "txt",
+}
+SUPPORTED = "CSV (.csv), TSV (.tsv), JSON (.json), JSON Lines (.jsonl), Parquet (.parquet) or plain text (.txt)"
+DELIMITERS = (",", "\t", ";", "|")
+DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "vertical bars"}
+# Magic numbers of files people rename to .csv by mistake; the hint tells them what to do instead.
+BINARY_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive or an Excel workbook (.xlsx); in Excel use File > Save As > CSV",
+    b"\xd0\xcf\x11\xe0": "an old Excel or Word document (.xls/.doc); in Excel use File > Save As > CSV",
+    b"%PDF": "a PDF document; copy the text out into a .txt or .csv file",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x1f\x8b": "a gzip archive; unpack it first",
+}
+LABEL_NAMES = (
+    "label", "labels", "class", "target", "sentiment", "y", "score", "category", "rating", "gold_label",
+    "intent", "topic", "stars", "emotion",
+)  # fmt: skip
+TEXT_NAMES = (
+    "text", "sentence", "review", "content", "body", "document", "comment", "tweet", "utterance", "message",
+    "question", "premise", "prompt", "input", "instruction", "sentence1", "text_a", "query", "title", "output",
+    "response", "answer", "completion", "hypothesis", "sentence2", "text_b", "text_pair", "context", "passage",
+)  # fmt: skip
+PAIR_NAMES = (
+    ("premise", "hypothesis"), ("sentence1", "sentence2"), ("text_a", "text_b"), ("question1", "question2"),
+    ("sentence_a", "sentence_b"), ("text", "text_pair"), ("question", "sentence"), ("query", "passage"),
+)  # fmt: skip
+GENERATION_PAIRS = (
+    ("prompt", "response"), ("prompt", "completion"), ("input", "output"), ("question", "answer"),
+    ("instruction", "output"), ("instruction", "response"), ("source", "target"), ("query", "response"),
+    ("context", "response"), ("prompt", "answer"),
+)  # fmt: skip
+KNOWN_NAMES = {*LABEL_NAMES, *TEXT_NAMES, *(n for pair in PAIR_NAMES + GENERATION_PAIRS for n in pair), "id", "idx"}
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+NAME_LIKE = re.compile(r"[A-Za-z_][\w \-/#]{0,39}")
+MAX_CLASSES = 200
+CORPUS_CHUNK_CHARS = 2000
+LONG_TEXT_CHARS = 100_000
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public data types
+
+
+@dataclass
+class Table:
+    """A data file read into a DataFrame, with what was detected about it."""
+
+    frame: pd.DataFrame
+    """The rows; column names are strings."""
+    path: Path
+    """Where the file was read from."""
+    format: str
+    """csv, tsv, json, jsonl, parquet or txt (what the content turned out to be)."""
+    encoding: str | None
+    """Text encoding used to read the file (None for Parquet)."""
+    delimiter: str | None
+    """Column separator of CSV/TSV files (None for the other formats and one-column files)."""
+    has_header: bool
+    """Whether the first line held column names."""
+    notes: list[str] = field(default_factory=list)
+    """Plain-language remarks about how the file was read."""
+
+
+@dataclass
+class ColumnChoice:
+    """Which columns hold the text, the optional second text and the label."""
+
+    text: str
+    text_pair: str | None = None
+    label: str | None = None
+
+
+@dataclass
+class Finding:
+    """One line of the data check."""
+
+    level: str
+    """ok, warning or problem (a problem blocks training)."""
+    title: str
+    """A short heading such as 'Duplicates'."""
+    detail: str
+    """One or two plain sentences a non-coder understands."""
+
+
+@dataclass
+class DataReport:
+    """The result of ``check_data``."""
+
+    findings: list[Finding]
+    rows: int
+    class_counts: dict[str, int]
+    """Rows per class (classification only)."""
+    token_lengths: list[int]
+    """Tokens per row (estimated from words when no tokenizer is given)."""
+    max_length: int
+    truncated: int
+    """Rows longer than max_length tokens."""
+
+    @property
+    def usable(self) -> bool:
+        return not any(f.level == "problem" for f in self.findings)
+
+
+@dataclass
+class Splits:
+    """Train / validation / test parts of one table (index reset on each)."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+
+@dataclass
+class PreparedData:
+    """Standardized splits ready for tokenization: columns text, optional text_pair, and label."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    label_names: list[str] | None
+    """Classification: label id i is label_names[i]; None for regression and generation."""
+    notes: list[str] = field(default_factory=list)
+    """What was dropped, guessed or added on the way."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_table(path: str | Path, *, max_mb: float = 200.0, corpus: bool = False) -> Table:
+    """Read a csv/tsv/json/jsonl/parquet/txt file, detecting encoding, delimiter and header.
+
+    With ``corpus=True`` a .txt file is cut into paragraphs (for language modelling) instead of lines.
+    """
+    path = Path(path)
+    raw = _read_bytes(path, max_mb)
+    fmt, notes = _detect_format(path, raw)
+    if fmt == "parquet":
+        table = Table(_read_parquet(path), path, "parquet", None, None, True, notes)
+    else:
+        text, encoding = _decode(raw, path, notes)
+        if not text.strip():
+            raise DataError(f"{path.name} is empty.", hint="Choose a file that contains data.")
+        table = _read_text_format(fmt, text, path, corpus, notes)
+        table.encoding = encoding
+    table.frame = _finish_frame(table.frame, path)
+    return table
+
+
+def _read_bytes(path: Path, max_mb: float) -> bytes:
+    if not path.exists():
+        raise DataError(f"No file at {path}.", hint="Check the path, or upload the file again.")
+    if not path.is_file():
+        raise DataError(f"{path} is a folder, not a data file.", hint="Choose a single file inside it.")
+    size = path.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise DataError(
+            f"{path.name} is {_size_text(size)}, larger than the limit of {_size_text(max_mb * 1024 * 1024)}.",
+            hint="Use a sample of the rows, or raise the file size limit.",
+        )
+    if size == 0:
+        raise DataError(f"{path.name} is empty (0 bytes).", hint="Choose a file that contains data.")
+    return path.read_bytes()
+
+
+def _size_text(size: float) -> str:
+    return f"{size / 1024:,.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:,.1f} MB"
+
+
+def _detect_format(path: Path, raw: bytes) -> tuple[str, list[str]]:
+    ext = path.suffix.lower()
+    if raw[:4] == b"PAR1":
+        notes = [] if EXTENSIONS.get(ext) == "parquet" else [f"{path.name} is a Parquet file; it was read as one."]
+        return "parquet", notes
+    for magic, what in BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            raise DataError(f"{path.name} is not a text table: it looks like {what}.", hint=f"Use {SUPPORTED}.")
+    if ext not in EXTENSIONS:
+        what = f"a '{ext}' extension" if ext else "no extension"
+        raise DataError(f"{path.name} has {what}, so its format is unknown.", hint=f"Use {SUPPORTED}.")
+    if EXTENSIONS[ext] == "parquet":
+        raise DataError(
+            f"{path.name} could not be read as Parquet: it does not start like a Parquet file.",
+            hint="Save it again as Parquet, or use the right extension for its real format.",
+        )
+    return EXTENSIONS[ext], []
+
+
+def _decode(raw: bytes, path: Path, notes: list[str]) -> tuple[str, str]:
+    """Decode bytes to text, returning (text with \\n newlines, encoding name)."""
+    text, encoding = _decode_bom(raw, path)
+    if text is None:
+        text, encoding = _decode_without_bom(raw, path, notes)
+    if "\x00" in text:
+        raise _binary_error(path)
+    return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
+
+
+def _decode_bom(raw: bytes, path: Path) -> tuple[str | None, str]:
+    # UTF-32 first: its little-endian BOM starts with the UTF-16 one.
+    boms = (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    )
+    for bom, encoding in boms:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding), encoding
+            except UnicodeDecodeError:
+                raise _binary_error(path) from None
+    return None, ""
+
+
+def _decode_without_bom(raw: bytes, path: Path, notes: list[str]) -> tuple[str, str]:
+    sample = raw[:8192]
+    if b"\x00" in sample:
+        return _decode_utf16_guess(raw, sample, path, notes)
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if _mostly_control_bytes(sample):
+        raise _binary_error(path)
+    # Bytes 0x80-0x9F are printable only in Windows-1252 (smart quotes, euro sign); Latin-1 maps them to controls.
+    if any(0x80 <= b <= 0x9F for b in raw):
+        try:
+            text = raw.decode("cp1252")
+            notes.append("The file is not UTF-8; it was read as Windows-1252 (Latin-1 with curly quotes).")
+            return text, "cp1252"
+        except UnicodeDecodeError:
+            pass
+    notes.append("The file is not UTF-8; it was read as Latin-1. If accents look wrong, save it as UTF-8.")
+    return raw.decode("latin-1"), "latin-1"
+
+
+def _decode_utf16_guess(raw: bytes, sample: bytes, path: Path, notes: list[str]) -> tuple[str, str]:
+    # UTF-16 without a BOM puts a NUL beside every ASCII letter, always on the same side.
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = max(1, len(sample) // 2)
+    encoding = (
+        "utf-16-le" if odd > 0.3 * half and even == 0 else "utf-16-be" if even > 0.3 * half and odd == 0 else None
+    )
+    if encoding is None:
+        raise _binary_error(path)
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise _binary_error(path) from None
+    notes.append("The file is UTF-16 without a byte-order mark; it was read as " + encoding.upper() + ".")
+    return text, encoding
+
+
+def _mostly_control_bytes(sample: bytes) -> bool:
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return controls > 0.05 * len(sample)
+
+
+def _binary_error(path: Path) -> DataError:
+    return DataError(
+        f"{path.name} is not a text file: it contains binary data (NUL or undecodable bytes).",
+        hint=f"Export the data as {SUPPORTED}; renaming a spreadsheet to .csv is not enough.",
+    )
+
+
+def _read_text_format(fmt: str, text: str, path: Path, corpus: bool, notes: list[str]) -> Table:
+    if fmt in ("csv", "tsv"):
+        frame, delimiter, has_header = _read_delimited(text, path, fmt, notes)
+        return Table(frame, path, fmt, None, delimiter, has_header, notes)
+    if fmt in ("json", "jsonl"):
+        frame, fmt = _read_json_text(text, path, fmt, notes)
+        return Table(frame, path, fmt, None, None, True, notes)
+    return Table(_read_txt(text, path, corpus, notes), path, "txt", None, None, False, notes)
+
+
+# ---- CSV / TSV
+
+
+def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[pd.DataFrame, str | None, bool]:
+    delimiter = _sniff_delimiter(text, fmt)
+    rows = _parse_rows(text, delimiter or "\x1f")
+    if not rows:
+        raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+    _check_quotes(rows, text, path)
+    _check_ragged(rows, path)
+    cells = _drop_blank_columns([r for _, r in rows])
+    has_header = _looks_like_header(cells[0], cells[1:])
+    if has_header:
+        header, body = [c.strip() or f"column_{i + 1}" for i, c in enumerate(cells[0])], cells[1:]
+        _check_duplicate_names(header, path)
+        if not body:
+            raise DataError(
+                f"{path.name} has a header row ({', '.join(header)}) but no data rows.",
+                hint="Add rows below the header, or choose the right file.",
+            )
+    else:
+        header, body = _default_names(cells), cells
+        notes.append(f"The file has no header row; the columns were named {', '.join(header)}.")
+    if delimiter and delimiter != {"csv": ",", "tsv": "\t"}[fmt]:
+        notes.append(f"Columns are separated by {DELIMITER_NAMES[delimiter]}.")
+    return _typed_frame(pd.DataFrame(body, columns=header, dtype=object)), delimiter, has_header
+
+
+def _drop_blank_columns(cells: list[list[str]]) -> list[list[str]]:
+    # A separator at the end of every line makes an unnamed column with nothing in it: drop it quietly.
+    width = len(cells[0])
+    blank = [j for j in range(width) if all(not r[j].strip() for r in cells)]
+    if not blank or len(blank) == width:
+        return cells
+    return [[c for j, c in enumerate(r) if j not in blank] for r in cells]
+
+
+def _sniff_delimiter(text: str, fmt: str) -> str | None:
+    """Pick the delimiter whose field count is most consistent across the first lines; None for one column."""
+    sample = text[:65536]
+    if len(text) > len(sample) and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    preferred = "\t" if fmt == "tsv" else ","
+    try:
+        sniffed = csv.Sniffer().sniff(sample[:8192], delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = preferred
+    best, best_key = None, None
+    for d in DELIMITERS:
+        widths = [len(r) for r in csv.reader(io.StringIO(sample), delimiter=d) if any(c.strip() for c in r)][:200]
+        if not widths:
+            continue
+        mode, count = Counter(widths).most_common(1)[0]
+        share = count / len(widths)
+        if mode < 2 or (share < 0.6 and widths[0] != mode):
+            continue
+        key = (round(share, 2), d == preferred, d == sniffed, mode)
+        if best_key is None or key > best_key:
+            best, best_key = d, key
+    return best
+
+
+def _parse_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """Rows as (first line number, cells), skipping blank lines and rows of empty cells."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows, start = [], 1
+    for row in reader:
+        if "".join(row).strip():
+            rows.append((start, row))
+        start = reader.line_num + 1
+    return rows
+
+
+def _check_quotes(rows: list[tuple[int, list[str]]], text: str, path: Path) -> None:
+    # csv reads an unclosed quote to the end of the file, so it always shows in the last record: a cell that
+    # swallowed line breaks, with an odd number of quote characters from that record to the end.
+    line, cells = rows[-1]
+    if any("\n" in c for c in cells) and text.split("\n", line - 1)[-1].count('"') % 2 == 1:
+        raise DataError(
+            f'Line {line} of {path.name} opens a double quote (") that is never closed, so the rest of the file '
+            "ran into one cell.",
+            hint="Close the quote, or remove it.",
+        )
+
+
+def _check_ragged(rows: list[tuple[int, list[str]]], path: Path) -> None:
+    expected = len(rows[0][1])
+    bad = [(line, len(cells), cells) for line, cells in rows if len(cells) != expected]
+    if not bad:
+        return
+    line, width, cells = bad[0]
+    message = f"Line {line} of {path.name} has {width} fields, but the first line has {expected}"
+    message += f" ({len(bad)} of {len(rows)} lines disagree)." if len(bad) > 1 else "."
+    if any("\n" in c for c in cells):
+        hint = f"A double quote on line {line} is probably never closed; close it or remove it."
+    else:
+        hint = "Wrap texts that contain the separator in double quotes, or fix that line."
+    raise DataError(message, hint=hint)
+
+
+def _looks_like_header(first: list[str], body: list[list[str]]) -> bool:
+    """Vote per column on whether the first row names the columns or is data."""
+    cells = [c.strip() for c in first]
+    if not body or any(c.lower() in KNOWN_NAMES for c in cells):
+        return True
+    votes = [_header_vote(cell, [r[j].strip() for r in body[:500]]) for j, cell in enumerate(cells)]
+    # Numbers and class membership (+-2) are firm evidence; word shapes (+-1) only break ties.
+    strong = sum(v for v in votes if abs(v) == 2)
+    return strong > 0 if strong else sum(votes) >= 0
+
+
+def _header_vote(cell: str, values: list[str]) -> int:
+    filled = [v for v in values if v]
+    if not cell or not filled:
+        return 0
+    if NUMBER.fullmatch(cell):
+        return -2
+    if all(NUMBER.fullmatch(v) for v in filled):
+        return 2
+    distinct = set(filled)
+    if len(distinct) <= 20 and len(distinct) < len(filled):
+        # A short categorical column: a header cell is a new word, a data cell is one of the classes.
+        return -2 if cell in distinct else 2
+    if cell in distinct:
+        return -2
+    if len(cell.split()) > 5 or len(cell) > 50:
+        return -1
+    wordy = sorted(len(v.split()) for v in filled)[len(filled) // 2] >= 3
+    return (1 if NAME_LIKE.fullmatch(cell) and len(cell.split()) <= 4 else -1) if wordy else 0
+
+
+def _default_names(cells: list[list[str]]) -> list[str]:
+    width = len(cells[0])
+    if width == 1:
+        return ["text"]
+    if width > 3:
+        return [f"column_{i + 1}" for i in range(width)]
+    label_at = _label_position(cells)
+    texts = iter(["text", "text_pair"])
+    return ["label" if i == label_at else next(texts) for i in range(width)]
+
+
+def _label_position(cells: list[list[str]]) -> int:
+    """The column of a headerless file that looks most like labels: numeric or few distinct values, short."""
+
+    def score(j: int) -> tuple[int, float, int]:
+        values = [r[j].strip() for r in cells[:1000] if r[j].strip()]
+        numeric = bool(values) and all(NUMBER.fullmatch(v) for v in values)
+        few = len(set(values)) <= max(2, min(MAX_CLASSES, len(values) // 2))
+        mean_len = sum(map(len, values)) / max(1, len(values))
+        return (2 * numeric + few, -mean_len, j)
+
+    return max(range(len(cells[0])), key=score)
+
+
+def _typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Blank cells become missing; columns whose filled cells are all numbers become numeric."""
+    for col in frame.columns:
+        stripped = frame[col].astype(str).str.strip()
+        blank = stripped == ""
+        filled = stripped[~blank]
+        if len(filled) and filled.str.fullmatch(NUMBER.pattern).all():
+            frame[col] = pd.to_numeric(stripped.where(~blank))
+        else:
+            frame[col] = frame[col].where(~blank).astype("str")
+    return frame
+
+
+# ---- JSON / JSON Lines
+
+
+def _read_json_text(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[pd.DataFrame, str]:
+    if fmt == "jsonl":
+        return _records_frame(_jsonl_records(text, path), path), "jsonl"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data" and text.lstrip().startswith("{"):
+            notes.append("The file holds one JSON object per line (JSON Lines); it was read that way.")
+            return _records_frame(_jsonl_records(text, path), path), "jsonl"
+        raise DataError(
+            f"{path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.",
+            hint="Fix the file at that spot (a missing comma or quote is common), or export it again.",
+        ) from None
+    return _records_frame(_json_records(obj, path, notes), path), "json"
+
+
+def _jsonl_records(text: str, path: Path) -> list[dict[str, Any]]:
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(
+                f"Line {number} of {path.name} is not valid JSON ({err.msg}, column {err.colno}).",
+                hint='Each line must be one JSON object such as {"text": "...", "label": "..."}; fix or delete it.',
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"Line {number} of {path.name} is {_json_kind(obj)}, not an object with named fields.",
+                hint='Each line must look like {"text": "...", "label": "..."}.',
+            )
+        records.append(obj)
+    return records
+
+
+def _json_records(obj: Any, path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """Accept a list of records, a list of strings, {"data": [...]}-style wrappers and {column: [values]}."""
+    if isinstance(obj, dict):
+        obj = _unwrap_json_object(obj, path, notes)
+    if not isinstance(obj, list):
+        raise DataError(
+            f"{path.name} holds {_json_kind(obj)}, not a list of records.",
+            hint='Expected [{"text": "...", "label": "..."}, ...] or {"data": [...]}.',
+        )
+    if obj and all(isinstance(item, str) for item in obj):
+        return [{"text": item} for item in obj]
+    for index, item in enumerate(obj):
+        if not isinstance(item, dict):
+            raise DataError(
+                f"Item {index + 1} of the list in {path.name} is {_json_kind(item)}, not an object with named fields.",
+                hint='Every item must look like {"text": "...", "label": "..."}.',
+            )
+    return obj
+
+
+def _unwrap_json_object(obj: dict[str, Any], path: Path, notes: list[str]) -> Any:
+    lists = {k: v for k, v in obj.items() if isinstance(v, list)}
+    for key in ("data", "rows", "records", "examples", "train", "items", "instances"):
+        if key in lists:
+            notes.append(f"The rows were read from the '{key}' entry of the JSON object.")
+            return lists[key]
+    if len(lists) == 1 and len(obj) == 1:
+        key = next(iter(lists))
+        notes.append(f"The rows were read from the '{key}' entry of the JSON object.")
+        return lists[key]
+    if lists and len(lists) == len(obj) and len({len(v) for v in lists.values()}) == 1:
+        notes.append("The JSON object holds one list per column; each list became a column.")
+        return [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]
+    return obj
+
+
+def _json_kind(obj: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return kinds.get(type(obj), "a number")
+
+
+def _records_frame(records: list[dict[str, Any]], path: Path) -> pd.DataFrame:
+    if not records:
+        raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+    frame = pd.DataFrame.from_records(records)
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            nested = frame[col].map(lambda v: isinstance(v, (dict, list)))
+            if nested.any():
+                raise _nested_error(str(col), path, f", first in row {int(nested.to_numpy().argmax()) + 1}")
+    return frame
+
+
+def _nested_error(column: str, path: Path, where: str = "") -> DataError:
+    return DataError(
+        f"Column '{column}' in {path.name} holds nested values (lists or objects){where}.",
+        hint="Flatten it into plain text or number columns, or remove it, and save the file again.",
+    )
+
+
+# ---- Parquet
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+    import pyarrow.types as pat
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file; all mean the same to a user
+        raise DataError(
+            f"{path.name} could not be read as Parquet ({err}).", hint="Save it again as Parquet."
+        ) from None
+    _check_duplicate_names([str(n) for n in schema.names], path)
+    for f in schema:
+        if pat.is_nested(f.type):
+            raise _nested_error(f.name, path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # same reason as above
+        raise DataError(
+            f"{path.name} could not be read as Parquet ({err}).", hint="Save it again as Parquet."
+        ) from None
+    return frame.reset_index(drop=True)
+
+
+# ---- Plain text
+
+
+def _read_txt(text: str, path: Path, corpus: bool, notes: list[str]) -> pd.DataFrame:
+    if corpus:
+        chunks = _corpus_chunks(text)
+        notes.append(
+            f"The text was cut into {len(chunks):,} paragraphs or chunks of at most "
+            f"{CORPUS_CHUNK_CHARS:,} characters for language modelling."
+        )
+        return pd.DataFrame({"text": chunks})
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    notes.append(f"Each non-empty line became one example ({len(lines):,} lines).")
+    return pd.DataFrame({"text": lines})
+
+
+def _corpus_chunks(text: str, limit: int = CORPUS_CHUNK_CHARS) -> list[str]:
+    """Paragraphs (blank-line separated), each cut at line boundaries into chunks of at most ``limit`` chars."""
+    chunks = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        current: list[str] = []
+        size = 0
+        for line in paragraph.split("\n"):
+            for piece in _split_long_line(line.rstrip(), limit):
+                if current and size + len(piece) + 1 > limit:
+                    chunks.append("\n".join(current))
+                    current, size = [], 0
+                current.append(piece)
+                size += len(piece) + 1
+        if any(line.strip() for line in current):
+            chunks.append("\n".join(current))
+    return [c.strip("\n") for c in chunks if c.strip()]
+
+
+def _split_long_line(line: str, limit: int) -> list[str]:
+    if len(line) <= limit:
+        return [line] if line.strip() else []
+    pieces, current = [], ""
+    for word in line.split(" "):
+        if current and len(current) + 1 + len(word) > limit:
+            pieces.append(current)
+            current = ""
+        current = f"{current} {word}" if current else word
+        while len(current) > limit:  # one "word" longer than the limit (no spaces at all)
+            pieces.append(current[:limit])
+            current = current[limit:]
+    return pieces + ([current] if current.strip() else [])
+
+
+# ---- Common finish
+
+
+def _finish_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    frame.columns = [str(c).strip() or f"column_{i + 1}" for i, c in enumerate(frame.columns)]
+    _check_duplicate_names(list(frame.columns), path)
+    if len(frame) == 0:
+        raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+    return frame.reset_index(drop=True)
+
+
+def _check_duplicate_names(names: list[str], path: Path) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{path.name} has more than one column named {', '.join(repr(n) for n in repeated)}.",
+            hint="Rename the columns so each name appears once.",
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Columns
+
+
+def guess_columns(frame: pd.DataFrame, task: str) -> ColumnChoice:
+    """Guess the text, second-text and label columns for a task (the user can override each)."""
+    if len(frame.columns) == 0:
+        raise DataError("The table has no columns.", hint="Choose a file with at least a text column.")
+    lower = {str(c).strip().lower(): str(c) for c in frame.columns}
+    pairs = GENERATION_PAIRS if task == "generation" else PAIR_NAMES
+    for first, second in pairs:
+        if first in lower and second in lower:
+            label = None if task == "generation" else _guess_label(frame, task, {lower[first], lower[second]})
+            return ColumnChoice(lower[first], lower[second], label)
+    label = None if task == "generation" else _guess_label_by_name(frame, task, set())
+    texts = [c for c in _text_columns(frame) if c != label]
+    text = texts[0] if texts else str(frame.columns[0])
+    if task != "generation" and label is None:
+        label = _guess_label(frame, task, {text})
+    return ColumnChoice(text, None, label)
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    """String columns, longest average text first."""
+    found = []
+    for col in frame.columns:
+        values = frame[col].dropna().head(1000)
+        strings = [v for v in values if isinstance(v, str)]
+        if strings and len(strings) >= 0.5 * len(values):
+            found.append((sum(map(len, strings)) / len(strings), str(col)))
+    return [col for _, col in sorted(found, key=lambda item: -item[0])]
+
+
+def _guess_label_by_name(frame: pd.DataFrame, task: str, exclude: set[str]) -> str | None:
+    lower = {str(c).strip().lower(): str(c) for c in frame.columns if str(c) not in exclude}
+    named = [lower[name] for name in LABEL_NAMES if name in lower]
+    if task == "regression":  # a numeric 'score' beats a categorical 'label'
+        named.sort(key=lambda c: not pd.api.types.is_numeric_dtype(frame[c]))
+    return named[0] if named else None
+
+
+def _guess_label(frame: pd.DataFrame, task: str, exclude: set[str]) -> str | None:
+    named = _guess_label_by_name(frame, task, exclude)
+    if named is not None:
+        return named
+    others = [str(c) for c in frame.columns if str(c) not in exclude and str(c).lower() not in ("id", "idx", "index")]
+    if task == "regression":
+        numeric = [c for c in others if pd.api.types.is_numeric_dtype(frame[c]) and not _is_counter(frame[c])]
+        return numeric[-1] if numeric else None
+    counts = [(frame[c].nunique(), -i, c) for i, c in enumerate(others)]
+    usable = [item for item in counts if 2 <= item[0] <= MAX_CLASSES]
+    return min(usable)[2] if usable else None
+
+
+def _is_counter(series: pd.Series) -> bool:
+    """A 0..n-1 or 1..n row number is an id, never a target."""
+    values = series.dropna()
+    return (
+        len(values) > 2 and values.is_monotonic_increasing and values.is_unique and values.diff().dropna().eq(1).all()
+    )
+
+
+def validate_columns(frame: pd.DataFrame, columns: ColumnChoice, task: str, *, path_name: str = "the file") -> None:
+    """Raise DataError when the chosen columns cannot be used for the task."""
+    _validate(frame, columns, task, path_name, whole_set=True)
+
+
+def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: str, *, whole_set: bool) -> None:
+    # A separate validation/test file may hold one class only; class-count rules apply to training data.
+    available = [str(c) for c in frame.columns]
+    label = None if task == "generation" else columns.label
+    for role, name in (("text", columns.text), ("second text", columns.text_pair), ("label", label)):
+        if name is not None and name not in available:
+            raise DataError(
+                f"There is no column '{name}' (chosen as the {role}) in {path_name}.",
+                hint=f"Available columns: {', '.join(available)}.",
+            )
+    if columns.text_pair is not None and columns.text_pair == columns.text:
+        raise DataError(
+            f"The second text column '{columns.text_pair}' is the same as the first.",
+            hint="A sentence-pair task needs two different text columns; pick another, or none.",
+        )
+    _check_text_column(frame, columns.text, path_name)
+    if columns.text_pair is not None:
+        _check_text_column(frame, columns.text_pair, path_name)
+    if task == "generation":
+        return
+    if label is None and len(available) == 1:
+        # One column usually means a separator we do not split on (a colon, a space), not a missing label.
+        raise DataError(
+            f"No label column for {task}: {path_name} has only one column ('{available[0]}').",
+            hint="If it has several, separate them with commas, tabs, semicolons or vertical bars (other separators "
+            "are not recognised) and upload it again; otherwise add a column with the labels.",
+        )
+    if label is None:
+        raise DataError(
+            f"No label column was chosen for {task} in {path_name}.",
+            hint=f"Pick the column that holds the answers; available columns: {', '.join(available)}.",
+        )
+    if label in (columns.text, columns.text_pair):
+        raise DataError(f"Column '{label}' is chosen both as text and as label.", hint="Pick two different columns.")
+    _check_label_column(frame[label], label, task, path_name, whole_set)
+
+
+def _check_text_column(frame: pd.DataFrame, name: str, path_name: str) -> None:
+    series = frame[name]
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        raise DataError(
+            f"Column '{name}' in {path_name} holds numbers, not text.",
+            hint="Choose the column that holds the sentences.",
+        )
+    if _as_text(series).str.strip().eq("").all():
+        raise DataError(
+            f"Column '{name}' in {path_name} is empty in every row.", hint="Choose the column with the texts."
+        )
+
+
+def _check_label_column(labels: pd.Series, name: str, task: str, path_name: str, whole_set: bool) -> None:
+    filled = labels.dropna()
+    if filled.empty:
+        raise DataError(
+            f"The label column '{name}' in {path_name} is empty in every row.",
+            hint="Choose the column with the labels.",
+        )
+    if task == "classification":
+        if whole_set:
+            _check_classes(filled, name, path_name)
+        return
+    numbers = pd.to_numeric(filled, errors="coerce")
+    bad = filled[numbers.isna()]
+    if len(bad):
+        examples = ", ".join(repr(str(v)) for v in bad.unique()[:3])
+        raise DataError(
+            f"Column '{name}' in {path_name} must hold numbers for regression, but {_count(len(bad), 'row does', 'rows do')} not "
+            f"(e.g. {examples}).",
+            hint="Pick a numeric column, or choose classification for categories.",
+        )
+    if whole_set and numbers.nunique() == 1:
+        raise DataError(
+            f"Every row of '{name}' in {path_name} has the value {numbers.iloc[0]:g}: there is nothing to learn.",
+            hint="Choose the column with varying targets.",
+        )
+
+
+def _check_classes(labels: pd.Series, name: str, path_name: str) -> None:
+    keys = label_keys(labels)
+    distinct = keys.nunique()
+    if distinct == 1:
+        raise DataError(
+            f"Every labelled row of '{name}' in {path_name} has the label '{keys.iloc[0]}'.",
+            hint="A classifier needs at least two classes; add examples of the others.",
+        )
+    if distinct > MAX_CLASSES:
+        raise DataError(
+            f"The label column '{name}' in {path_name} has {distinct:,} distinct values: "
+            "is this a regression target or an id column?",
+            hint=f"A classifier needs repeated classes (at most {MAX_CLASSES}); choose regression or another column.",
+        )
+
+
+def label_key(value: Any) -> str:
+    """The class name of a label value: 1, 1.0 and "1" are all '1'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "item"):  # numpy scalars
+        return label_key(value.item())
+    return str(value).strip()
+
+
+def label_keys(series: pd.Series) -> pd.Series:
+    """``label_key`` of every value (missing stays missing), computed once per distinct value for speed."""
+    names = {value: label_key(value) for value in series.dropna().unique()}
+    return series.map(names)
+
+
+def _sorted_label_names(keys: pd.Series) -> list[str]:
+    names = list(keys.unique())
+    if all(NUMBER.fullmatch(n) for n in names):
+        return sorted(names, key=float)
+    return sorted(names)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return series.fillna("")
+    return series.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)).astype("str")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checking
+
+
+def check_data(
+    frame: pd.DataFrame,
+    columns: ColumnChoice,
+    task: str,
+    *,
+    max_length: int = 128,
+    tokenizer: Any = None,
+    splits: Splits | None = None,
+) -> DataReport:
+    """Look the data over before training: rows, gaps, duplicates, balance, lengths and leakage."""
+    findings = [_rows_finding(len(frame))]
+    try:
+        validate_columns(frame, columns, task)
+        valid = True
+    except DataError as err:
+        findings.append(Finding("problem", "Columns", str(err)))
+        valid = False
+        wanted = (columns.text, columns.text_pair, None if task == "generation" else columns.label)
+        if any(c is not None and c not in frame.columns for c in wanted):
+            return DataReport(findings, len(frame), {}, [], max_length, 0)
+    texts = _as_text(frame[columns.text])
+    pairs = _as_text(frame[columns.text_pair]) if columns.text_pair else None
+    labels = frame[columns.label] if task != "generation" and columns.label else None
+    findings += _empty_findings(texts, pairs)
+    class_counts: dict[str, int] = {}
+    if labels is not None and valid:
+        findings += _label_findings(labels, task)
+        if task == "classification":
+            class_counts = _class_counts(labels)
+            findings.append(_balance_finding(class_counts))
+    findings += _duplicate_findings(texts, pairs, labels)
+    lengths = token_lengths(texts.tolist(), None if pairs is None else pairs.tolist(), tokenizer)
+    truncated = sum(n > max_length for n in lengths)
+    findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
+    findings += _long_text_findings(texts)
+    if splits is not None:
+        findings.append(_leakage_finding(splits, columns.text))
+    return DataReport(findings, len(frame), class_counts, lengths, max_length, truncated)
+
+
+def token_lengths(texts: list[str], pairs: list[str] | None = None, tokenizer: Any = None) -> list[int]:
+    """Tokens per row; without a tokenizer, whitespace words x 1.3 (a typical subword ratio for English)."""
+    if tokenizer is None:
+        counts = [len(t.split()) for t in texts]
+        if pairs is not None:
+            counts = [c + len(p.split()) for c, p in zip(counts, pairs, strict=True)]
+        return [round(c * 1.3) for c in counts]
+    lengths: list[int] = []
+    for start in range(0, len(texts), 1000):  # batches keep memory flat on large files
+        batch = texts[start : start + 1000]
+        second = pairs[start : start + 1000] if pairs is not None else None
+        ids = tokenizer(batch, second, truncation=False)["input_ids"]
+        lengths += [len(x) for x in ids]
+    return lengths
+
+
+def _rows_finding(rows: int) -> Finding:
+    if rows == 0:
+        return Finding("problem", "Rows", "The table has no rows.")
+    if rows < 50:
+        return Finding("warning", "Rows", f"Only {rows} rows: the model will learn little and scores will be noisy.")
+    return Finding("ok", "Rows", f"{rows:,} rows.")
+
+
+def _empty_findings(texts: pd.Series, pairs: pd.Series | None) -> list[Finding]:
+    empty = texts.str.strip().eq("")
+    if pairs is not None:
+        empty |= pairs.str.strip().eq("")
+    count = int(empty.sum())
+    if count == 0:
+        return [Finding("ok", "Empty texts", "Every row has a text.")]
+    level = "problem" if count == len(texts) else "warning"
+    return [
+        Finding(level, "Empty texts", f"{_count(count, 'row has', 'rows have')} an empty text; they will be left out.")
+    ]
+
+
+def _label_findings(labels: pd.Series, task: str) -> list[Finding]:
+    findings = []
+    missing = int(labels.isna().sum())
+    if missing:
+        findings.append(
+            Finding(
+                "warning",
+                "Missing labels",
+                f"{_count(missing, 'row has', 'rows have')} no label; they will be left out.",
+            )
+        )
+    if task == "regression":
+        values = pd.to_numeric(labels, errors="coerce").dropna()
+        findings.append(
+            Finding(
+                "ok", "Targets", f"Targets range from {values.min():g} to {values.max():g} (mean {values.mean():.3g})."
+            )
+        )
+    return findings
+
+
+def _class_counts(labels: pd.Series) -> dict[str, int]:
+    keys = label_keys(labels.dropna())
+    counts = keys.value_counts()
+    return {name: int(counts[name]) for name in _sorted_label_names(keys)}
+
+
+def _balance_finding(counts: dict[str, int]) -> Finding:
+    smallest = min(counts, key=lambda k: counts[k])
+    largest = max(counts, key=lambda k: counts[k])
+    if counts[smallest] < 2:
+        return Finding(
+            "problem",
+            "Class balance",
+            f"Class '{smallest}' has only {counts[smallest]} row: it cannot be split between training and "
+            "validation. Add examples of it, or remove it.",
+        )
+    if counts[smallest] < 0.2 * counts[largest]:
+        return Finding(
+            "warning",
+            "Class balance",
+            f"Classes are unbalanced: '{largest}' has {counts[largest]:,} rows but '{smallest}' only "
+            f"{counts[smallest]:,}. Accuracy can look good while '{smallest}' is rarely predicted; watch F1.",
+        )
+    return Finding(
+        "ok", "Class balance", f"{len(counts)} classes, {counts[smallest]:,} to {counts[largest]:,} rows each."
+    )
+
+
+def _duplicate_findings(texts: pd.Series, pairs: pd.Series | None, labels: pd.Series | None) -> list[Finding]:
+    keys = texts.str.strip() if pairs is None else texts.str.strip() + "\x1f" + pairs.str.strip()
+    keys = keys[texts.str.strip() != ""]
+    repeats = int(keys.duplicated().sum())
+    if repeats == 0:
+        return [Finding("ok", "Duplicates", "No text appears twice.")]
+    findings = [
+        Finding(
+            "warning",
+            "Duplicates",
+            f"{_count(repeats, 'row repeats', 'rows repeat')} a text that appears earlier; consider removing them.",
+        )
+    ]
+    if labels is not None:
+        repeated = keys[keys.duplicated(keep=False)]  # only repeated texts can conflict; keeps the groupby small
+        per_text = label_keys(labels.loc[repeated.index]).groupby(repeated).nunique()
+        conflicting = per_text[per_text > 1]
+        if len(conflicting):
+            example = str(conflicting.index[0]).split("\x1f")[0][:60]
+            findings.append(
+                Finding(
+                    "warning",
+                    "Conflicting labels",
+                    f'{_count(len(conflicting), "text appears", "texts appear")} with different labels (e.g. "{example}"). '
+                    "Decide on one label for each.",
+                )
+            )
+    return findings
+
+
+def _length_finding(lengths: list[int], truncated: int, max_length: int, exact: bool, task: str) -> Finding:
+    if not lengths:
+        return Finding("ok", "Length", "No texts to measure.")
+    ordered = sorted(lengths)
+    typical = ordered[len(ordered) // 2]
+    unit = "tokens" if exact else "tokens (estimated from words)"
+    if truncated == 0:
+        return Finding("ok", "Length", f"Every text fits in {max_length} {unit}; typical length {typical}.")
+    share = 100 * truncated / len(lengths)
+    if task == "generation":  # language-model training packs texts into blocks, so long texts are not cut
+        return Finding(
+            "ok",
+            "Length",
+            f"{_count(truncated, 'row', 'rows')} ({share:.0f}%) {'is' if truncated == 1 else 'are'} longer than "
+            f"{max_length} {unit}; training packs the text into blocks of that size, so nothing is lost.",
+        )
+    return Finding(
+        "warning",
+        "Length",
+        f"{_count(truncated, 'row', 'rows')} ({share:.0f}%) {'is' if truncated == 1 else 'are'} longer than {max_length} {unit} and will be cut; the longest has "
+        f"{ordered[-1]:,}. Raise the maximum length if the end of a text matters.",
+    )
+
+
+def _long_text_findings(texts: pd.Series) -> list[Finding]:
+    count = int((texts.str.len() > LONG_TEXT_CHARS).sum())
+    if not count:
+        return []
+    return [
+        Finding(
+            "warning",
+            "Very long texts",
+            f"{_count(count, 'text is', 'texts are')} longer than {LONG_TEXT_CHARS:,} characters; only their start is used. "
+            "Split them into smaller pieces if the rest matters.",
+        )
+    ]
+
+
+def _leakage_finding(splits: Splits, text_column: str) -> Finding:
+    def texts_of(frame: pd.DataFrame) -> pd.Series:
+        col = text_column if text_column in frame.columns else "text"
+        return _as_text(frame[col]).str.strip() if col in frame.columns else pd.Series([], dtype="str")
+
+    seen = set(texts_of(splits.train))
+    in_val = int(texts_of(splits.validation).isin(seen).sum())
+    in_test = int(texts_of(splits.test).isin(seen).sum())
+    if in_val == 0 and in_test == 0:
+        return Finding("ok", "Leakage", "No validation or test text also appears in training.")
+    return Finding(
+        "warning",
+        "Leakage",
+        f"{_count(in_val, 'validation row', 'validation rows')} and {_count(in_test, 'test row', 'test rows')} also appear in training, so scores will look "
+        "better than they are. Remove duplicates before splitting.",
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Splitting
+
+
+def split_frame(
+    frame: pd.DataFrame, *, val_fraction: float, test_fraction: float, stratify_column: str | None, seed: int
+) -> Splits:
+    """Cut a table into train / validation / test; the same seed gives the same split."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(
+            f"Validation ({val_fraction:g}) and test ({test_fraction:g}) fractions leave no rows for training.",
+            hint="Keep each between 0 and 1 and their sum below 1 (e.g. 0.1 and 0.1).",
+        )
+    n = len(frame)
+    n_test = math.ceil(n * test_fraction) if test_fraction else 0
+    n_val = math.ceil(n * val_fraction) if val_fraction else 0
+    if n - n_test - n_val < 1:
+        raise DataError(
+            f"Only {n} rows: too few to cut into training, validation and test sets.",
+            hint="Add rows, or lower the validation and test fractions.",
+        )
+    strata = _strata(frame, stratify_column)
+    rest, test = _cut(frame, n_test, strata, seed)
+    train, validation = _cut(rest, n_val, None if strata is None else strata.loc[rest.index], seed)
+    return Splits(*(part.reset_index(drop=True) for part in (train, validation, test)))
+
+
+def _strata(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
+    if column is None:
+        return None
+    if column not in frame.columns:
+        raise DataError(
+            f"There is no column '{column}' to stratify by.", hint=f"Available: {', '.join(map(str, frame.columns))}."
+        )
+    strata = label_keys(frame[column]).fillna("(missing)")
+    counts = strata.value_counts()
+    lonely = counts[counts < 2]
+    if len(lonely):
+        raise DataError(
+            f"Class '{lonely.index[0]}' has only one row, so its share cannot be kept in every split.",
+            hint="Add rows of that class, remove it, or use a random (non-stratified) split.",
+        )
+    return strata
+
+
+def _cut(frame: pd.DataFrame, size: int, strata: pd.Series | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    if size == 0:
+        return frame, frame.iloc[0:0]
+    try:
+        kept, held = train_test_split(frame, test_size=size, random_state=seed, shuffle=True, stratify=strata)
+    except ValueError as err:  # sklearn's stratification limits (classes too small for the split sizes)
+        raise DataError(
+            f"The split could not keep class proportions: {err}",
+            hint="Add rows of the smallest classes, raise the validation/test fractions, or use a random split.",
+        ) from None
+    return kept, held
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Preparing
+
+
+def prepare_data(cfg: DataConfig, task: str) -> PreparedData:
+    """Read, validate, clean, split and augment the data of a run into standardized frames."""
+    notes: list[str] = []
+    corpus = task == "generation"
+    table = read_table(cfg.train_path, max_mb=cfg.max_file_mb, corpus=corpus)
+    notes += table.notes
+    columns = _chosen_columns(table.frame, cfg, task)
+    validate_columns(table.frame, columns, task, path_name=table.path.name)
+    main = _standardize(table.frame, columns, task, table.path.name, notes)
+    if len(main) == 0:
+        raise DataError(
+            f"{table.path.name} has no row with both a text and a label.",
+            hint="Fill in the empty cells, or pick other columns.",
+        )
+    label_names = _sorted_label_names(main["label"]) if task == "classification" else None
+    splits = _split_main(main, cfg, task)
+    parts = {"validation": splits.validation, "test": splits.test}
+    for part, extra_path in (("validation", cfg.validation_path), ("test", cfg.test_path)):
+        if extra_path:
+            extra = read_table(extra_path, max_mb=cfg.max_file_mb, corpus=corpus)
+            _validate(extra.frame, columns, task, extra.path.name, whole_set=False)
+            parts[part] = _standardize(extra.frame, columns, task, extra.path.name, notes)
+            _check_known_labels(parts[part], label_names, extra.path.name, f"the training file {table.path.name}")
+    train = _augment_train(splits.train, cfg, notes)
+    frames = [_encode_labels(f, task, label_names) for f in (train, parts["validation"], parts["test"])]
+    return PreparedData(*frames, label_names=label_names, notes=notes)
+
+
+def prepare_frame_like_run(path: str | Path, cfg: Any, label_names: list[str] | None) -> pd.DataFrame:
+    """Read a new file (e.g. a test set for a finished run) and standardize it the way the run's data was.
+
+    ``cfg`` is the run's ``RunConfig``; labels are mapped to the run's ``label_names``.
+    """
+    data, task = cfg.data, cfg.model.task
+    table = read_table(path, max_mb=data.max_file_mb, corpus=task == "generation")
+    columns = _chosen_columns(table.frame, data, task)
+    _validate(table.frame, columns, task, table.path.name, whole_set=False)
+    frame = _standardize(table.frame, columns, task, table.path.name, [])
+    if len(frame) == 0:
+        raise DataError(f"{table.path.name} has no usable rows (every text or label is empty).")
+    _check_known_labels(frame, label_names, table.path.name, "the run's training data")
+    return _encode_labels(frame, task, label_names)
+
+
+def _chosen_columns(frame: pd.DataFrame, cfg: DataConfig, task: str) -> ColumnChoice:
+    guessed = guess_columns(frame, task)
+    text = cfg.text_column or guessed.text
+    if not cfg.text_column and text == cfg.label_column:
+        text = next((c for c in _text_columns(frame) if c != cfg.label_column), text)
+    pair = cfg.text_pair_column if cfg.text_column else (cfg.text_pair_column or guessed.text_pair)
+    label = None if task == "generation" else cfg.label_column or guessed.label
+    if label is not None and label in (text, pair) and not cfg.label_column:
+        label = _guess_label(frame, task, {text, pair or ""})
+    return ColumnChoice(text, pair, label)
+
+
+def _standardize(frame: pd.DataFrame, columns: ColumnChoice, task: str, name: str, notes: list[str]) -> pd.DataFrame:
+    """Columns text / text_pair / label; rows with an empty text or no label are dropped (and noted)."""
+    out = pd.DataFrame({"text": _as_text(frame[columns.text]).str.strip()})
+    keep = out["text"] != ""
+    if columns.text_pair:
+        out["text_pair"] = _as_text(frame[columns.text_pair]).str.strip()
+        keep &= out["text_pair"] != ""
+    if (~keep).any():
+        notes.append(_left_out(int((~keep).sum()), name, "with an empty text"))
+    if task == "classification":
+        out["label"] = label_keys(frame[columns.label])
+    elif task == "regression":
+        out["label"] = pd.to_numeric(frame[columns.label], errors="coerce").astype("float64")
+    if "label" in out:
+        missing = out["label"].isna() & keep
+        if missing.any():
+            notes.append(_left_out(int(missing.sum()), name, "without a label"))
+        keep &= ~out["label"].isna()
+    return out[keep].reset_index(drop=True)
+
+
+def _left_out(n: int, name: str, why: str) -> str:
+    return f"{_count(n, 'row', 'rows')} of {name} {why} {'was' if n == 1 else 'were'} left out."
+
+
+def _split_main(main: pd.DataFrame, cfg: DataConfig, task: str) -> Splits:
+    val_fraction = 0.0 if cfg.validation_path else cfg.val_fraction
+    test_fraction = 0.0 if cfg.test_path else cfg.test_fraction
+    stratify = "label" if task == "classification" and cfg.stratify else None
+    if not val_fraction and not test_fraction:
+        return Splits(main, main.iloc[0:0].copy(), main.iloc[0:0].copy())
+    return split_frame(
+        main, val_fraction=val_fraction, test_fraction=test_fraction, stratify_column=stratify, seed=cfg.split_seed
+    )
+
+
+def _check_known_labels(frame: pd.DataFrame, label_names: list[str] | None, name: str, trained_on: str) -> None:
+    if label_names is None:
+        return
+    unseen = sorted(set(frame["label"]) - set(label_names))
+    if unseen:
+        shown = ", ".join(repr(u) for u in unseen[:10])
+        raise DataError(
+            f"{name} has label(s) {shown} that never occur in {trained_on}.",
+            hint="The model can only predict labels it was trained on: remove those rows or add examples to training.",
+        )
+
+
+def _augment_train(train: pd.DataFrame, cfg: DataConfig, notes: list[str]) -> pd.DataFrame:
+    if cfg.augment_multiplier <= 0 or not cfg.augment_ops:
+        return train
+    from core.augment import augment_frame
+
+    augmented = augment_frame(train, list(cfg.augment_ops), cfg.augment_multiplier, cfg.split_seed)
+    notes.append(
+        f"Added {len(augmented) - len(train):,} augmented training examples ({', '.join(cfg.augment_ops)}); "
+        "validation and test were left as they are."
+    )
+    return augmented
+
+
+def _encode_labels(frame: pd.DataFrame, task: str, label_names: list[str] | None) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    if task == "classification" and label_names is not None:
+        ids = {name: i for i, name in enumerate(label_names)}
+        frame["label"] = frame["label"].map(ids).astype("int64")
+    elif task == "regression":
+        frame["label"] = frame["label"].astype("float64")
+    return frame

@@ -1,0 +1,1 @@
+"""Generated bad-input files for the data tests (nothing binary is committed)."""
