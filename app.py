@@ -1,7 +1,62 @@
-"""Fine-Tuning Workbench: placeholder until the pages land."""
+"""Fine-Tuning Workbench: `streamlit run app.py`. The router; every page lives in pages/, the engine in core/.
+
+Nothing heavy is imported here (no torch, no transformers): Home must paint within a few seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Fine-Tuning Workbench", page_icon="🛠️", layout="wide")
-st.title("Fine-Tuning Workbench")
-st.write("The engine is in place; the pages are being built.")
+from ui.guard import guarded
+
+HERE = Path(__file__).parent
+
+
+def _pages() -> list:
+    pages = [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/data.py", title="Data", icon=":material/table:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    ]
+    if (HERE / "pages" / "tune.py").exists():  # the hyperparameter-search page, when it is installed
+        pages.append(st.Page("pages/tune.py", title="Tune", icon=":material/tune:"))
+    pages += [
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    ]
+    return pages
+
+
+def _running_job() -> None:
+    """The sidebar line about the job in progress."""
+    from ui.state import active_runs
+
+    runs = active_runs()
+    if not runs:
+        st.caption("No training running.")
+        return
+    for run in runs:
+        status = run.status()
+        step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
+        st.markdown(f"**Training:** `{run.id}`")
+        st.progress(min(step / total, 1.0) if total else 0.0, text=f"step {step} of {total or '?'}")
+        if st.button("Open the live view", key=f"sidebar_open_{run.id}"):
+            st.switch_page("pages/train.py", query_params={"run": run.id})
+
+
+def run() -> None:
+    st.set_page_config(page_title="Fine-Tuning Workbench", page_icon=":material/build:", layout="wide")
+    page = st.navigation(_pages())
+    with st.sidebar, guarded("reading the running job"):
+        from ui.state import active_runs
+
+        # Poll often while something trains, rarely otherwise (a CLI job started elsewhere still shows up).
+        st.fragment(run_every=3.0 if active_runs() else 20.0)(_running_job)()
+    page.run()
+
+
+run()

@@ -122,6 +122,29 @@ def _prepare_splits(config: RunConfig, run: Run, resume: bool):
     return prepared
 
 
+def build_run_model(config: RunConfig, prepared, runs_root: Path | None):
+    """The run's model and tokenizer before any method is applied (shared with the pre-launch estimate)."""
+    from core import models
+
+    tc, mc = config.train, config.model
+    bundle = models.build_model(
+        mc.source,
+        mc.task,
+        label_names=prepared.label_names,
+        train_texts=prepared.train["text"].astype(str).tolist(),
+        max_length=tc.max_length,
+        seed=tc.seed,
+        trust_remote_code=mc.trust_remote_code,
+        runs_root=runs_root,
+    )
+    if tc.max_length > bundle.max_positions:
+        raise TrainingError(
+            f"Max length {tc.max_length} is above this model's limit of {bundle.max_positions} tokens.",
+            hint=f"Set max length to {bundle.max_positions} or less.",
+        )
+    return bundle
+
+
 def _encode(bundle, frame, task: str, max_length: int):
     from core.batching import encode_blocks, encode_pairs
 
@@ -371,21 +394,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     latest = run.latest_checkpoint() if resume else None
     if resume and latest is None and run.checkpoints():
         raise TrainingError("This run has no complete checkpoint to resume from.", hint="Start it again instead.")
-    bundle = models.build_model(
-        mc.source,
-        task,
-        label_names=prepared.label_names,
-        train_texts=prepared.train["text"].astype(str).tolist(),
-        max_length=tc.max_length,
-        seed=tc.seed,
-        trust_remote_code=mc.trust_remote_code,
-        runs_root=run.dir.parent,
-    )
-    if tc.max_length > bundle.max_positions:
-        raise TrainingError(
-            f"Max length {tc.max_length} is above this model's limit of {bundle.max_positions} tokens.",
-            hint=f"Set max length to {bundle.max_positions} or less.",
-        )
+    bundle = build_run_model(config, prepared, run.dir.parent)
     if latest is not None and mc.source == "default" and task == "generation":
         from transformers import AutoTokenizer
 

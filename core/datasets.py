@@ -1,0 +1,256 @@
+"""Saved datasets: a data file plus the choices made on the Data page, kept under workspace/datasets/<name>/.
+
+The folder name comes from what the user typed or uploaded, so it is sanitized (no path separators, no
+leading dots, a short safe alphabet) and a new dataset never replaces an existing one: a suffix is added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import TASKS, DataConfig
+from core.errors import DataError
+from core.runs import atomic_write_text, default_workspace
+
+INFO_FILE = "dataset.json"
+_MAX_NAME = 60
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# Device names Windows refuses as file names; harmless elsewhere, but a shared workspace may move.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def safe_name(raw: str, fallback: str = "dataset") -> str:
+    """A folder/file name that cannot escape its parent: last path part only, safe characters, no leading dot."""
+    text = str(raw or "").replace("\\", "/").split("/")[-1]
+    text = _UNSAFE.sub("-", text.strip())
+    text = re.sub(r"-{2,}", "-", text).strip("-. ")[:_MAX_NAME].strip("-. ")
+    if not text or text.split(".")[0].lower() in _RESERVED:
+        text = f"{fallback}-{text}" if text else fallback
+    return text
+
+
+def _file_name(raw: str) -> str:
+    """A safe file name that keeps the extension read_table needs to know the format."""
+    from core.data import EXTENSIONS, SUPPORTED
+
+    base = str(raw or "").replace("\\", "/").split("/")[-1]
+    suffix = Path(base).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise DataError(f"'{base}' is not a file type the workbench reads.", hint=f"Use {SUPPORTED}.")
+    return safe_name(Path(base).stem, fallback="data") + suffix
+
+
+def stage_upload(file_name: str, content: bytes, root: Path | None = None) -> Path:
+    """Write an upload where read_table can open it; named by content hash, so the same upload is staged once."""
+    import hashlib
+
+    folder = (Path(root) if root is not None else default_workspace() / "datasets") / ".staging"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(content).hexdigest()[:12]
+    target = folder / f"{digest}-{_file_name(file_name)}"
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+    return target
+
+
+@dataclass
+class DatasetSettings:
+    """What the Data page decided about a file: task, columns, split and augmentation."""
+
+    task: str = "classification"
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    stratify: bool = True
+    split_seed: int = 42
+    augment_ops: list[str] = field(default_factory=list)
+    augment_multiplier: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise DataError(f"Unknown task '{self.task}'.", hint=f"Choose one of {', '.join(TASKS)}.")
+
+
+@dataclass
+class Dataset:
+    """One saved dataset folder; the files it names live inside it."""
+
+    dir: Path
+    name: str
+    file: str
+    settings: DatasetSettings
+    validation_file: str | None = None
+    test_file: str | None = None
+    original_name: str = ""
+    rows: int | None = None
+    created_at: float = 0.0
+
+    @property
+    def path(self) -> Path:
+        return self.dir / self.file
+
+    def data_config(self, **overrides: Any) -> DataConfig:
+        """The run's DataConfig: absolute paths, so a run still finds its data from any working directory."""
+        values = dataclasses.asdict(self.settings)
+        task = values.pop("task")
+        values.update(
+            train_path=str(self.path.resolve()),
+            validation_path=str((self.dir / self.validation_file).resolve()) if self.validation_file else None,
+            test_path=str((self.dir / self.test_file).resolve()) if self.test_file else None,
+        )
+        if task == "generation":
+            values["label_column"] = None
+        values.update(overrides)
+        return DataConfig(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "validation_file": self.validation_file,
+            "test_file": self.test_file,
+            "original_name": self.original_name,
+            "rows": self.rows,
+            "created_at": self.created_at,
+            "settings": dataclasses.asdict(self.settings),
+        }
+
+
+Source = bytes | str | Path
+"""File content (bytes, e.g. an upload) or a path to copy from."""
+
+
+class DatasetStore:
+    """Datasets under one folder: save (never overwriting), list, get, delete."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else default_workspace() / "datasets"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def save(
+        self,
+        name: str,
+        source: Source,
+        file_name: str,
+        settings: DatasetSettings,
+        *,
+        validation: tuple[str, Source] | None = None,
+        test: tuple[str, Source] | None = None,
+        rows: int | None = None,
+        max_mb: float = 200.0,
+    ) -> Dataset:
+        """Store the file(s) and settings under a fresh folder named after ``name`` (suffixed if taken)."""
+        folder = self._new_folder(safe_name(name or Path(str(file_name)).stem))
+        try:
+            main = _write(folder, "train", file_name, source, max_mb)
+            val = _write(folder, "validation", validation[0], validation[1], max_mb) if validation else None
+            tst = _write(folder, "test", test[0], test[1], max_mb) if test else None
+            dataset = Dataset(
+                folder, folder.name, main, settings, val, tst, Path(str(file_name)).name, rows, time.time()
+            )
+            atomic_write_text(folder / INFO_FILE, json.dumps(dataset.to_dict(), indent=2))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return dataset
+
+    def _new_folder(self, base: str) -> Path:
+        # mkdir(exist_ok=False) is the lock: two saves with one name get two folders, never one shared.
+        for n in range(1, 10_000):
+            candidate = self.root / (base if n == 1 else f"{base}-{n}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+        raise DataError(f"Too many datasets named '{base}'.", hint="Choose another name or delete old datasets.")
+
+    def list(self) -> list[Dataset]:
+        found = []
+        for folder in self.root.iterdir():
+            if folder.is_dir() and (folder / INFO_FILE).exists():
+                try:
+                    found.append(self._load(folder))
+                except DataError:
+                    continue  # a damaged folder is skipped, not fatal for the list
+        return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def names(self) -> list[str]:
+        return [d.name for d in self.list()]
+
+    def get(self, name: str) -> Dataset:
+        folder = self.root / safe_name(name)
+        if safe_name(name) != name or not (folder / INFO_FILE).exists():
+            raise DataError(f"There is no saved dataset named '{name}'.", hint="Save one on the Data page.")
+        return self._load(folder)
+
+    def find(self, name: str) -> Dataset | None:
+        try:
+            return self.get(name)
+        except DataError:
+            return None
+
+    def delete(self, name: str) -> None:
+        shutil.rmtree(self.get(name).dir)
+
+    def _load(self, folder: Path) -> Dataset:
+        try:
+            raw = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+            settings = DatasetSettings(**raw.get("settings", {}))
+            files = [raw["file"], raw.get("validation_file"), raw.get("test_file")]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(
+                f"The dataset folder '{folder.name}' is damaged ({err}).", hint="Delete it and save again."
+            ) from None
+        # The info file is data from disk: a hand-edited one must not point outside its folder.
+        for f in files:
+            if f is not None and safe_name(f) != f:
+                raise DataError(f"The dataset '{folder.name}' names an unsafe file '{f}'.", hint="Save it again.")
+        return Dataset(
+            folder,
+            folder.name,
+            files[0],
+            settings,
+            files[1],
+            files[2],
+            raw.get("original_name", ""),
+            raw.get("rows"),
+            float(raw.get("created_at", 0.0)),
+        )
+
+
+def _write(folder: Path, role: str, file_name: str, source: Source, max_mb: float) -> str:
+    name = _file_name(file_name)
+    if role != "train":
+        name = f"{role}-{name}"
+    target = folder / name
+    if isinstance(source, bytes):
+        size = len(source)
+    else:
+        src = Path(source)
+        if not src.is_file():
+            raise DataError(f"The file '{src.name}' does not exist.", hint="Choose the file again.")
+        size = src.stat().st_size
+    if size > max_mb * 2**20:
+        raise DataError(
+            f"'{Path(str(file_name)).name}' is {size / 2**20:.0f} MB, above the {max_mb:g} MB limit.",
+            hint="Use a smaller sample of the data.",
+        )
+    if size == 0:
+        raise DataError(f"'{Path(str(file_name)).name}' is empty.", hint="Choose a file with data in it.")
+    if isinstance(source, bytes):
+        target.write_bytes(source)
+    else:
+        shutil.copyfile(source, target)
+    return name

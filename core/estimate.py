@@ -1,0 +1,180 @@
+"""The pre-launch estimate: parameters that will train, approximate memory, and time per epoch.
+
+Time comes from a few real training steps on a small sample of the user's data, with the same model,
+method, optimizer, device and precision the run will use, because throughput on a CPU depends on all of
+them (and on text lengths) far more than any formula could say.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.config import RunConfig
+from core.errors import TrainingError
+
+# Bytes of optimizer state per trainable parameter (fp32 moments).
+_OPTIMIZER_BYTES = {"adamw": 8, "adam": 8, "sgd": 4, "adafactor": 4}
+
+
+@dataclass
+class Estimate:
+    """What a run will cost, measured on a sample before it starts."""
+
+    trainable_params: int
+    total_params: int
+    memory_gb: float
+    """Peak memory for weights, gradients, optimizer state and activations (measured on CUDA, else computed)."""
+    memory_measured: bool
+    seconds_per_step: float
+    """One optimizer step (grad_accum forward/backward passes), measured."""
+    steps_per_epoch: int
+    train_examples: int
+    samples_per_s: float
+    device: str
+    precision: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds_per_step * self.steps_per_epoch
+
+    @property
+    def trainable_share(self) -> float:
+        return self.trainable_params / max(self.total_params, 1)
+
+
+def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | None = None) -> Estimate:
+    """Build the run's model, time ``timed_steps`` optimizer steps (after one warm-up step) on a data sample."""
+    import torch
+
+    from core import models
+    from core.batching import collate
+    from core.data import prepare_data
+    from core.device import autocast, resolve_device, resolve_precision
+
+    # Reuse the loop's own encoding and optimizer so the timing matches what training will do.
+    from core.training import _encode, _optimizer, build_run_model
+
+    tc, mc, task = config.train, config.model, config.model.task
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    device = resolve_device(tc.device)
+    precision = resolve_precision(tc.precision, device)
+    prepared = prepare_data(config.data, task)
+    if len(prepared.train) == 0:
+        raise TrainingError("The training split is empty.", hint="Check the data and the split fractions.")
+    bundle = build_run_model(config, prepared, runs_root)
+    bundle = models.prepare_for_method(bundle, mc)
+    model = bundle.model.to(device).train()
+    trainable, total = models.count_parameters(model)
+
+    micro_batches = (timed_steps + 1) * tc.grad_accum
+    rng = np.random.default_rng(tc.seed)
+    if task == "generation":
+        data = _encode(bundle, prepared.train, task, tc.max_length)  # blocks: their count sets the epoch length
+        examples = len(data)
+        rows = rng.permutation(examples)
+    else:
+        examples = len(prepared.train)
+        wanted = min(examples, tc.batch_size * micro_batches)
+        sample = prepared.train.iloc[rng.choice(examples, size=wanted, replace=False)]
+        data = _encode(bundle, sample, task, tc.max_length)
+        rows = np.arange(len(data))
+    if len(data) == 0:
+        raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+    steps_per_epoch = max(1, math.ceil(math.ceil(examples / tc.batch_size) / tc.grad_accum))
+    batches = [np.resize(rows, tc.batch_size * micro_batches)[i::micro_batches] for i in range(micro_batches)]
+
+    optimizer = _optimizer(model, tc, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    pad_id = bundle.tokenizer.pad_token_id
+    longest = 0
+    started = 0.0
+    for step in range(timed_steps + 1):
+        if step == 1:  # the first step pays for lazy allocations and kernel selection
+            _sync(device)
+            started = time.perf_counter()
+        for k in range(tc.grad_accum):
+            batch, labels = collate(data, batches[step * tc.grad_accum + k], pad_id, device)
+            longest = max(longest, batch["input_ids"].shape[1])
+            with autocast(device, precision):
+                loss = _loss(model, batch, labels, task)
+            (loss / tc.grad_accum).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    _sync(device)
+    per_step = (time.perf_counter() - started) / max(timed_steps, 1)
+
+    measured = device.type == "cuda"
+    if measured:
+        memory = torch.cuda.max_memory_allocated(device)
+    else:
+        memory = _memory_bytes(model, trainable, total, tc, longest, precision, task)
+    notes = [f"Timed on {timed_steps} steps of {tc.batch_size * tc.grad_accum} examples; evaluation time not included."]
+    if mc.teacher_run or mc.student_layers:
+        notes.append("Distillation adds a teacher forward pass per step: expect it to take longer.")
+    return Estimate(
+        trainable_params=trainable,
+        total_params=total,
+        memory_gb=memory / 2**30,
+        memory_measured=measured,
+        seconds_per_step=per_step,
+        steps_per_epoch=steps_per_epoch,
+        train_examples=examples,
+        samples_per_s=tc.batch_size * tc.grad_accum / max(per_step, 1e-9),
+        device=str(device),
+        precision=precision,
+        notes=notes,
+    )
+
+
+def _loss(model, batch, labels, task: str):
+    import torch.nn.functional as F
+
+    if task == "generation":
+        return model(**batch, labels=batch["input_ids"]).loss
+    logits = model(**batch).logits.float()
+    if task == "regression":
+        return F.mse_loss(logits.squeeze(-1), labels.float())
+    return F.cross_entropy(logits, labels)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _memory_bytes(model, trainable: int, total: int, tc, seq: int, precision: str, task: str) -> int:
+    """Weights + gradients + optimizer state + activations.
+
+    Activations per transformer layer follow Korthikanti et al. (2022): about s*b*h*34 + 5*a*s^2*b bytes in
+    16-bit, doubled in fp32; they dominate for long inputs, the optimizer state for large models.
+    """
+    cfg = model.config
+    hidden = _first(cfg, "hidden_size", "n_embd", "d_model") or 768
+    layers = _first(cfg, "num_hidden_layers", "n_layer", "num_layers") or 12
+    heads = _first(cfg, "num_attention_heads", "n_head") or 12
+    vocab = _first(cfg, "vocab_size") or 0
+    scale = 1 if precision in ("bf16", "fp16") else 2
+    b = tc.batch_size
+    activations = layers * (seq * b * hidden * 34 + 5 * heads * seq * seq * b) * scale
+    if task == "generation":
+        activations += b * seq * vocab * 4 * 2  # fp32 logits and their gradient
+    state = trainable * (4 + _OPTIMIZER_BYTES.get(tc.optimizer, 8))
+    return int(total * 4 + state + activations)
+
+
+def _first(cfg, *names: str) -> int | None:
+    for name in names:
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

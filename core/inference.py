@@ -1,0 +1,136 @@
+"""What the pages need to know about a model before and after training, without training anything.
+
+``outline_model`` answers "can this source be loaded, how many layers, which modules can LoRA adapt" from
+the model's config alone (weights are built on the meta device, so it costs milliseconds, not a download).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ModelError
+
+
+@dataclass
+class ModelOutline:
+    """The shape of a model source, read from its config."""
+
+    source: str
+    task: str
+    description: str
+    layers: int
+    lora_candidates: list[str]
+    lora_default: list[str]
+    max_positions: int
+    parameters: int
+
+
+def outline_model(source: str, task: str, *, runs_root: Path | None = None, trust_remote_code: bool = False):
+    """Check that ``source`` can be loaded for ``task`` and describe it; a clear ModelError when it cannot."""
+    import torch
+    import transformers
+
+    from core import models
+
+    models.quiet_transformers()
+    source = str(source or "").strip() or "default"
+    if source == "default":
+        if task == "generation":
+            tiny = models.TINY_GPT2
+            config = transformers.GPT2Config(
+                vocab_size=tiny["vocab_size"], n_embd=tiny["n_embd"], n_layer=tiny["n_layer"], n_head=tiny["n_head"]
+            )
+        else:
+            config = transformers.AutoConfig.from_pretrained(models.minilm_path())
+        description = models.OFFLINE_DEFAULTS[task]
+    else:
+        path, is_local = models.resolve_source(source, runs_root)
+        if is_local:
+            models._check_local_folder(path)
+            adapter = Path(path) / "adapter_config.json"
+            if adapter.exists():  # a LoRA run: its shape is its base model's
+                path = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path", path)
+        kwargs = {"trust_remote_code": trust_remote_code}
+        if not is_local:
+            # Without a network the hub client retries for about half a minute; ask the cache only.
+            kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable()
+        try:
+            config = transformers.AutoConfig.from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as err:
+            if is_local:
+                raise ModelError(f"Could not read the model in '{source}': {str(err).splitlines()[0][:300]}") from None
+            raise ModelError(models._offline_message(source)) from None
+        description = source
+    auto = (
+        transformers.AutoModelForCausalLM if task == "generation" else transformers.AutoModelForSequenceClassification
+    )
+    try:
+        with torch.device("meta"):
+            model = auto.from_config(config, trust_remote_code=trust_remote_code)
+    except (ValueError, KeyError) as err:
+        raise ModelError(
+            f"The model '{source}' cannot be used for {task}: {str(err).splitlines()[0][:200]}",
+            hint="Pick a model made for this kind of task (an encoder such as BERT for classification, "
+            "a causal language model such as GPT-2 for generation).",
+        ) from None
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
+    limits = [int(x) for n in ("max_position_embeddings", "n_positions") if isinstance(x := getattr(config, n, 0), int)]
+    return ModelOutline(
+        source=source,
+        task=task,
+        description=description,
+        layers=int(layers),
+        lora_candidates=models.lora_target_candidates(model),
+        lora_default=models.default_lora_targets(model),
+        # The generation default is built with as many positions as the run's max length asks for.
+        max_positions=8192 if source == "default" and task == "generation" else max([*limits, 0]) or 512,
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether huggingface.co answers on its HTTPS port within ``timeout`` seconds."""
+    import socket
+
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def run_label_names(run) -> list[str] | None:
+    path = run.data_dir / "labels.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("label_names")
+
+
+def load_base_model(run, device: str = "cpu"):
+    """The model a run started from (untrained head or, for the generation default, untrained weights),
+    with the run's labels: the 'before' side of a before/after comparison."""
+    import pandas as pd
+
+    from core import models
+
+    cfg = run.config()
+    task = cfg.model.task
+    texts = None
+    if task == "generation" and cfg.model.source == "default":
+        train = run.data_dir / "train.parquet"
+        texts = pd.read_parquet(train)["text"].astype(str).tolist() if train.exists() else None
+    bundle = models.build_model(
+        cfg.model.source,
+        task,
+        label_names=run_label_names(run),
+        train_texts=texts,
+        max_length=cfg.train.max_length,
+        seed=cfg.train.seed,
+        runs_root=run.dir.parent,
+    )
+    bundle.model.to(device).eval()
+    bundle.description = f"Base model before fine-tuning ({bundle.description})"
+    return bundle

@@ -1,0 +1,144 @@
+"""Compare: several runs side by side: curves, scores, the settings that differ, and answers to one input."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import config_diff
+from core.curves import curve_frames, downsample
+from ui import charts
+from ui.format import metric
+from ui.guard import guarded, show_error
+from ui.pickers import run_label
+from ui.state import RUN_PARAM, finished_runs, load_bundle
+
+
+def pick_runs() -> list:
+    runs = finished_runs()
+    if len(runs) < 1:
+        st.info("No finished run yet. Train one or two on the Train page first.")
+        return []
+    ids = [r.id for r in runs]
+    wanted = [i for i in st.query_params.get_all("runs") if i in ids] or (
+        [st.query_params.get(RUN_PARAM)] if st.query_params.get(RUN_PARAM) in ids else []
+    )
+    for i in ids:  # fill up to two with the newest
+        if len(wanted) >= 2:
+            break
+        if i not in wanted:
+            wanted.append(i)
+    chosen = st.multiselect(
+        "Runs to compare", ids, default=wanted, key="cmp_runs", format_func=lambda i: run_label(runs[ids.index(i)])
+    )
+    st.query_params["runs"] = chosen
+    return [runs[ids.index(i)] for i in chosen]
+
+
+def curves(runs: list) -> None:
+    c1, c2 = st.columns(2)
+    x = c1.radio("X axis", ["step", "epoch"], horizontal=True, key="cmp_x")
+    log_y = c2.toggle("Log scale", key="cmp_log")
+    data = {}
+    for run in runs:
+        train, evals = curve_frames(run.metrics())
+        data[run.id] = (downsample(train), evals)
+    st.plotly_chart(charts.compare_curves(data, x=x, log_y=log_y), key="cmp_curves")
+
+
+def scores(runs: list) -> None:
+    table: dict[str, dict[str, str]] = {}
+    for run in runs:
+        results = run.results()
+        column: dict[str, str] = {}
+        for split in ("validation", "test"):
+            for key, value in (results.get(split) or {}).items():
+                if isinstance(value, (int, float)):
+                    column[f"{split} {key}"] = metric(value)
+        for key in ("steps", "train_seconds", "samples_per_s"):
+            if key in results:
+                column[key.replace("_", " ")] = metric(results[key])
+        table[run.id] = column
+    rows = sorted({k for col in table.values() for k in col})
+    st.dataframe([{"metric": r, **{rid: table[rid].get(r, "–") for rid in table}} for r in rows], hide_index=True)
+
+
+def settings_diff(runs: list) -> None:
+    configs = {r.id: r.config_dict() for r in runs}
+    first = next(iter(configs.values()))
+    keys = sorted({k for cfg in configs.values() for k in config_diff(first, cfg)})
+    if not keys:
+        st.caption("These runs used exactly the same settings.")
+        return
+
+    def value(cfg: dict, dotted: str):
+        for part in dotted.split("."):
+            cfg = cfg.get(part) if isinstance(cfg, dict) else None
+        return "–" if cfg is None else str(cfg)
+
+    st.dataframe(
+        [{"setting": k, **{rid: value(cfg, k) for rid, cfg in configs.items()}} for k in keys], hide_index=True
+    )
+
+
+def side_by_side(runs: list, with_base: bool) -> None:
+    from core.generation import GenerationSettings, generate, predict_proba
+
+    tasks = {r.config().model.task for r in runs}
+    if len(tasks) > 1:
+        st.info("The chosen runs do different tasks; pick runs of one task to compare their answers.")
+        return
+    task = tasks.pop()
+    text = st.text_area(
+        "Prompt" if task == "generation" else "Text",
+        key="cmp_text",
+        placeholder="Type one input; every model answers it.",
+    )
+    settings = None
+    if task == "generation":
+        c1, c2 = st.columns(2)
+        strategy = c1.radio("Decoding", ["greedy", "beam", "sample"], horizontal=True, key="cmp_strategy")
+        max_new = c2.number_input("Max new tokens", 1, 512, 48, key="cmp_max_new")
+        settings = GenerationSettings(strategy=strategy, max_new_tokens=int(max_new))
+    if not st.button("Answer with every model", type="primary", icon=":material/send:") or not text.strip():
+        return
+    entries = [(r.id, r, False) for r in runs] + ([("base model", runs[0], True)] if with_base else [])
+    cols = st.columns(len(entries))
+    for col, (name, run, base) in zip(cols, entries):
+        with col, st.container(border=True):
+            st.markdown(f"**{name}**")
+            try:
+                with st.spinner("Thinking..."):
+                    bundle = load_bundle(run, base=base)
+                    if task == "generation":
+                        st.write(generate(bundle, text, settings))
+                    else:
+                        probs = predict_proba(bundle, [text])[0]
+                        if task == "regression":
+                            st.metric("Predicted value", f"{probs[0]:.3f}")
+                        else:
+                            names = bundle.label_names or [str(i) for i in range(len(probs))]
+                            st.metric("Label", names[int(probs.argmax())], f"{probs.max():.1%}", delta_color="off")
+                            st.plotly_chart(charts.probabilities(names, probs.tolist()), key=f"cmp_p_{name}")
+            except Exception as err:  # noqa: BLE001 - one model failing must not hide the others
+                show_error(err, f"running {name}")
+
+
+def main() -> None:
+    st.title("Compare")
+    runs = pick_runs()
+    if not runs:
+        return
+    with_base = st.checkbox("Also show the base model (before fine-tuning) of the first run", key="cmp_base")
+    st.subheader("Loss curves")
+    curves(runs)
+    st.subheader("Scores")
+    scores(runs)
+    if len(runs) > 1:
+        st.subheader("Settings that differ")
+        settings_diff(runs)
+    st.subheader("One input, every model")
+    side_by_side(runs, with_base)
+
+
+with guarded():
+    main()

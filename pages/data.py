@@ -1,0 +1,350 @@
+"""Data: bring a file, map its columns, check it, choose the split, preview augmentation, save it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from ui import charts
+from ui.guard import guarded
+from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+TASK_HELP = {
+    "classification": "Sort texts into categories (e.g. positive / negative).",
+    "regression": "Predict a number for each text (e.g. a 1-5 rating).",
+    "generation": "Learn to write text like yours (continue a prompt, answer like the examples).",
+}
+NONE = "(none)"
+LEVEL_SHOW = {"ok": st.success, "warning": st.warning, "problem": st.error}
+
+
+@st.cache_data(show_spinner="Reading the file...", max_entries=8)
+def read(path: str, stamp: float, corpus: bool):
+    from core.data import read_table
+
+    return read_table(path, corpus=corpus)
+
+
+@st.cache_data(show_spinner="Checking the data...", max_entries=8)
+def check(
+    path: str,
+    stamp: float,
+    corpus: bool,
+    task: str,
+    text: str,
+    pair,
+    label,
+    max_length: int,
+    exact: bool,
+    split: tuple | None,
+):
+    """The data check, and the split sizes when a split is asked for (cached: the page reruns on every click)."""
+    from core.data import ColumnChoice, check_data, split_frame
+
+    frame = read(path, stamp, corpus).frame
+    columns = ColumnChoice(text, pair, label)
+    splits = None
+    split_error = None
+    if split is not None:
+        val, test, stratify, seed = split
+        try:
+            splits = split_frame(
+                frame, val_fraction=val, test_fraction=test, stratify_column=label if stratify else None, seed=seed
+            )
+        except Exception as err:  # noqa: BLE001 - shown next to the split settings
+            split_error = err
+    tokenizer = counting_tokenizer() if exact else None
+    report = check_data(frame, columns, task, max_length=max_length, tokenizer=tokenizer, splits=splits)
+    sizes = None if splits is None else (len(splits.train), len(splits.validation), len(splits.test))
+    return report, sizes, split_error
+
+
+def staged(upload) -> Path:
+    from core.datasets import stage_upload
+
+    return stage_upload(upload.name, upload.getvalue(), dataset_store().root)
+
+
+def choose_file() -> tuple[Path | None, str]:
+    from core.data import EXTENSIONS
+
+    source = st.radio(
+        "Where is your data?", ["Upload a file", "Use a bundled sample"], horizontal=True, key="data_source"
+    )
+    if source == "Upload a file":
+        upload = st.file_uploader(
+            "Upload a data file",
+            type=[e.lstrip(".") for e in EXTENSIONS],
+            key="data_upload",
+            help="CSV, TSV, JSON, JSON Lines, Parquet or plain text; one example per row.",
+        )
+        if upload is None:
+            return None, ""
+        return staged(upload), upload.name
+    samples = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in EXTENSIONS) if SAMPLES.is_dir() else []
+    if not samples:
+        st.info("No bundled samples are installed.")
+        return None, ""
+    name = st.selectbox(
+        "Bundled sample",
+        samples,
+        key="data_sample",
+        help="sentiment.csv: reviews with positive/negative labels; pairs.csv: sentence pairs; "
+        "qa.csv: questions and answers; stories.txt: plain text for generation.",
+    )
+    return SAMPLES / name, name
+
+
+def column_choice(frame, task: str, file_key: str):
+    from core.data import ColumnChoice, guess_columns
+
+    names = [str(c) for c in frame.columns]
+    guess = guess_columns(frame, task)
+    c1, c2, c3 = st.columns(3)
+    text = c1.selectbox(
+        "Text column",
+        names,
+        index=names.index(guess.text),
+        key=f"col_text_{file_key}",
+        help="The column holding the text the model reads.",
+    )
+    pair_options = [NONE] + names
+    pair = c2.selectbox(
+        "Second text column (optional)",
+        pair_options,
+        index=pair_options.index(guess.text_pair) if guess.text_pair in names else 0,
+        key=f"col_pair_{file_key}",
+        help="For sentence pairs (e.g. premise and hypothesis) or prompt and response.",
+    )
+    label = None
+    if task != "generation":
+        label = c3.selectbox(
+            "Label column",
+            names,
+            index=names.index(guess.label) if guess.label in names else 0,
+            key=f"col_label_{file_key}",
+            help="The answer the model should learn: a category, or a number for regression.",
+        )
+    return ColumnChoice(text, None if pair == NONE else pair, label)
+
+
+def split_settings(task: str, file_key: str):
+    st.markdown("**How to hold out data for checking the model**")
+    separate = st.toggle("I have separate validation / test files", key=f"separate_{file_key}")
+    extra: dict[str, tuple[str, Path]] = {}
+    if separate:
+        from core.data import EXTENSIONS
+
+        types = [e.lstrip(".") for e in EXTENSIONS]
+        c1, c2 = st.columns(2)
+        val_up = c1.file_uploader("Validation file", type=types, key=f"val_upload_{file_key}")
+        test_up = c2.file_uploader("Test file", type=types, key=f"test_upload_{file_key}")
+        for role, up in (("validation", val_up), ("test", test_up)):
+            if up is not None:
+                extra[role] = (up.name, staged(up))
+    c1, c2, c3, c4 = st.columns(4)
+    val = c1.number_input(
+        "Validation share",
+        0.0,
+        0.4,
+        0.1,
+        0.05,
+        key=f"val_frac_{file_key}",
+        disabled="validation" in extra,
+        help="Rows held out to watch for overfitting during training.",
+    )
+    test = c2.number_input(
+        "Test share",
+        0.0,
+        0.4,
+        0.1,
+        0.05,
+        key=f"test_frac_{file_key}",
+        disabled="test" in extra,
+        help="Rows kept aside for the final score on the Evaluate page.",
+    )
+    stratify = c3.toggle(
+        "Keep class proportions (stratified)",
+        value=task == "classification",
+        disabled=task != "classification",
+        key=f"stratify_{file_key}",
+        help="Each split gets the same share of each class as the whole file.",
+    )
+    seed = c4.number_input(
+        "Split seed", 0, 2**31 - 1, 42, key=f"seed_{file_key}", help="The same seed always gives the same split."
+    )
+    val = 0.0 if "validation" in extra else float(val)
+    test = 0.0 if "test" in extra else float(test)
+    return val, test, bool(stratify and task == "classification"), int(seed), extra
+
+
+def show_findings(report) -> None:
+    for finding in report.findings:
+        LEVEL_SHOW.get(finding.level, st.info)(f"**{finding.title}.** {finding.detail}")
+
+
+def augmentation(frame, columns, file_key: str) -> tuple[list[str], int]:
+    from core.augment import OPS, preview
+
+    with st.expander("Augmentation (optional): add altered copies of training texts"):
+        c1, c2 = st.columns([3, 1])
+        ops = c1.multiselect(
+            "Operations",
+            list(OPS),
+            key=f"aug_ops_{file_key}",
+            help="delete: drop a few words; swap: swap neighbouring words; synonym: replace words "
+            "with synonyms; char_noise: small typos.",
+        )
+        multiplier = c2.number_input(
+            "Copies per text",
+            0,
+            10,
+            1 if ops else 0,
+            key=f"aug_mult_{file_key}",
+            help="0 turns augmentation off. Validation and test are never augmented.",
+        )
+        if ops:
+            texts = frame[columns.text].dropna().astype(str).head(5).tolist()
+            rows = preview(texts, ops, seed=42)
+            st.dataframe(
+                {"original": [a for a, _ in rows], "augmented": [b for _, b in rows]}, hide_index=True, width="stretch"
+            )
+    return list(ops), int(multiplier) if ops else 0
+
+
+def save_section(path: Path, original: str, settings, extra, rows: int, usable: bool) -> None:
+    store = dataset_store()
+    default_name = Path(original).stem or "dataset"
+    name = st.text_input(
+        "Dataset name",
+        value=default_name,
+        key=f"ds_name_{original}",
+        help="Letters, digits, - and _; an existing name gets a number added, never replaced.",
+    )
+    if not usable:
+        st.error("Fix the problems marked in red above before saving: training would fail on them.")
+    if st.button("Save dataset", type="primary", disabled=not usable, icon=":material/save:"):
+        dataset = store.save(
+            name, path, original, settings, rows=rows, validation=extra.get("validation"), test=extra.get("test")
+        )
+        st.session_state["saved_dataset"] = dataset.name
+    saved = st.session_state.get("saved_dataset")
+    if saved and store.find(saved) is not None:
+        st.success(f"Saved as dataset **{saved}**.")
+        if st.button("Train with this dataset", type="primary", icon=":material/model_training:"):
+            st.session_state["train_dataset"] = saved
+            st.switch_page("pages/train.py", query_params={DATASET_PARAM: saved})
+
+
+def saved_datasets() -> None:
+    store = dataset_store()
+    datasets = store.list()
+    with st.expander(f"Saved datasets ({len(datasets)})"):
+        if not datasets:
+            st.caption("None yet.")
+        for ds in datasets:
+            c1, c2 = st.columns([4, 1])
+            c1.write(f"**{ds.name}**: {ds.settings.task}, {ds.rows or '?'} rows, from {ds.original_name or ds.file}")
+            if c2.button("Delete", key=f"del_ds_{ds.name}"):
+                store.delete(ds.name)
+                st.rerun()
+
+
+def main() -> None:
+    from core.datasets import DatasetSettings
+
+    st.title("Data")
+    st.caption("Bring examples of the task: one example per row. Nothing leaves this computer.")
+    path, original = choose_file()
+    if path is None:
+        saved_datasets()
+        return
+    stamp = path.stat().st_mtime
+    from core.config import TASKS
+
+    default_task = "generation" if path.suffix == ".txt" else "classification"
+    task = st.selectbox(
+        "Task",
+        TASKS,
+        index=TASKS.index(default_task),
+        key=f"task_{path.name}",
+        format_func=lambda t: f"{t}: {TASK_HELP[t]}",
+    )
+    corpus = task == "generation"
+    table = read(str(path), stamp, corpus)
+    frame = table.frame
+    st.markdown(f"**{original}**: {len(frame):,} rows, {len(frame.columns)} columns, read as {table.format}.")
+    for note in table.notes:
+        st.caption(note)
+    st.dataframe(frame.head(200), width="stretch", height=240)
+
+    file_key = f"{path.name}-{task}"
+    st.subheader("Columns")
+    columns = column_choice(frame, task, file_key)
+
+    st.subheader("Split")
+    val, test, stratify, seed, extra = split_settings(task, file_key)
+
+    st.subheader("Data check")
+    c1, c2 = st.columns(2)
+    max_length = c1.number_input(
+        "Max length (tokens)",
+        8,
+        8192,
+        128,
+        8,
+        key=f"maxlen_{file_key}",
+        help="Texts longer than this are cut during training (set on the Train page).",
+    )
+    exact = c2.toggle(
+        "Count tokens exactly (MiniLM tokenizer)",
+        value=True,
+        key=f"exact_{file_key}",
+        help="Off: estimate from word counts (faster on very large files).",
+    )
+    split = (val, test, stratify, seed) if (val or test) else None
+    report, sizes, split_error = check(
+        str(path),
+        stamp,
+        corpus,
+        task,
+        columns.text,
+        columns.text_pair,
+        columns.label,
+        int(max_length),
+        bool(exact),
+        split,
+    )
+    if split_error is not None:
+        st.error(str(split_error))
+    elif sizes is not None:
+        st.info(f"Split: {sizes[0]:,} training, {sizes[1]:,} validation and {sizes[2]:,} test rows.")
+    show_findings(report)
+    c1, c2 = st.columns(2)
+    if report.class_counts:
+        c1.plotly_chart(charts.class_balance(report.class_counts), width="stretch")
+    if report.token_lengths:
+        c2.plotly_chart(charts.token_lengths(report.token_lengths, report.max_length, exact=exact), width="stretch")
+
+    ops, multiplier = augmentation(frame, columns, file_key)
+    settings = DatasetSettings(
+        task=task,
+        text_column=columns.text,
+        text_pair_column=columns.text_pair,
+        label_column=columns.label,
+        val_fraction=val,
+        test_fraction=test,
+        stratify=stratify,
+        split_seed=seed,
+        augment_ops=ops,
+        augment_multiplier=multiplier,
+    )
+    st.subheader("Save")
+    save_section(path, original, settings, extra, len(frame), report.usable and split_error is None)
+    saved_datasets()
+
+
+with guarded():
+    main()

@@ -1,0 +1,76 @@
+"""Home: what the workbench does, the steps, a one-click sample, the running job, the hardware.
+
+No torch or transformers at import: the hardware line (which needs torch) is drawn last, after first paint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from ui.guard import guarded
+from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
+SAMPLE_NAME = "sentiment-sample"
+STEPS = [
+    ("pages/data.py", "1. Data", "Bring a file (CSV, TSV, JSON, JSON Lines, Parquet or text), check it, split it."),
+    ("pages/train.py", "2. Train", "Pick a model and a method, start, and watch the loss fall live."),
+    ("pages/evaluate.py", "3. Evaluate", "Scores on held-out data, confusion matrix, the examples it gets wrong."),
+    ("pages/playground.py", "4. Playground", "Type your own text and see what the model answers."),
+    ("pages/compare.py", "5. Compare", "Put runs side by side: curves, scores, settings and answers."),
+]
+
+
+def try_the_sample() -> None:
+    """Save the bundled sentiment data once as a dataset and open the Train page with it chosen."""
+    from core.datasets import DatasetSettings
+
+    store = dataset_store()
+    dataset = store.find(SAMPLE_NAME)
+    if dataset is None:
+        settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+        dataset = store.save(SAMPLE_NAME, SAMPLE, SAMPLE.name, settings)
+    st.session_state["train_dataset"] = dataset.name
+    st.switch_page("pages/train.py", query_params={DATASET_PARAM: dataset.name})
+
+
+with guarded():
+    st.title("Fine-Tuning Workbench")
+    st.markdown(
+        "Teach a language model your own task without writing code. Bring a table of examples (texts and "
+        "their labels, or plain text to imitate), and the workbench fine-tunes a model on it while you watch "
+        "it learn. Then score it, try it on your own sentences, and compare it with other attempts."
+    )
+    cols = st.columns(len(STEPS))
+    for col, (page, title, text) in zip(cols, STEPS):
+        with col:
+            st.page_link(page, label=title)
+            st.caption(text)
+
+    st.subheader("New here? Try the sample")
+    if SAMPLE.exists():
+        st.write(
+            "400 short movie reviews labelled positive or negative. One click saves them as a dataset and opens "
+            "the Train page; press **Start training** there (about a minute on a laptop CPU), then try your own "
+            "sentences in the Playground."
+        )
+        if st.button("Try the sample", type="primary", icon=":material/rocket_launch:"):
+            try_the_sample()
+    else:
+        st.info("The bundled sample data is missing (data/samples/sentiment.csv). Start from the Data page.")
+
+    st.subheader("Running now")
+    running = active_runs()
+    if running:
+        for run in running:
+            status = run.status()
+            st.write(f"`{run.id}`: {status.get('message', status.get('state'))}")
+            st.page_link("pages/train.py", label="Open the live view", query_params={"run": run.id})
+    else:
+        st.caption("Nothing is training.")
+
+    st.subheader("This computer")
+    with st.spinner("Looking at the hardware..."):
+        st.write(hardware_line(hardware()))

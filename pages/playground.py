@@ -1,0 +1,192 @@
+"""Playground: try a finished run (or the model it started from) on your own text."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from ui import charts
+from ui.guard import guarded
+from ui.pickers import pick_finished_run
+from ui.state import load_bundle
+
+MAX_TEXTS = 50
+
+
+def example_texts(run, n: int = 2) -> str:
+    """A couple of held-out texts as a starting point, so the first try is one click."""
+    import pandas as pd
+
+    for split in ("test", "validation"):
+        path = run.data_dir / f"{split}.parquet"
+        if path.exists():
+            frame = pd.read_parquet(path, columns=["text"])
+            if len(frame):
+                return "\n".join(frame["text"].astype(str).head(n))
+    return ""
+
+
+def highlighted(pieces: list[tuple[str, float]]) -> str:
+    """Tokens tinted by attribution: green pushes towards the predicted class, red away from it."""
+    top = max((abs(w) for _, w in pieces), default=0.0) or 1.0
+    spans = []
+    for token, weight in pieces:
+        alpha = min(abs(weight) / top, 1.0) * 0.6
+        colour = f"rgba(22,163,74,{alpha:.2f})" if weight >= 0 else f"rgba(220,38,38,{alpha:.2f})"
+        spans.append(
+            f'<span style="background:{colour};padding:1px 2px;border-radius:3px" '
+            f'title="{weight:+.3f}">{html.escape(token)}</span>'
+        )
+    return " ".join(spans)
+
+
+def classify(run, bundle, base: bool) -> None:
+    from core.generation import predict_proba
+
+    cfg = run.config()
+    pair = cfg.data.text_pair_column is not None
+    texts_raw = st.text_area(
+        "Texts to classify (one per line)", value=example_texts(run), key=f"texts_{run.id}", height=120
+    )
+    pairs_raw = st.text_area("Second texts (one per line, same order)", key=f"pairs_{run.id}") if pair else ""
+    explain_on = bundle.task == "classification" and st.toggle(
+        "Explain: highlight the words that drove the prediction", key="explain"
+    )
+    if st.button("Predict", type="primary", icon=":material/send:"):
+        texts = [t.strip() for t in texts_raw.splitlines() if t.strip()][:MAX_TEXTS]
+        pairs = [t.strip() for t in pairs_raw.splitlines() if t.strip()][:MAX_TEXTS] if pair else None
+        if not texts:
+            st.warning("Type at least one text.")
+            return
+        if pairs is not None and len(pairs) != len(texts):
+            st.warning(f"Give one second text per text ({len(texts)} texts, {len(pairs)} second texts).")
+            return
+        with st.spinner("Predicting..."):
+            probs = predict_proba(bundle, texts, pairs, max_length=cfg.train.max_length)
+        st.session_state["predictions"] = (run.id, base, texts, probs)
+    saved = st.session_state.get("predictions")
+    if not saved or saved[:2] != (run.id, base):
+        return
+    _, _, texts, probs = saved
+    if bundle.task == "regression":
+        st.dataframe({"text": texts, "predicted value": [float(p[0]) for p in probs]}, hide_index=True)
+        return
+    names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
+    st.dataframe(
+        {
+            "text": texts,
+            "label": [names[int(p.argmax())] for p in probs],
+            "probability": [round(float(p.max()), 4) for p in probs],
+        },
+        hide_index=True,
+    )
+    for i, (text, p) in enumerate(list(zip(texts, probs))[:5]):
+        with st.container(border=True):
+            st.markdown(f"**{names[int(p.argmax())]}** ({p.max():.1%}): {text[:300]}")
+            st.plotly_chart(charts.probabilities(names, p.tolist()), key=f"proba_{i}")
+            if explain_on:
+                explain_text(bundle, text)
+
+
+def explain_text(bundle, text: str) -> None:
+    try:
+        from core.explain import explain
+    except ImportError:
+        st.info("Explanations are not installed in this version of the workbench.")
+        return
+    with st.spinner("Explaining..."):
+        pieces = explain(bundle, text)
+    st.markdown(highlighted(pieces), unsafe_allow_html=True)
+
+
+def generate(run, bundle) -> None:
+    from core.generation import STRATEGIES, GenerationSettings, stream
+
+    prompt = st.text_area("Prompt", value=example_texts(run, 1)[:200], key=f"prompt_{run.id}", height=100)
+    c = st.columns(4)
+    strategy = c[0].radio(
+        "Decoding",
+        STRATEGIES,
+        key="strategy",
+        format_func={"greedy": "greedy (most likely word)", "beam": "beam search", "sample": "sampling (creative)"}.get,
+    )
+    max_new = c[1].number_input("Max new tokens", 1, 1024, 64, key="max_new_tokens")
+    repetition = c[2].number_input(
+        "Repetition penalty",
+        1.0,
+        3.0,
+        1.1,
+        0.05,
+        key="repetition_penalty",
+        help="Above 1 discourages repeating the same words.",
+    )
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed", help="The same seed gives the same sample.")
+    c = st.columns(4)
+    temperature = c[0].slider(
+        "Temperature",
+        0.05,
+        2.0,
+        0.8,
+        0.05,
+        key="temperature",
+        disabled=strategy != "sample",
+        help="Higher: more surprising words.",
+    )
+    top_k = c[1].number_input(
+        "Top-k",
+        0,
+        1000,
+        50,
+        key="top_k",
+        disabled=strategy != "sample",
+        help="Sample only among the k most likely tokens (0: off).",
+    )
+    top_p = c[2].slider(
+        "Top-p",
+        0.05,
+        1.0,
+        0.95,
+        0.05,
+        key="top_p",
+        disabled=strategy != "sample",
+        help="Sample among the most likely tokens that together have this probability.",
+    )
+    beams = c[3].number_input("Beams", 1, 16, 4, key="num_beams", disabled=strategy != "beam")
+    settings = GenerationSettings(
+        strategy=strategy,
+        max_new_tokens=int(max_new),
+        num_beams=int(beams),
+        temperature=float(temperature),
+        top_k=int(top_k),
+        top_p=float(top_p),
+        repetition_penalty=float(repetition),
+        seed=int(seed),
+    )
+    if st.button("Generate", type="primary", icon=":material/send:"):
+        with st.container(border=True):
+            st.markdown(f"**{html.escape(prompt)}**", unsafe_allow_html=True)
+            st.write_stream(stream(bundle, prompt, settings))
+
+
+def main() -> None:
+    st.title("Playground")
+    run = pick_finished_run()
+    if run is None:
+        return
+    base = st.toggle(
+        "Use the base model (before fine-tuning) instead",
+        key="use_base",
+        help="The same model without your training: see what fine-tuning changed.",
+    )
+    with st.spinner("Loading the model..."):
+        bundle = load_bundle(run, base=base)
+    st.caption(bundle.description)
+    if bundle.task == "generation":
+        generate(run, bundle)
+    else:
+        classify(run, bundle, base)
+
+
+with guarded():
+    main()

@@ -1,0 +1,113 @@
+"""The Train page turns its form into a config, starts one job through the registry, shows it live, stops it."""
+
+from __future__ import annotations
+
+import json
+
+from core.datasets import DatasetSettings, DatasetStore
+from core.jobs import live_run_ids
+from core.runs import RunStore
+from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
+from ui.state import registry
+
+
+def _dataset(toy_csv) -> str:
+    settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+    return DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240).name
+
+
+def _fill_form(at, model_dir, **numbers) -> None:
+    widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
+    at.run()
+    widget(at.text_input, "Hugging Face id or local folder").set_value(str(model_dir))
+    at.run()
+    no_exception(at)
+    for label, value in numbers.items():
+        widget(at.number_input, label.replace("_", " ").capitalize()).set_value(value)
+    at.run()
+
+
+def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_bert_dir):
+    name = _dataset(toy_csv)
+    at = open_app("pages/train.py", dataset=name)
+    no_exception(at)
+    _fill_form(at, tiny_bert_dir, epochs=400.0, learning_rate=1e-3, max_length=32, batch_size=8, log_every=1)
+    widget(at.selectbox, "Precision").set_value("fp32")
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    button(at, "Start training").click()
+    at.run()
+    no_exception(at)
+    [run] = RunStore().list()
+    assert at.query_params["run"] == run.id
+    cfg = json.loads(run.config_path.read_text())
+    assert cfg["model"]["source"] == str(tiny_bert_dir) and cfg["model"]["method"] == "full"
+    assert cfg["train"]["epochs"] == 400.0 and cfg["train"]["max_length"] == 32 and cfg["train"]["precision"] == "fp32"
+    assert cfg["data"]["train_path"] == str(DatasetStore().get(name).path.resolve())
+    assert run.id in live_run_ids()
+
+    # A second Start while it trains (double click, second tab) returns the same job: still one run.
+    button(at, "Start training").click()
+    at.run()
+    assert len(RunStore().list()) == 1
+    assert any("already training" in w.value for w in at.warning)
+
+    # The live panel refreshes from disk: wait for a few logged steps, then look again.
+    for _ in range(100):
+        if len(run.metrics()) > 3:
+            break
+        import time
+
+        time.sleep(0.2)
+    at.run()
+    no_exception(at)
+    assert at.get("plotly_chart"), "loss and learning-rate curves"
+    assert any(m.label == "Samples per second" for m in at.metric)
+
+    at.button(key=f"stop_{run.id}").click()
+    at.run()
+    assert wait_until_done(run) == "stopped"
+    assert run.has_model() and run.id not in live_run_ids()
+    at.run()
+    no_exception(at)
+
+    # Resume continues the same run; when validation loss keeps rising the panel offers to keep the best.
+    button(at, "Resume from the last checkpoint").click()
+    at.run()
+    no_exception(at)
+    assert run.state in ("queued", "running") and len(RunStore().list()) == 1
+    with open(run.metrics_path, "a") as fh:  # three later evaluations, each worse than the one before
+        for i, loss in enumerate((0.5, 0.6, 0.7)):
+            fh.write(json.dumps({"step": 10_000 + i, "epoch": 500.0 + i, "val_loss": loss}) + "\n")
+    at.run()
+    assert any("overfitting" in w.value for w in at.warning)
+    button(at, "Stop and keep best").click()
+    at.run()
+    assert wait_until_done(run) == "stopped"
+    assert registry().get(run.id).stop_signal.keep_best
+
+
+def test_unloadable_model_and_bad_setting_are_clear_errors(workspace, toy_csv, tiny_bert_dir):
+    _dataset(toy_csv)
+    at = open_app("pages/train.py")
+    _fill_form(at, "/no/such/model-folder")
+    assert any("does not exist" in e.value for e in at.error)
+    assert not [b for b in at.button if b.label == "Start training"]
+    widget(at.text_input, "Hugging Face id or local folder").set_value(str(tiny_bert_dir))
+    at.run()
+    widget(at.number_input, "Max length").set_value(4)
+    at.run()
+    no_exception(at)
+    assert any("max_length" in e.value and "between 8 and 8192" in e.value for e in at.error)
+    assert RunStore().list() == []
+
+
+def test_finished_run_shows_curves_and_next_steps(trained):
+    at = open_app("pages/train.py", run="run-full")
+    no_exception(at)
+    assert len(at.get("plotly_chart")) == 2
+    assert at.progress[0].value == 100
+    assert button(at, "Try it in the Playground")
+    button(at, "Try it in the Playground").click()
+    at.run()
+    assert [t.value for t in at.title] == ["Playground"]

@@ -1,0 +1,1 @@
+"""Page helpers for the Streamlit workbench: shared state, charts, error guard. The engine lives in core/."""

@@ -1,0 +1,125 @@
+"""The live view of one run: it refreshes itself while the run trains and reads everything from disk."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.curves import curve_frames, downsample, overfitting, start_record
+from core.runs import ACTIVE
+from ui import charts
+from ui.format import duration, metric, state_badge
+from ui.state import registry, run_store, select_run
+
+
+def _records(run) -> list[dict]:
+    """Metrics read incrementally: each refresh reads only the lines written since the last one."""
+    key = f"_metrics_{run.id}"
+    offset, records = st.session_state.get(key, (0, []))
+    size = run.metrics_path.stat().st_size if run.metrics_path.exists() else 0
+    if size < offset:  # the file was replaced: start over
+        offset, records = 0, []
+    new, offset = run.metrics_since(offset)
+    records = records + new
+    st.session_state[key] = (offset, records)
+    return records
+
+
+def live_panel(run_id: str) -> None:
+    run = run_store().get(run_id)
+    active = run.state in ACTIVE
+
+    # The timer runs only while the run trains; when it ends, one full rerun turns it off.
+    @st.fragment(run_every=1.0 if active else None)
+    def panel() -> None:
+        status = run.status()
+        state = status.get("state", "queued")
+        if active and state not in ACTIVE:
+            st.rerun()
+        records = _records(run)
+        train, evals = curve_frames(records)
+        head = start_record(records)
+        st.markdown(f"### Run `{run.id}` {state_badge(state)}")
+        if status.get("message"):
+            (st.error if state == "failed" else st.caption)(status["message"])
+        step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
+        st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {step} of {total or '?'}")
+        latest = status.get("latest_eval") or {}
+        c = st.columns(5)
+        c[0].metric("Samples per second", f"{status.get('samples_per_s', 0) or 0:.1f}")
+        c[1].metric("Elapsed", duration(status.get("elapsed_s")))
+        c[2].metric("Time left (ETA)", duration(status.get("eta_s")) if state in ACTIVE else "–")
+        c[3].metric("Validation loss", metric(latest["val_loss"]) if "val_loss" in latest else "–")
+        headline = next((k for k in ("val_accuracy", "val_r2", "val_perplexity") if k in latest), None)
+        c[4].metric(
+            headline.replace("val_", "Validation ") if headline else "Validation score",
+            metric(latest[headline]) if headline else "–",
+        )
+        if head:
+            st.caption(
+                f"{head.get('trainable_params', 0):,} of {head.get('total_params', 0):,} parameters train; "
+                f"{head.get('train_examples', 0):,} training examples; device {head.get('device')}, "
+                f"precision {head.get('precision')}."
+            )
+        _controls(run, state, evals)
+        if len(train) or len(evals):
+            c1, c2 = st.columns([1, 1])
+            x = c1.radio("X axis", ["step", "epoch"], horizontal=True, key=f"x_{run.id}")
+            log_y = c2.toggle("Log scale for loss", key=f"log_{run.id}")
+            st.plotly_chart(charts.loss_curves(downsample(train), evals, x=x, log_y=log_y), key=f"loss_{run.id}")
+            st.plotly_chart(charts.learning_rate(downsample(train), x=x), key=f"lr_{run.id}")
+        elif state in ACTIVE:
+            st.info("Preparing the data and the model; the first points appear after a few steps.")
+        if state == "finished":
+            _finished(run)
+
+    panel()
+
+
+def _controls(run, state: str, evals) -> None:
+    if state in ACTIVE:
+        mine = registry().get(run.id) is not None
+        if overfitting(evals):
+            st.warning(
+                "The validation loss has risen for the last evaluations: the model is starting to memorise the "
+                "training data (overfitting). You can stop now and keep the best model so far."
+            )
+            if st.button("Stop and keep best", key=f"keep_best_{run.id}", disabled=not mine):
+                registry().stop(run.id, keep_best=True)
+                st.toast("Stopping; the best checkpoint will be kept.")
+        if st.button(
+            "Stop",
+            key=f"stop_{run.id}",
+            icon=":material/stop_circle:",
+            disabled=not mine,
+            help="Stop after the current step; the model so far is saved.",
+        ):
+            registry().stop(run.id)
+            st.toast("Stopping after the current step...")
+        if not mine:
+            st.caption("Another process (the command line?) trains this run; stop it there.")
+        return
+    resumable = state in ("stopped", "interrupted", "failed") and run.latest_checkpoint() is not None
+    if resumable and st.button("Resume from the last checkpoint", key=f"resume_{run.id}", icon=":material/play_arrow:"):
+        job, created = registry().resume(run.id)
+        select_run(job.run_id)
+        if not created:
+            st.session_state["flash"] = f"Another run is training on this device ({job.run_id}); wait or stop it."
+        st.rerun()
+
+
+def _finished(run) -> None:
+    results = run.results()
+    scores = {}
+    for split in ("validation", "test"):
+        for key, value in (results.get(split) or {}).items():
+            if isinstance(value, (int, float)):
+                scores[f"{split} {key}"] = metric(value)
+    if scores:
+        st.dataframe([scores], hide_index=True)
+    c = st.columns(3)
+    if c[0].button("Try it in the Playground", type="primary", key=f"to_play_{run.id}", icon=":material/chat:"):
+        st.switch_page("pages/playground.py", query_params={"run": run.id})
+    if c[1].button("Evaluate it", key=f"to_eval_{run.id}", icon=":material/fact_check:"):
+        st.switch_page("pages/evaluate.py", query_params={"run": run.id})
+    if c[2].button("Compare runs", key=f"to_cmp_{run.id}", icon=":material/compare:"):
+        st.switch_page("pages/compare.py", query_params={"run": run.id})

@@ -1,0 +1,36 @@
+"""Choosing runs: pickers that remember the choice in the URL."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.state import finished_runs, select_run, selected_run_id
+
+
+def run_label(run) -> str:
+    try:
+        cfg = run.config()
+        return f"{run.id}  ({cfg.model.task}, {cfg.model.method})"
+    except Exception:  # noqa: BLE001 - a damaged config still gets listed by id
+        return run.id
+
+
+def pick_finished_run(label: str = "Run", key: str = "pick_run", task: str | None = None):
+    """A selectbox of runs with a saved model; the choice goes into ?run= so a refresh keeps it."""
+    runs = finished_runs(task)
+    if not runs:
+        st.info("No finished run yet. Train one on the Train page (or use **Try the sample** on Home).")
+        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        return None
+    ids = [r.id for r in runs]
+    wanted = selected_run_id()
+    chosen = st.selectbox(
+        label,
+        ids,
+        index=ids.index(wanted) if wanted in ids else 0,
+        key=key,
+        format_func=lambda i: run_label(runs[ids.index(i)]),
+    )
+    if chosen != wanted:
+        select_run(chosen)
+    return runs[ids.index(chosen)]
