@@ -237,6 +237,101 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def _space(items: list[str]) -> dict[str, list]:
+    """--space learning_rate=1e-4,3e-4 --space batch_size=8,16 -> {"learning_rate": [...], "batch_size": [...]}."""
+    from core.search import PARAMS
+
+    space: dict[str, list] = {}
+    for item in items or []:
+        name, _, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name == "lr":
+            name = "learning_rate"
+        if name not in PARAMS or not values:
+            raise WorkbenchError(f"'--space {item}' is not understood.", hint=f"Use NAME=V1,V2 with NAME in {PARAMS}.")
+        cast = int if name == "batch_size" else float
+        try:
+            space[name] = [cast(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise WorkbenchError(f"'--space {item}': every value must be a number.") from None
+    return space
+
+
+def cmd_search(args) -> int:
+    from core.jobs import JobRegistry
+    from core.search import SearchConfig, SearchSpace, SearchStore, best_config, results_table, run_search
+    from core.training import StopSignal
+
+    base = _config_from_args(args)
+    defaults = SearchSpace()
+    space = SearchSpace(
+        **{
+            "learning_rate": defaults.learning_rate,
+            "batch_size": [base.train.batch_size],
+            "epochs": [base.train.epochs],
+            "weight_decay": [base.train.weight_decay],
+            **_space(args.space),
+        }
+    )
+    cfg = SearchConfig(
+        base=base,
+        space=space,
+        strategy=args.strategy,
+        max_trials=args.max_trials,
+        folds=args.folds,
+        metric=args.metric or "",
+        seed=args.search_seed,
+        name=args.name or "",
+    )
+    root = Path(args.workspace) / "searches" if args.workspace else None
+    store = SearchStore(root)
+    record = store.create(cfg)
+    stop = StopSignal()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"search {record['id']}: {len(record['trials'])} trials -> {store.folder(record['id'])}", flush=True)
+    done: set[int] = set()
+
+    def show(rec: dict[str, Any]) -> None:
+        for t in rec["trials"]:
+            if t["state"] not in ("pending", "running") and t["trial"] not in done:
+                done.add(t["trial"])
+                print(
+                    json.dumps({"trial": t["trial"], **t["params"], cfg.metric: t.get("metric"), "state": t["state"]}),
+                    flush=True,
+                )
+
+    record = run_search(record["id"], JobRegistry(_store(args)), stop, store, on_update=show)
+    print(
+        json.dumps(
+            {
+                "search": record["id"],
+                "state": record["state"],
+                "message": record["message"],
+                "best_trial": record["best_trial"],
+                "table": results_table(record),
+            }
+        )
+    )
+    if record["best_trial"]:
+        path = store.folder(record["id"]) / "best_config.json"
+        path.write_text(best_config(record).to_json(), encoding="utf-8")
+        print(f"best config: {path}  (train it with: python -m core train --config {path})")
+    return 0 if record["state"] in ("finished", "stopped") else 1
+
+
+def cmd_distill_report(args) -> int:
+    from core.distill import compare_models, format_table, teacher_run_of
+
+    store = _store(args)
+    student = store.get(args.run)
+    teacher_id = student.config().model.teacher_run
+    if not teacher_id:
+        raise WorkbenchError(f"Run '{student.id}' was not distilled from a teacher.", hint="Pick a distilled run.")
+    rows = compare_models(student, teacher_run_of(teacher_id, store.root), split=args.split, device=args.device)
+    print(json.dumps(rows) if args.json else format_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Fine-Tuning Workbench engine (no UI).")
     p.add_argument("--workspace", help="Workspace folder (default: $WORKBENCH_HOME or ./workspace).")
@@ -297,6 +392,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("run")
     m.add_argument("--out", required=True, help="Folder to write the merged model")
     m.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("search", help="Grid or random search over learning rate, batch size, epochs, weight decay.")
+    s.add_argument("--space", action="append", metavar="NAME=V1,V2", help="Values to try, e.g. learning_rate=1e-4,3e-4")
+    s.add_argument("--strategy", default="grid", choices=["grid", "random"])
+    s.add_argument("--max-trials", type=int, default=8, help="Random: trials to draw. Grid: the most allowed")
+    s.add_argument("--folds", type=int, default=0, help="k-fold cross-validation on the training split (0: off)")
+    s.add_argument("--metric", help="Validation metric that ranks trials (default val_accuracy / val_loss)")
+    s.add_argument("--search-seed", type=int, default=0, help="Seed of the random draws and the folds")
+    s.add_argument("--config", help="A run's config.json as the base of every trial")
+    s.add_argument("--name", help="A name for the search")
+    _add_config_options(s)
+    s.set_defaults(func=cmd_search)
+
+    d = sub.add_parser("distill-report", help="A distilled run beside its teacher: accuracy, size and speed.")
+    d.add_argument("run", help="The student run id")
+    d.add_argument("--split", default="test", choices=["validation", "test"])
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--json", action="store_true", help="Print as JSON")
+    d.set_defaults(func=cmd_distill_report)
     return p
 
 

@@ -126,6 +126,11 @@ class ModelConfig:
             "method",
             "prefix and prompt tuning are offered for generation models; use lora for classification.",
         )
+        _check(
+            not self.teacher_run or self.task == "classification",
+            "teacher_run",
+            "knowledge distillation is offered for classification runs.",
+        )
 
 
 @dataclass

@@ -374,11 +374,64 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
+def keep_first_layers(model, n: int) -> None:
+    """Cut the model to its first ``n`` transformer blocks (a smaller student of the same family)."""
+    blocks = transformer_layers(model)
+    if n > len(blocks):
+        raise ModelError(
+            f"Cannot keep {n} layers: the model has only {len(blocks)}.", hint=f"Choose {len(blocks)} or fewer."
+        )
+    del blocks[n:]
+    # The saved config must describe the cut model, or loading it back would rebuild the missing layers.
+    for name in ("num_hidden_layers", "n_layer"):
+        if name in model.config.to_dict():
+            setattr(model.config, name, n)
+    if isinstance(getattr(model.config, "layer_types", None), list):
+        model.config.layer_types = model.config.layer_types[:n]
+
+
+def apply_virtual_tokens(bundle: ModelBundle, method: str, num_virtual_tokens: int):
+    """Prefix tuning (learned keys/values in every layer) or prompt tuning (learned input embeddings) via peft."""
+    from peft import PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
+
+    if bundle.task != "generation":
+        raise ModelError(f"{method.title()} tuning is offered for generation models.", hint="Use LoRA instead.")
+    if bundle.source == "default":
+        # The model stays frozen, so it must already know the language; the default starts from random weights.
+        raise ModelError(
+            f"{method.title()} tuning keeps the model frozen and learns only {num_virtual_tokens} virtual tokens, "
+            "so it needs a model that already knows your language. The built-in generation model starts from "
+            "random weights.",
+            hint="Train it fully first (method 'full'), then pick that finished run as the model source.",
+        )
+    cls = PrefixTuningConfig if method == "prefix" else PromptTuningConfig
+    try:
+        return get_peft_model(bundle.model, cls(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=num_virtual_tokens))
+    except (ValueError, TypeError, AttributeError, NotImplementedError) as err:
+        raise ModelError(
+            f"peft cannot apply {method} tuning to this model ({type(bundle.model).__name__}): {_short(err)}",
+            hint="Use LoRA instead.",
+        ) from None
+
+
+def virtual_token_count(model) -> int:
+    """Positions a prefix/prompt adapter takes from the model's context (0 for other models)."""
+    config = getattr(model, "peft_config", {}).get("default")
+    if config is None or not getattr(config, "is_prompt_learning", False):
+        return 0
+    return int(config.num_virtual_tokens)
+
+
 def prepare_for_method(bundle: ModelBundle, model_cfg) -> ModelBundle:
-    """Apply dropout override, freezing or LoRA as the model config asks."""
+    """Apply dropout override, a student's layer cut, freezing, LoRA or prefix/prompt tuning as the config asks."""
     if model_cfg.dropout is not None:
         apply_dropout(bundle.model, model_cfg.dropout)
-    if model_cfg.method == "lora":
+    if model_cfg.student_layers:
+        keep_first_layers(bundle.model, model_cfg.student_layers)
+    if model_cfg.method in ("prefix", "prompt"):
+        bundle.model = apply_virtual_tokens(bundle, model_cfg.method, model_cfg.num_virtual_tokens)
+        bundle.max_positions -= virtual_token_count(bundle.model)
+    elif model_cfg.method == "lora":
         bundle.model = apply_lora(
             bundle.model,
             bundle.task,
@@ -428,8 +481,14 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         if (folder / "adapter_config.json").exists():
             from peft import PeftModel
 
-            base_path = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
-            base = _auto_class(task).from_pretrained(base_path, **_head_kwargs(task, labels))
+            adapter = json.loads((folder / "adapter_config.json").read_text())
+            if merge and adapter.get("peft_type", "LORA") != "LORA":
+                # Virtual tokens are extra inputs, not weight deltas: there is nothing to fold into the model.
+                raise ModelError(
+                    f"A {adapter['peft_type'].lower().replace('_', ' ')} adapter cannot be merged into its model.",
+                    hint="Use the run as it is, or start a new run from its base model.",
+                )
+            base = _auto_class(task).from_pretrained(adapter["base_model_name_or_path"], **_head_kwargs(task, labels))
             model = PeftModel.from_pretrained(base, folder)
             if merge:
                 model = model.merge_and_unload()
@@ -446,7 +505,7 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         labels,
         meta.get("source", str(folder)),
         meta.get("description", str(folder)),
-        _max_positions(model, tokenizer),
+        _max_positions(model, tokenizer) - virtual_token_count(model),
     )
 
 

@@ -32,6 +32,7 @@ from core.events import JsonlSink, MetricsSink
 from core.runs import Run
 
 Hook = Callable[[str, dict[str, Any]], None]
+RESTART_CYCLES = 3  # cosine_with_restarts: the learning rate falls to zero and jumps back this many times
 
 
 class StopSignal:
@@ -212,7 +213,11 @@ def _scheduler(optimizer, cfg, total_steps: int):
             hint="Lower warmup_steps / warmup_ratio or train longer.",
         )
     name = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1))
+    # transformers' default is one cycle, which is plain cosine: without this the restarts never happen.
+    extra = {"num_cycles": RESTART_CYCLES} if cfg.schedule == "cosine_with_restarts" else None
+    return get_scheduler(
+        name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1), scheduler_specific_kwargs=extra
+    )
 
 
 def _l1_norm(model):
@@ -370,7 +375,7 @@ def _fail(run: Run, writer: Run | None, message: str) -> TrainResult:
 def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, world) -> TrainResult:
     import torch
 
-    from core import models
+    from core import distill, models
     from core.batching import collate, length_grouped_batches
     from core.device import autocast, resolve_device, resolve_precision
     from core.evaluation import metrics_from_scores, score_encoded
@@ -403,6 +408,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     if latest is not None:
         load_weights(bundle.model, latest)
     bundle.model.to(device).train()
+    teacher = distill.load_teacher(mc.teacher_run, run.dir.parent, bundle, device) if mc.teacher_run else None
     trainable, total_params = models.count_parameters(bundle.model)
     train_data = _encode(bundle, prepared.train, task, tc.max_length)
     val_data = _encode(bundle, prepared.validation, task, tc.max_length)
@@ -503,6 +509,9 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
                         loss = torch.nn.functional.mse_loss(logits.squeeze(-1), labels.float())
                     else:
                         loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=tc.label_smoothing)
+                        if teacher is not None:
+                            teacher_out = distill.teacher_logits(teacher, batch)
+                            loss = distill.blend(loss, logits, teacher_out, tc.distill_alpha, tc.distill_temperature)
             task_loss = loss.detach()
             if tc.l1_penalty:
                 loss = loss + tc.l1_penalty * _l1_norm(bundle.model)
@@ -696,6 +705,9 @@ def _finish(
     if final_state == "finished":
         writer.set_status(message="Scoring validation and test...")
         results.update(_final_scores(bundle, prepared, task, tc, device))
+        from core.distill import comparison_results
+
+        results.update(comparison_results(run, device))  # student vs teacher, only for a distilled run
     run.write_results(results)
     writer.set_status(final_state, message=message)
     return TrainResult(
