@@ -1,0 +1,63 @@
+"""The Tune page: a form becomes a search that runs in the background, its table and chart come from disk,
+and one click starts the best trial's settings as a full run."""
+
+from __future__ import annotations
+
+import time
+
+from core.datasets import DatasetSettings, DatasetStore
+from core.runs import RunStore
+from core.search import SearchStore
+from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
+from tests.unit.test_strategies import one_thread  # noqa: F401 - autouse: tiny models, one thread
+
+
+def _wait(predicate, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate() and time.time() < deadline:
+        time.sleep(0.2)
+    assert predicate()
+
+
+def test_empty_workspace_says_what_to_do(workspace):
+    at = open_app("pages/tune.py")
+    no_exception(at)
+    assert any("No dataset yet" in i.value for i in at.info)
+
+
+def test_search_from_the_form_then_start_the_best(workspace, toy_csv, tiny_bert_dir):
+    settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+    DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240)
+    at = open_app("pages/tune.py")
+    no_exception(at)
+    widget(at.text_input, "Model").set_value(str(tiny_bert_dir))
+    at.multiselect(key="tune_lr").set_value([1e-4, 3e-3])
+    widget(at.selectbox, "Judge trials by").set_value("val_loss")
+    at.run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    button(at, "Start the search").click()
+    at.run()
+    no_exception(at)
+
+    [record] = SearchStore().list()
+    assert at.query_params["search"] == record["id"]
+    _wait(lambda: SearchStore().get(record["id"])["state"] not in ("queued", "running"))
+    record = SearchStore().get(record["id"])
+    assert record["state"] == "finished", record["message"]
+    at.run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [1, 2]
+    assert table.loc[table["best"], "trial"].item() == record["best_trial"]
+    assert at.get("plotly_chart")
+    assert any("Best: trial" in s.value for s in at.success)
+
+    button(at, "Start the best config as a full run").click()
+    at.run()
+    no_exception(at)
+    best = [r for r in RunStore().list() if r.config().name == f"search-{record['id']}-best"]
+    assert len(best) == 1
+    assert wait_until_done(best[0]) == "finished"
+    best_lr = record["trials"][record["best_trial"] - 1]["params"]["learning_rate"]
+    assert best[0].config().train.learning_rate == best_lr
