@@ -215,7 +215,9 @@ class DatasetStore:
             ) from None
         # The info file is data from disk: a hand-edited one must not point outside its folder.
         for f in files:
-            if f is not None and safe_name(f) != f:
+            # Safe alphabet and no leading dot, without safe_name's length cap (a long upload name plus the
+            # "validation-" prefix is longer than 60 characters and was saved that way).
+            if f is not None and (Path(f).name != f or f.startswith(".") or _UNSAFE.search(f)):
                 raise DataError(f"The dataset '{folder.name}' names an unsafe file '{f}'.", hint="Save it again.")
         return Dataset(
             folder,

@@ -16,10 +16,13 @@ from core.errors import WorkbenchError
 from core.runs import Run, RunStore
 from core.training import Hook, StopSignal, TrainResult, train
 
-# Run ids training in this process, across every registry (tests and st.cache_resource resets can make
-# several): a run in here is never mistaken for one a dead process left behind.
-_LIVE: set[str] = set()
+# Jobs training in this process, across every registry (tests and st.cache_resource resets can make
+# several): a run in here is never mistaken for one a dead process left behind, and a newer registry
+# finds (and adopts) a job an older one started instead of starting a second one on the same device.
+_LIVE: dict[str, TrainingJob] = {}
 _LIVE_LOCK = threading.Lock()
+# Shared by every registry of the process, so "is the device free? then start" is one step for all of them.
+_START_LOCK = threading.Lock()
 
 
 def live_run_ids() -> frozenset[str]:
@@ -47,7 +50,7 @@ class TrainingJob:
 
     def start(self) -> None:
         with _LIVE_LOCK:
-            _LIVE.add(self.run.id)
+            _LIVE[self.run.id] = self
         self._thread = threading.Thread(target=self._work, name=f"train-{self.run.id}", daemon=True)
         self._thread.start()
 
@@ -56,7 +59,7 @@ class TrainingJob:
             self.result = train(self.config, self.run, stop=self.stop_signal, resume=self.resume, hook=self.hook)
         finally:
             with _LIVE_LOCK:
-                _LIVE.discard(self.run.id)
+                _LIVE.pop(self.run.id, None)
 
     def stop(self, keep_best: bool = False) -> None:
         self.stop_signal.set(keep_best=keep_best)
@@ -85,7 +88,7 @@ class JobRegistry:
 
     def __init__(self, store: RunStore):
         self.store = store
-        self._lock = threading.Lock()
+        self._lock = _START_LOCK
         self._jobs: dict[str, TrainingJob] = {}  # run_id -> job (finished ones kept for their results)
         # Runs left 'running' by a previous server process are marked interrupted once, at start-up.
         self.store.recover_interrupted(live_run_ids())
@@ -95,6 +98,9 @@ class JobRegistry:
             return self._active_locked(device)
 
     def _active_locked(self, device: str | None) -> TrainingJob | None:
+        with _LIVE_LOCK:
+            for job in _LIVE.values():
+                self._jobs.setdefault(job.run_id, job)  # adopt a job an older registry started, so Stop works
         for job in self._jobs.values():
             if job.is_alive() and (device is None or job.device_key == device):
                 return job
