@@ -31,8 +31,12 @@ def try_the_sample() -> None:
     dataset = store.find(SAMPLE_NAME)
     if dataset is None:
         settings = DatasetSettings(task="classification", text_column="text", label_column="label")
-        dataset = store.save(SAMPLE_NAME, SAMPLE, SAMPLE.name, settings)
+        from core.data import read_table
+
+        rows = len(read_table(SAMPLE).frame)
+        dataset = store.save(SAMPLE_NAME, SAMPLE, SAMPLE.name, settings, rows=rows)
     st.session_state["train_dataset"] = dataset.name
+    st.session_state.pop("show_form", None)
     st.switch_page("pages/train.py", query_params={DATASET_PARAM: dataset.name})
 
 

@@ -308,7 +308,6 @@ def _dur(seconds: float) -> str:
 def start(config) -> None:
     job, created = registry().start(config)
     select_run(job.run_id)
-    st.session_state["last_run"] = job.run_id
     if not created:
         st.session_state["flash"] = (
             f"A run is already training on this device (`{job.run_id}`); it is shown "
@@ -355,17 +354,20 @@ def main() -> None:
     run_id = selected_run_id()
     if run_id is None:
         active = registry().active_jobs()
-        run_id = active[0].run_id if active else st.session_state.get("last_run")
+        run_id = active[0].run_id if active else None
     if run_id is not None and run_id not in {r.id for r in run_store().list()}:
         st.warning(f"There is no run named '{run_id}' (deleted?). Start a new one below.")
         select_run(None)
         run_id = None
-    if run_id is not None:
-        with guarded("showing the run"):
-            live_panel(run_id)
-        st.divider()
-        st.header("New run")
-    new_run_form()
+    if run_id is None:
+        new_run_form()
+        return
+    with guarded("showing the run"):
+        live_panel(run_id)
+    st.divider()
+    # The form stays folded while a run is shown, so the live view is what a click on Start leads to.
+    if st.toggle("Set up a new run", key="show_form"):
+        new_run_form()
 
 
 with guarded():

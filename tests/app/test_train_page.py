@@ -46,7 +46,11 @@ def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_
     assert cfg["data"]["train_path"] == str(DatasetStore().get(name).path.resolve())
     assert run.id in live_run_ids()
 
-    # A second Start while it trains (double click, second tab) returns the same job: still one run.
+    # The form is folded under the live view; a second Start while it trains (double click, second tab)
+    # returns the same job: still one run.
+    assert not [b for b in at.button if b.label == "Start training"]
+    at.toggle(key="show_form").set_value(True)
+    at.run()
     button(at, "Start training").click()
     at.run()
     assert len(RunStore().list()) == 1
