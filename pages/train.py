@@ -100,6 +100,12 @@ def choose_model(task: str):
             key="trust_remote_code",
             help="Only for models you trust: it runs the model author's Python code here.",
         )
+        if trust:
+            st.warning(
+                "Code shipped with this model will run on this server with your permissions. Turn this on only "
+                "for a model whose author you trust.",
+                icon=":material/warning:",
+            )
         if not source:
             st.info("Type a model id or folder, or use the built-in model.")
             return None, False, None

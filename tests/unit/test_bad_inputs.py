@@ -384,3 +384,31 @@ def test_every_failure_above_is_a_workbench_error_subclass():
     # The pages show str(err) of WorkbenchError; anything else would be a traceback to the user.
     for cls in (DataError, ModelError, ConfigError):
         assert issubclass(cls, WorkbenchError)
+
+
+# ------------------------------------------------------------------------------------------------ saving a dataset
+@pytest.mark.parametrize(
+    ("main", "validation", "problem", "action"),
+    [
+        (("notes.docx", b"text,label\na,b\n"), None, ("not a file type",), ("use csv",)),
+        (("empty.csv", b""), None, ("empty",), ("choose a file",)),
+        (("big.csv", b"text,label\n" + b"a long film review,pos\n" * 2000), None, ("above the", "limit"),
+         ("smaller sample",)),
+        (("ok.csv", b"text,label\na film,pos\n"), ("val.csv", b"text,label\n" + b"x,y\n" * 20000),
+         ("val.csv", "limit"), ("smaller sample",)),
+        (("ok.csv", b"text,label\na film,pos\n"), ("val.csv", Path("/nonexistent/val.csv")), ("does not exist",),
+         ("choose the file again",)),
+    ],
+    ids=["unsupported_type", "empty_upload", "too_large", "validation_too_large", "validation_missing"],
+)  # fmt: skip
+def test_failed_dataset_save_leaves_no_folder(workspace, main, validation, problem, action):
+    from core.datasets import DatasetSettings, DatasetStore
+
+    store = DatasetStore(workspace / "datasets")
+    kept = store.save("kept", b"text,label\na film,pos\n", "kept.csv", DatasetSettings())
+    with pytest.raises(DataError) as err:
+        store.save("new", main[1], main[0], DatasetSettings(), validation=validation, max_mb=0.01)
+    told(str(err.value), problem, action)
+    assert sorted(p.name for p in store.root.iterdir()) == [kept.dir.name]  # no half-saved 'new' folder
+    assert store.get("kept").path.read_bytes() == b"text,label\na film,pos\n"
+    nothing_half_written(workspace)

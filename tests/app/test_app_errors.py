@@ -1,0 +1,97 @@
+"""Bad input in the app: each shows one st.error naming the problem, never a traceback, and the page stays
+usable (the next, good input works in the same session) with nothing half-saved in the workspace."""
+
+from __future__ import annotations
+
+from core.datasets import DatasetSettings, DatasetStore
+from core.runs import RunStore
+from tests.app.conftest import button, no_exception, open_app, widget
+from tests.conftest import toy_sentiment_rows
+
+GOOD = ("text,label\n" + "\n".join(f"{t},{y}" for t, y in toy_sentiment_rows(120)) + "\n").encode()
+BAD_UPLOADS = [
+    ("empty.csv", b"", "empty"),
+    ("sheet.csv", b"PK\x03\x04" + b"\x00" * 300, "excel"),
+    ("header.csv", b"text,label\n", "no data rows"),
+    ("ragged.csv", b"text,label\ngood film,pos\nbad, awful film,neg\nfine film,pos\n", "line 3"),
+    ("rows.jsonl", b'{"text": "a film", "label": "pos"}\n{"text": oops}\n', "line 2"),
+]
+
+
+def errors(at) -> str:
+    return " ".join(e.value for e in at.error).lower()
+
+
+def saved_datasets(workspace) -> list[str]:
+    root = workspace / "datasets"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.exists() else []
+
+
+def test_bad_uploads_show_an_error_and_the_data_page_stays_usable(workspace):
+    at = open_app("pages/data.py")
+    for name, content, words in BAD_UPLOADS:
+        at.file_uploader[0].set_value((name, content, "text/csv"))
+        at.run()
+        no_exception(at)
+        assert words in errors(at) and name in errors(at), (name, errors(at))
+        assert "traceback" not in errors(at)
+        assert not [b for b in at.button if b.label == "Save dataset" and not b.disabled]
+        assert saved_datasets(workspace) == []
+    # Same session, a good file: no error, and it saves.
+    at.file_uploader[0].set_value(("reviews.csv", GOOD, "text/csv"))
+    at.run()
+    no_exception(at)
+    assert not at.error, errors(at)
+    button(at, "Save dataset").click()
+    at.run()
+    no_exception(at)
+    assert DatasetStore().names() == ["reviews"]
+
+
+def test_bad_model_sources_show_an_error_and_the_train_page_stays_usable(workspace, toy_csv, tiny_bert_dir,
+                                                                         tmp_path, monkeypatch):  # fmt: skip
+    settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+    name = DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240).name
+    not_a_model = tmp_path / "downloads"
+    not_a_model.mkdir()
+    (not_a_model / "notes.txt").write_text("hello", encoding="utf-8")
+    at = open_app("pages/train.py", dataset=name)
+    widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
+    at.run()
+    source = widget(at.text_input, "Hugging Face id or local folder")
+    for value, words in (("no-such-org/no-such-model-xyz", "cannot be reached"),
+                         (str(not_a_model), "not a model"),
+                         (str(tmp_path / "missing"), "does not exist")):  # fmt: skip
+        source.set_value(value)
+        at.run()
+        no_exception(at)
+        assert words in errors(at), (value, errors(at))
+        assert not [b for b in at.button if b.label == "Start training"]
+        source = widget(at.text_input, "Hugging Face id or local folder")
+    # A folder outside the server's allow-list is refused the same way.
+    monkeypatch.setenv("WORKBENCH_MODEL_DIRS", str(tmp_path / "approved"))
+    source.set_value(str(tiny_bert_dir))
+    at.run()
+    assert "not allowed on this server" in errors(at)
+    monkeypatch.delenv("WORKBENCH_MODEL_DIRS")
+    # The same session recovers with a real model folder.
+    widget(at.text_input, "Hugging Face id or local folder").set_value(str(tiny_bert_dir) + "/")
+    at.run()
+    no_exception(at)
+    assert not at.error, errors(at)
+    assert button(at, "Start training")
+    assert RunStore().list() == []  # nothing was started by the bad sources
+    # Remote code stays off unless ticked, and ticking it says what it means.
+    trust = widget(at.checkbox, "Allow code shipped with the model (trust_remote_code)")
+    assert trust.value is False and not at.warning
+    trust.check()
+    at.run()
+    assert any("will run on this server" in w.value for w in at.warning)
+
+
+def test_hostile_run_in_the_url_is_refused_calmly(workspace):
+    for page in ("pages/runs.py", "pages/evaluate.py", "pages/playground.py", "pages/train.py"):
+        at = open_app(page, run="../../etc/passwd")
+        no_exception(at)
+        assert "traceback" not in errors(at)
+        assert "passwd" not in " ".join(m.value for m in at.markdown)  # nothing from outside the workspace
