@@ -32,7 +32,12 @@ def _pages() -> list:
 
 
 def _running_job() -> None:
-    """The sidebar line about the job in progress."""
+    """The sidebar line about the job in progress (a timed rerun runs it alone, so it has its own guard)."""
+    with guarded("reading the running job"):
+        _running_job_body()
+
+
+def _running_job_body() -> None:
     from ui.state import active_runs
 
     runs = active_runs()

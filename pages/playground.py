@@ -64,11 +64,11 @@ def classify(run, bundle, base: bool) -> None:
             return
         with st.spinner("Predicting..."):
             probs = predict_proba(bundle, texts, pairs, max_length=cfg.train.max_length)
-        st.session_state["predictions"] = (run.id, base, texts, probs)
+        st.session_state["predictions"] = (run.id, base, texts, pairs, probs)
     saved = st.session_state.get("predictions")
     if not saved or saved[:2] != (run.id, base):
         return
-    _, _, texts, probs = saved
+    _, _, texts, pairs, probs = saved
     if bundle.task == "regression":
         st.dataframe({"text": texts, "predicted value": [float(p[0]) for p in probs]}, hide_index=True)
         return
@@ -86,17 +86,17 @@ def classify(run, bundle, base: bool) -> None:
             st.markdown(f"**{names[int(p.argmax())]}** ({p.max():.1%}): {text[:300]}")
             st.plotly_chart(charts.probabilities(names, p.tolist()), key=f"proba_{i}")
             if explain_on:
-                explain_text(bundle, text)
+                explain_text(bundle, text, pairs[i] if pairs else None)
 
 
-def explain_text(bundle, text: str) -> None:
+def explain_text(bundle, text: str, pair: str | None) -> None:
     try:
         from core.explain import explain
     except ImportError:
         st.info("Explanations are not installed in this version of the workbench.")
         return
     with st.spinner("Explaining..."):
-        pieces = explain(bundle, text)
+        pieces = explain(bundle, text, pair)
     st.markdown(highlighted(pieces), unsafe_allow_html=True)
 
 

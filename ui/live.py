@@ -8,6 +8,7 @@ from core.curves import curve_frames, downsample, overfitting, start_record
 from core.runs import ACTIVE
 from ui import charts
 from ui.format import duration, metric, state_badge
+from ui.guard import guarded
 from ui.state import registry, run_store, select_run
 
 
@@ -31,6 +32,11 @@ def live_panel(run_id: str) -> None:
     # The timer runs only while the run trains; when it ends, one full rerun turns it off.
     @st.fragment(run_every=1.0 if active else None)
     def panel() -> None:
+        # A timed rerun runs this body alone, outside the page's guard: it needs its own.
+        with guarded("showing the run"):
+            body()
+
+    def body() -> None:
         status = run.status()
         state = status.get("state", "queued")
         if active and state not in ACTIVE:

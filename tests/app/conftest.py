@@ -82,7 +82,7 @@ def trained_workspace(tmp_path_factory, tiny_bert_dir) -> Path:
     data.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in toy_sentiment_rows(240)) + "\n")
     store = RunStore(ws / "runs")
     for name, model in (("full", {}), ("lora", {"method": "lora", "lora_r": 4})):
-        cfg = tiny_run_config(data, tiny_bert_dir, eval_every=4, log_every=3)
+        cfg = tiny_run_config(data, tiny_bert_dir, max_steps=6, eval_every=3, log_every=2)
         cfg.name = name
         for key, value in model.items():
             setattr(cfg.model, key, value)

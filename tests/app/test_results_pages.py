@@ -37,6 +37,11 @@ def test_playground_predicts_with_probabilities(trained):
     assert set(table["label"]) <= {"negative", "positive"}
     assert ((table["probability"] >= 0.5) & (table["probability"] <= 1.0)).all()
     assert len(at.get("plotly_chart")) == 2  # one probability chart per text
+    at.toggle(key="explain").set_value(True)
+    at.run()
+    no_exception(at)
+    tinted = [m.value for m in at.markdown if "<span" in m.value]
+    assert len(tinted) == 2 and "wonderful" in tinted[0] and "awful" in tinted[1]
     at.toggle(key="use_base").set_value(True)
     at.run()
     no_exception(at)
