@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (the page: 1.0)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--pairs", type=int, default=2, help="alternating (alone, watched) pairs")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: all cores)")
     args = parser.parse_args()
 
     from core.config import RunConfig
@@ -117,7 +118,8 @@ def main() -> None:
         "data": {"train_path": str(train_csv)},
         "model": {"source": source, "task": "classification"},
         "train": {"max_steps": args.steps, "batch_size": 16, "learning_rate": 5e-5, "log_every": 1,
-                  "eval_every": max(1, args.steps // 4), "seed": 0, "max_length": 128},
+                  "eval_every": max(1, args.steps // 4), "seed": 0, "max_length": 128,
+                  "num_threads": args.threads},
     })  # fmt: skip
     registry = JobRegistry(RunStore(tmp / "runs"))
     one_run(registry, config, 0, args.interval)  # warm-up: imports, first-touch allocations
@@ -126,7 +128,7 @@ def main() -> None:
         rows.append(one_run(registry, config, 0, args.interval))
         rows.append(one_run(registry, config, args.readers, args.interval))
     print(f"model={args.model} steps={args.steps} readers={args.readers} interval={args.interval}s "
-          f"(cores={common.os.cpu_count()})")  # fmt: skip
+          f"threads={args.threads or 'all'} (cores={common.os.cpu_count()})")  # fmt: skip
     print(common.table(rows, [("readers", "readers", "d"), ("samples_per_s", "samples/s", ".1f"),
                               ("train_s", "train s", ".2f"), ("points", "points", "d"),
                               ("same_points", "same points", ""), ("polls", "polls", "d"),
