@@ -144,6 +144,8 @@ class SearchStore:
             "created_at": time.time(),
             "state": "queued",
             "message": "Waiting to start...",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
             "config": cfg.to_dict(),
             "trials": [{"trial": i + 1, "params": p, "state": "pending", "runs": []} for i, p in enumerate(plans)],
             "best_trial": None,
@@ -177,16 +179,19 @@ class SearchStore:
 def _owner_alive(record: dict[str, Any]) -> bool:
     if record.get("host") not in (None, socket.gethostname()):
         return True  # another machine's process: we cannot tell, so trust the file
-    if record.get("pid") == os.getpid():
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
         with _LIVE_LOCK:
             return record["id"] in _LIVE
     try:
-        os.kill(int(record.get("pid") or 0), 0)
-    except (ProcessLookupError, ValueError, OverflowError):
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
-    return bool(record.get("pid"))
+    return True
 
 
 def results_table(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -388,6 +393,8 @@ class SearchJob:
         def work() -> None:
             self.record = run_search(self.search_id, registry, self.stop_signal, store)
 
+        with _LIVE_LOCK:
+            _LIVE.add(self.search_id)  # before the thread runs, so a reader never sees it as interrupted
         self._thread = threading.Thread(target=work, name=f"search-{self.search_id}", daemon=True)
         self._thread.start()
 

@@ -101,6 +101,7 @@ def test_stop_between_and_within_trials(workspace, toy_csv, tiny_bert_dir):
     job, created = runner.start(cfg)
     again, created_again = runner.start(cfg)
     assert created and not created_again and again is job  # one search at a time
+    assert store.get(job.search_id)["state"] in ("queued", "running")  # never read as interrupted while starting
 
     # Stop while the first trial trains: the trial's run stops too, the second never starts.
     import time
