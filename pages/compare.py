@@ -10,7 +10,9 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded, show_error
 from ui.pickers import run_label
-from ui.state import RUN_PARAM, finished_runs, load_bundle
+from ui.state import RUN_PARAM, ensure_router, finished_runs, load_bundle
+
+ensure_router()
 
 
 def pick_runs() -> list:

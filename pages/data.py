@@ -8,7 +8,9 @@ import streamlit as st
 
 from ui import charts
 from ui.guard import guarded
-from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
+from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store, ensure_router
+
+ensure_router()
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 TASK_HELP = {

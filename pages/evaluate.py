@@ -8,7 +8,9 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
-from ui.state import dataset_store, run_store
+from ui.state import dataset_store, ensure_router, run_store
+
+ensure_router()
 
 HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l")
 

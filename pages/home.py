@@ -10,7 +10,9 @@ from pathlib import Path
 import streamlit as st
 
 from ui.guard import guarded
-from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line
+from ui.state import DATASET_PARAM, active_runs, dataset_store, ensure_router, hardware, hardware_line
+
+ensure_router()
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
 SAMPLE_NAME = "sentiment-sample"

@@ -9,7 +9,9 @@ import streamlit as st
 from ui import charts
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
-from ui.state import load_bundle
+from ui.state import ensure_router, load_bundle
+
+ensure_router()
 
 MAX_TEXTS = 50
 

@@ -9,7 +9,9 @@ import streamlit as st
 from core.export import merge_run_adapter, multi_gpu_command, train_command, zip_folder
 from ui.format import duration, state_badge
 from ui.guard import guarded
-from ui.state import registry, run_store, select_run, selected_run_id
+from ui.state import ensure_router, registry, run_store, select_run, selected_run_id
+
+ensure_router()
 
 
 def table(rows: list[dict]) -> None:
@@ -62,7 +64,7 @@ def actions(run) -> None:
     st.markdown("**Take it with you**")
     c = st.columns(3)
     if has_model:
-        c[0].download_button(
+        c[1].download_button(
             "Download the model (zip)",
             functools.partial(zip_folder, run.model_dir),
             file_name=f"{run.id}-model.zip",
@@ -70,7 +72,7 @@ def actions(run) -> None:
             icon=":material/download:",
             help="The save_pretrained folder: load it with transformers.pipeline after unzipping.",
         )
-    c[1].download_button(
+    c[0].download_button(
         "Download config.json",
         run.config_path.read_bytes(),
         file_name=f"{run.id}-config.json",

@@ -13,6 +13,7 @@ from ui.live import live_panel
 from ui.state import (
     DATASET_PARAM,
     dataset_store,
+    ensure_router,
     finished_runs,
     hardware,
     hardware_line,
@@ -21,6 +22,8 @@ from ui.state import (
     select_run,
     selected_run_id,
 )
+
+ensure_router()
 
 MAIN_FIELDS = ["epochs", "learning_rate", "batch_size", "max_length"]
 OWN_SECTION = {"device", "precision", "distill_alpha", "distill_temperature", *MAIN_FIELDS}

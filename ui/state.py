@@ -141,3 +141,17 @@ def counting_tokenizer():
 
     quiet_transformers()
     return AutoTokenizer.from_pretrained(minilm_path())
+
+
+def ensure_router() -> None:
+    """Run every page through app.py's st.navigation, even when a fresh server's first visit is /train.
+
+    Streamlit treats an app with a pages/ folder as an old-style multipage app until st.navigation has been
+    called once in the process; a first visit straight to a page's URL then runs that page alone (no page
+    config, file names in the sidebar, no running-job panel). One rerun through app.py fixes it for good.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

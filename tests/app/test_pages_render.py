@@ -24,3 +24,18 @@ def test_home_lists_the_steps_and_the_hardware(workspace):
     assert labels[:5] == ["1. Data", "2. Train", "3. Evaluate", "4. Playground", "5. Compare"]
     assert any("CPU cores" in m.value for m in at.markdown)
     assert button(at, "Try the sample")
+
+
+def test_first_visit_straight_to_a_page_still_goes_through_the_router(workspace):
+    """A fresh server whose first request is /runs (a bookmark, a reload after a restart) gets app.py's
+    navigation and sidebar, not Streamlit's old pages/-folder mode."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import APP
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/runs.py")  # before any run: the page is found by file name, as a URL would be
+    at.run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["Runs"]
+    assert any(c.value == "No training running." for c in at.sidebar.caption)  # written by app.py only
