@@ -248,9 +248,7 @@ def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, 
             "progress": dict(progress.__dict__),
         }
         torch.save(state, tmp / "trainer_state.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_folder(tmp, final)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if err.errno == errno.ENOSPC:
@@ -260,6 +258,19 @@ def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put a fully written folder in place of ``target``. The old one is renamed aside before it is deleted:
+    deleting in place, a kill half-way would leave a half folder under the real name (a model or checkpoint
+    that looks complete)."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:6]}")
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _disk_full(what: str) -> TrainingError:
@@ -274,7 +285,7 @@ def _prune_checkpoints(run: Run, keep: int, best_step: int) -> None:
     for path in ckpts[:-keep]:
         if path.name != f"step-{best_step:06d}":
             shutil.rmtree(path, ignore_errors=True)
-    for stale in run.checkpoints_dir.glob(".tmp-*"):
+    for stale in [*run.checkpoints_dir.glob(".tmp-*"), *run.checkpoints_dir.glob(".old-*")]:
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -690,9 +701,7 @@ def _finish(
         if isinstance(err, OSError) and err.errno == errno.ENOSPC:
             raise _disk_full("the final model could not be saved. The checkpoints are intact.") from None
         raise
-    if run.model_dir.exists():
-        shutil.rmtree(run.model_dir)
-    os.replace(tmp, run.model_dir)
+    replace_folder(tmp, run.model_dir)
     final_state = "stopped" if state == "stopped" else "finished"
     results: dict[str, Any] = {
         "steps": progress.step,

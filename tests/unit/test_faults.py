@@ -226,6 +226,32 @@ def test_exception_during_a_checkpoint_save_leaves_no_half_checkpoint(workspace,
     no_temporaries(run)
 
 
+def test_replacing_a_model_never_leaves_a_half_one_under_its_name(workspace, toy_csv, tiny_bert_dir, monkeypatch):
+    """A stopped run has a model; resuming replaces it. A kill while the old one is deleted must not leave a
+    folder named model/ that looks complete but lacks its weights."""
+    import shutil
+
+    from core import training
+
+    run, result = run_with_stop_at(workspace, toy_csv, tiny_bert_dir, lambda e, i: e == "save", save_every=2)
+    assert result.state == "stopped" and run.has_model()
+    real_rmtree = shutil.rmtree
+
+    def killed_mid_delete(path, *args, **kwargs):
+        path = Path(path)
+        if (path / "model.safetensors").exists() and "checkpoints" not in path.parts:
+            (path / "model.safetensors").unlink()  # the delete got this far...
+            raise KeyboardInterrupt("killed")  # ...when the process died
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(training.shutil, "rmtree", killed_mid_delete)
+    with pytest.raises(KeyboardInterrupt):
+        train(run.config(), run, resume=True)
+    monkeypatch.undo()
+    assert run.has_model() and (run.model_dir / "model.safetensors").exists()
+    loads_and_predicts(run.model_dir)
+
+
 def test_half_written_checkpoints_are_never_picked(tmp_path):
     from core.runs import Run
 
