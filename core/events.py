@@ -73,13 +73,13 @@ def read_jsonl(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         records = json.loads(b"[" + data[:end].replace(b"\n", b",") + b"]")
         if all(isinstance(r, dict) for r in records):
             return records, offset + end + 1
-    except json.JSONDecodeError:
+    except ValueError:  # JSONDecodeError, or UnicodeDecodeError from bytes a crash or a disk error left
         pass
     records = []
     for raw in data[: end + 1].splitlines():
         if raw.strip():
             try:
                 records.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue  # a torn line from a killed writer: skip it, keep the rest
+            except ValueError:
+                continue  # a torn or garbled line from a killed writer: skip it, keep the rest
     return records, offset + end + 1

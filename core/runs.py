@@ -100,9 +100,10 @@ class Run:
 
     def status(self) -> dict[str, Any]:
         try:
-            return json.loads((self.dir / "status.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            status = json.loads((self.dir / "status.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):  # ValueError: also undecodable bytes, not only bad JSON
             return {"state": "queued"}
+        return status if isinstance(status, dict) else {"state": "queued"}
 
     @property
     def state(self) -> str:
@@ -133,7 +134,11 @@ class Run:
 
     def results(self) -> dict[str, Any]:
         path = self.dir / "results.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):  # one damaged file must not hide every other run from the lists
+            return {}
+        return results if isinstance(results, dict) else {}
 
     def write_results(self, results: dict[str, Any]) -> None:
         atomic_write_text(self.dir / "results.json", json.dumps(results, indent=2, default=str))
@@ -220,7 +225,7 @@ class RunStore:
         for run in self.list():
             try:
                 cfg = run.config_dict()
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError):
                 continue
             status, results = run.status(), run.results()
             started, ended = status.get("started_at"), status.get("finished_at") or status.get("updated_at")

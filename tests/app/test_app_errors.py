@@ -3,6 +3,7 @@ usable (the next, good input works in the same session) with nothing half-saved 
 
 from __future__ import annotations
 
+from core.config import RunConfig
 from core.datasets import DatasetSettings, DatasetStore
 from core.runs import RunStore
 from tests.app.conftest import button, no_exception, open_app, widget
@@ -95,3 +96,19 @@ def test_hostile_run_in_the_url_is_refused_calmly(workspace):
         no_exception(at)
         assert "traceback" not in errors(at)
         assert "passwd" not in " ".join(m.value for m in at.markdown)  # nothing from outside the workspace
+
+
+def test_a_damaged_run_folder_does_not_hide_the_others(workspace):
+    store = RunStore()
+    good = store.create(RunConfig(name="good-run"), run_id="good-run")
+    good.set_status("stopped", message="Stopped by the user.")
+    bad = store.create(RunConfig(name="bad-run"), run_id="bad-run")
+    (bad.dir / "results.json").write_text("{oops", encoding="utf-8")
+    bad.metrics_path.write_bytes(b'{"step":1,"loss":0.5}\n\xff\xfe garbage\n{"step":2')
+    for page, query in (("pages/runs.py", {}), ("pages/train.py", {"run": "bad-run"})):
+        at = open_app(page, **query)
+        no_exception(at)
+        assert not at.error, (page, errors(at))
+    at = open_app("pages/runs.py")
+    shown = " ".join(str(df.value.to_dict()) for df in at.dataframe)
+    assert "good-run" in shown and "bad-run" in shown

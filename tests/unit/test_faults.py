@@ -387,3 +387,23 @@ def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path,
     # The steps before the kill agree with the reference too (same seed, same batches).
     assert all(abs(r["loss"] - expected[r["step"]]) < 1e-3 for r in before_kill)
     no_temporaries(reference)
+
+
+# ------------------------------------------------------------------------------------------------ damaged files on disk
+def test_damaged_run_files_do_not_break_reading(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    good = store.create(RunConfig(name="good"), run_id="good")
+    good.set_status("finished")
+    good.write_results({"validation": {"accuracy": 0.9}})
+    bad = store.create(RunConfig(name="bad"), run_id="bad")
+    # Torn and garbled lines (a crash, a disk error) between whole ones; an unfinished last line.
+    bad.metrics_path.write_bytes(b'{"step":1,"loss":0.5}\n\x00\xff\xfe garbage\n{"step":2,"lo{"step":3,"loss":0.4}\n'
+                                 b'{"step":4,"loss":"nan"}\n{"step":5')  # fmt: skip
+    assert bad.metrics() == [{"step": 1, "loss": 0.5}, {"step": 4, "loss": "nan"}]
+    (bad.dir / "status.json").write_bytes(b"\xff\xfe[1,")
+    (bad.dir / "results.json").write_text("[1, 2]", encoding="utf-8")
+    assert bad.status() == {"state": "queued"} and bad.results() == {}
+    rows = {row["run"]: row for row in store.summaries()}
+    assert rows["good"]["val_accuracy"] == 0.9 and "bad" in rows
+    # A restarted server treats the unreadable status as a run nobody owns any more.
+    assert "bad" in store.recover_interrupted() and bad.state == "interrupted"
