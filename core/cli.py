@@ -15,6 +15,7 @@ from core.errors import WorkbenchError
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 ALIASES = {"train_path": ["--data"], "source": ["--model"], "learning_rate": ["--lr"]}
+DEVICE_HELP = "cpu, cuda or mps (default: cpu)"
 
 
 def _flag(name: str) -> str:
@@ -90,20 +91,45 @@ def cmd_check(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.training import StopSignal, train
+    from core.training import StopSignal
 
     store = _store(args)
-    stop = StopSignal()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     rank = _rank()
     if args.resume:
-        run = store.get(args.resume)
+        # Only rank 0 judges the state: the other ranks may look after rank 0 has already set it running.
+        run = _resumable(store, args.resume) if rank == 0 else store.get(args.resume)
         config, resume = run.config(), True
     else:
         config, resume = _config_from_args(args), False
         run = store.create(config) if rank == 0 else _scratch_run(config)
     if rank == 0:
         print(f"run {run.id} -> {run.dir}", flush=True)
+    stop = StopSignal()
+    # Ctrl-C stops cleanly (checkpoint, 'stopped'); the caller's handler comes back afterwards, so main()
+    # called in-process (tests, notebooks) does not leave Ctrl-C disarmed.
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        return _train_and_report(args, config, run, stop, resume, rank)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _resumable(store, run_id: str):
+    """The same rule as the UI's Resume: only a stopped, failed or interrupted run continues (never a live one)."""
+    from core.jobs import live_run_ids
+
+    store.recover_interrupted(live_run_ids())
+    run = store.get(run_id)
+    if run.state not in ("interrupted", "stopped", "failed"):
+        raise WorkbenchError(
+            f"Run '{run_id}' is {run.state}; only stopped, failed or interrupted runs resume.",
+            hint="Start a new run with --config to repeat it.",
+        )
+    return run
+
+
+def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: int) -> int:
+    from core.training import train
 
     def show(rec: dict[str, Any]) -> None:
         if rank == 0 and not args.quiet:
@@ -339,7 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="Read a data file and print the data check (exit 0 when usable).")
     c.add_argument("file", help="csv, tsv, json, jsonl, parquet or txt file")
-    c.add_argument("--task", default="classification", choices=["classification", "regression", "generation"])
+    c.add_argument(
+        "--task",
+        default="classification",
+        choices=["classification", "regression", "generation"],
+        help="What the data is for (default: classification); generation reads a .txt as one corpus",
+    )
     c.add_argument("--text-column", help="Column holding the text (default: guessed)")
     c.add_argument("--text-pair-column", help="Second text column for sentence pairs")
     c.add_argument("--label-column", help="Column holding the label (default: guessed)")
@@ -357,11 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="Score a run on one of its splits or on a file; prints JSON.")
     e.add_argument("run", help="Run id (see 'runs')")
-    e.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    e.add_argument("--split", default="test", choices=["train", "validation", "test"], help="Saved split to score")
     e.add_argument("--file", help="A new file with the same columns as the training data")
     e.add_argument("--output", help="Write per-example predictions to this CSV")
     e.add_argument("--details", action="store_true", help="Include per-class scores")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help=DEVICE_HELP)
     e.set_defaults(func=cmd_eval)
 
     for name, func, helptext in (
@@ -372,16 +403,21 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("run", help="Run id")
         g.add_argument("--text", nargs="*", help="Text(s) or prompt(s)")
         g.add_argument("--file", help="A file with one text per line")
-        g.add_argument("--device", default="cpu")
+        g.add_argument("--device", default="cpu", help=DEVICE_HELP)
         if name == "generate":
-            g.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
-            g.add_argument("--max-new-tokens", type=int, default=64)
-            g.add_argument("--num-beams", type=int, default=4)
-            g.add_argument("--temperature", type=float, default=0.8)
-            g.add_argument("--top-k", type=int, default=50)
-            g.add_argument("--top-p", type=float, default=0.95)
-            g.add_argument("--repetition-penalty", type=float, default=1.1)
-            g.add_argument("--seed", type=int, default=0)
+            g.add_argument(
+                "--strategy",
+                default="greedy",
+                choices=["greedy", "beam", "sample"],
+                help="greedy: most likely token; beam: search several continuations; sample: random, shaped below",
+            )
+            g.add_argument("--max-new-tokens", type=int, default=64, help="Most tokens to add to each prompt")
+            g.add_argument("--num-beams", type=int, default=4, help="Beam: continuations searched at once")
+            g.add_argument("--temperature", type=float, default=0.8, help="Sample: below 1 safer, above 1 wilder")
+            g.add_argument("--top-k", type=int, default=50, help="Sample: draw among the k likeliest tokens (0: off)")
+            g.add_argument("--top-p", type=float, default=0.95, help="Sample: draw within this probability mass")
+            g.add_argument("--repetition-penalty", type=float, default=1.1, help="Above 1 discourages repeats")
+            g.add_argument("--seed", type=int, default=0, help="Sample: the same seed gives the same text")
         g.set_defaults(func=func)
 
     r = sub.add_parser("runs", help="List runs and their status.")
@@ -389,13 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_runs)
 
     m = sub.add_parser("merge", help="Merge a LoRA run's adapter into its base model and save a plain model.")
-    m.add_argument("run")
+    m.add_argument("run", help="Run id of a LoRA run")
     m.add_argument("--out", required=True, help="Folder to write the merged model")
     m.set_defaults(func=cmd_merge)
 
     s = sub.add_parser("search", help="Grid or random search over learning rate, batch size, epochs, weight decay.")
     s.add_argument("--space", action="append", metavar="NAME=V1,V2", help="Values to try, e.g. learning_rate=1e-4,3e-4")
-    s.add_argument("--strategy", default="grid", choices=["grid", "random"])
+    s.add_argument("--strategy", default="grid", choices=["grid", "random"], help="Every combination, or a draw")
     s.add_argument("--max-trials", type=int, default=8, help="Random: trials to draw. Grid: the most allowed")
     s.add_argument("--folds", type=int, default=0, help="k-fold cross-validation on the training split (0: off)")
     s.add_argument("--metric", help="Validation metric that ranks trials (default val_accuracy / val_loss)")
@@ -407,8 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("distill-report", help="A distilled run beside its teacher: accuracy, size and speed.")
     d.add_argument("run", help="The student run id")
-    d.add_argument("--split", default="test", choices=["validation", "test"])
-    d.add_argument("--device", default="cpu")
+    d.add_argument("--split", default="test", choices=["validation", "test"], help="Saved split to score")
+    d.add_argument("--device", default="cpu", help=DEVICE_HELP)
     d.add_argument("--json", action="store_true", help="Print as JSON")
     d.set_defaults(func=cmd_distill_report)
     return p

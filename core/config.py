@@ -246,13 +246,11 @@ class RunConfig:
     """A human name for the run (shown in lists)."""
 
     def __post_init__(self) -> None:
-        # Accept plain dicts so from_dict and keyword construction share one path.
-        if isinstance(self.data, dict):
-            self.data = _build(DataConfig, self.data)
-        if isinstance(self.model, dict):
-            self.model = _build(ModelConfig, self.model)
-        if isinstance(self.train, dict):
-            self.train = _build(TrainConfig, self.train)
+        # Accept plain dicts so from_dict and keyword construction share one path; anything else
+        # (a number, a list from a hand-edited config.json) is refused here rather than failing later.
+        for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), cls):
+                setattr(self, name, _build(cls, getattr(self, name)))
         if self.model.task == "generation" and self.train.early_stopping_metric not in (
             "val_loss",
             "val_perplexity",
@@ -300,16 +298,13 @@ def _build(cls: type, raw: dict[str, Any]) -> Any:
     unknown = set(raw) - names
     if unknown:
         raise ConfigError(f"Unknown setting(s) {sorted(unknown)} in {cls.__name__}; known: {sorted(names)}.")
+    raw = _check_types(cls, raw)
     try:
         return cls(**raw)
     except TypeError as err:
-    raw = _check_types(cls, raw)
         raise ConfigError(f"{cls.__name__}: {err}") from None
 
 
-def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
-    """Flat ``{"train.learning_rate": (a, b)}`` of the settings that differ between two config dicts."""
-    out: dict[str, tuple[Any, Any]] = {}
 _KINDS = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,), "str": (str,)}
 _KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text", "list": "a list"}
 
@@ -337,6 +332,9 @@ def _check_types(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Flat ``{"train.learning_rate": (a, b)}`` of the settings that differ between two config dicts."""
+    out: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
         name = f"{prefix}{key}"

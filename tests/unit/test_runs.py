@@ -1,0 +1,171 @@
+"""Runs on disk: the store, status, checkpoints, and recovery of runs a dead process left 'running'."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core.config import RunConfig
+from core.errors import WorkbenchError
+from core.runs import Run, RunStore, atomic_write_text
+
+
+def _config(name: str = "", task: str = "classification") -> RunConfig:
+    return RunConfig.from_dict({"name": name, "model": {"task": task}, "data": {"train_path": "x.csv"}})
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "runs")
+
+
+def test_create_writes_config_and_queued_status(store):
+    cfg = _config("My first run!")
+    run = store.create(cfg)
+    assert run.dir.parent == store.root and run.dir.is_dir()
+    assert "My-first-run" in run.id  # the name, made safe for a folder
+    assert run.config() == cfg
+    status = run.status()
+    assert status["state"] == "queued" and status["pid"] == os.getpid() and status["created_at"] > 0
+    assert run.metrics() == [] and run.results() == {} and run.checkpoints() == [] and not run.has_model()
+
+
+def test_create_with_an_id_get_list_and_delete(store):
+    a = store.create(_config(), run_id="alpha")
+    b = store.create(_config(task="regression"), run_id="beta")
+    assert store.get("alpha").dir == a.dir
+    assert [r.id for r in store.list()] == ["beta", "alpha"]  # newest first
+    with pytest.raises((FileExistsError, WorkbenchError)):
+        store.create(_config(), run_id="alpha")
+    for bad in ("../escape", "a/b", ".hidden", "x" * 90):
+        with pytest.raises(WorkbenchError):
+            store.create(_config(), run_id=bad)
+    with pytest.raises(WorkbenchError, match="no run named 'gamma'"):
+        store.get("gamma")
+    with pytest.raises(WorkbenchError):
+        store.get("../runs")
+    b.set_status("finished")
+    store.delete("beta")
+    assert not b.dir.exists() and [r.id for r in store.list()] == ["alpha"]
+
+
+def test_delete_refuses_a_run_that_is_still_training(store):
+    run = store.create(_config(), run_id="busy")
+    run.set_status("running")  # owned by this (live) process
+    with pytest.raises(WorkbenchError, match="still training"):
+        store.delete("busy")
+    assert run.dir.exists()
+
+
+def test_set_status_keeps_fields_and_refuses_unknown_states(store):
+    run = store.create(_config())
+    run.set_status("running", step=3, loss=0.5)
+    run.set_status(step=4)
+    status = run.status()
+    assert status["state"] == "running" and status["step"] == 4 and status["loss"] == 0.5
+    run.set_status("failed", message="bad")
+    assert run.status()["finished_at"] >= status["started_at"]
+    with pytest.raises(ValueError):
+        run.set_status("exploded")
+    (run.dir / "status.json").write_text("{not json")
+    assert run.state == "queued"  # a torn status reads as queued, never crashes a page
+
+
+def test_checkpoints_are_sorted_and_only_complete_ones_count(store):
+    run = store.create(_config())
+    for name in ("step-000010", "step-000002", "step-000100", ".tmp-step-000200-abc", "notes"):
+        (run.checkpoints_dir / name).mkdir(parents=True)
+    assert [p.name for p in run.checkpoints()] == ["step-000002", "step-000010", "step-000100"]
+    assert run.latest_checkpoint() is None  # none has its trainer state yet
+    (run.checkpoints_dir / "step-000010" / "trainer_state.pt").write_bytes(b"x")
+    assert run.latest_checkpoint().name == "step-000010"
+
+
+def test_metrics_since_reads_only_new_lines(store):
+    run = store.create(_config())
+    run.metrics_path.write_text('{"step":1}\n{"step":2}\n')
+    first, offset = run.metrics_since(0)
+    with open(run.metrics_path, "a") as fh:
+        fh.write('{"step":3}\n{"st')
+    more, offset2 = run.metrics_since(offset)
+    assert [m["step"] for m in first] == [1, 2] and [m["step"] for m in more] == [3]
+    assert offset2 < run.metrics_path.stat().st_size  # the torn tail waits for the writer
+    assert [m["step"] for m in run.metrics()] == [1, 2, 3]
+
+
+def test_summaries_flatten_status_config_and_results(store):
+    run = store.create(_config("sentiment"))
+    run.set_status("running")
+    run.write_results({"validation": {"accuracy": 0.8, "f1": 0.75}, "test": {"accuracy": 0.9, "labels": ["a"]}})
+    run.set_status("finished", message="Training finished.")
+    store.create(_config(task="generation"))
+    rows = {r["name"]: r for r in store.summaries()}
+    row = rows["sentiment"]
+    assert row["run"] == run.id and row["state"] == "finished" and row["task"] == "classification"
+    assert row["model"] == "default" and row["method"] == "full" and row["message"] == "Training finished."
+    assert row["val_accuracy"] == 0.8 and row["val_f1"] == 0.75 and row["test_accuracy"] == 0.9
+    assert "test_labels" not in row  # only numbers go into the table
+    assert row["duration_s"] is not None and row["duration_s"] >= 0
+    assert len(rows) == 2
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_recover_marks_a_run_of_a_dead_process_interrupted(store):
+    dead = store.create(_config(), run_id="dead")
+    dead.set_status("running", step=5)
+    status = dead.status()
+    status["pid"] = _dead_pid()
+    atomic_write_text(dead.dir / "status.json", json.dumps(status))
+    done = store.create(_config(), run_id="done")
+    done.set_status("finished")
+
+    assert store.recover_interrupted() == ["dead"]
+    assert dead.state == "interrupted" and "Resume" in dead.status()["message"]
+    assert dead.status()["step"] == 5  # progress is kept for the resume
+    assert done.state == "finished"
+    assert store.recover_interrupted() == []  # marking is done once
+
+
+def test_recover_leaves_a_live_job_alone(store):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        other = store.create(_config(), run_id="other-process")
+        other.set_status("running")
+        status = other.status()
+        status["pid"] = sleeper.pid
+        atomic_write_text(other.dir / "status.json", json.dumps(status))
+        mine = store.create(_config(), run_id="mine")
+        mine.set_status("running")
+        orphan = store.create(_config(), run_id="orphan")
+        orphan.set_status("running")  # this process, but no job trains it any more
+
+        marked = store.recover_interrupted(active_here={"mine"})
+        assert marked == ["orphan"]
+        assert other.state == "running" and mine.state == "running" and orphan.state == "interrupted"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "status.json"
+    atomic_write_text(target, "one")
+    atomic_write_text(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_run_paths(tmp_path):
+    run = Run(tmp_path / "r1")
+    assert run.id == "r1"
+    assert run.model_dir == tmp_path / "r1" / "model" and run.data_dir == tmp_path / "r1" / "data"
+    assert run.status() == {"state": "queued"}
