@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,12 @@ def stage_upload(file_name: str, content: bytes, root: Path | None = None) -> Pa
     folder = (Path(root) if root is not None else default_workspace() / "datasets") / ".staging"
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(content).hexdigest()[:12]
-    target = folder / f"{digest}-{_file_name(file_name)}"
+    # The hash goes in the folder, not the file name: read errors name the file, and the user should see
+    # "reviews.csv is empty", not "da39a3ee5e6b-reviews.csv is empty".
+    target = folder / digest / _file_name(file_name)
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.tmp")
+        target.parent.mkdir(exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # two sessions may stage at once
         tmp.write_bytes(content)
         tmp.replace(target)
     return target

@@ -47,7 +47,8 @@ def told(message: str, problem: tuple[str, ...], action: tuple[str, ...]) -> Non
 
 def nothing_half_written(workspace: Path) -> None:
     """No hidden temporary file or folder anywhere; a failed run holds no model, checkpoint or data split."""
-    leftovers = [p for p in workspace.rglob("*") if p.name.startswith(".") and ".tmp" in p.name or ".model-" in p.name]
+    leftovers = [p for p in workspace.rglob("*") if p.name.startswith((".model-", ".old-")) or
+                 (p.name.startswith(".") and ".tmp" in p.name)]  # fmt: skip
     assert not leftovers, leftovers
     store = RunStore(workspace / "runs")
     for run in store.list():

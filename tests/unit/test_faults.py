@@ -52,7 +52,7 @@ def losses(run) -> dict[int, float]:
 
 
 def no_temporaries(run) -> None:
-    hidden = [p for p in run.dir.rglob(".*") if ".tmp" in p.name or p.name.startswith(".model-")]
+    hidden = [p for p in run.dir.rglob(".*") if ".tmp" in p.name or p.name.startswith((".model-", ".old-"))]
     assert not hidden, hidden
 
 

@@ -243,7 +243,7 @@ def test_hostile_upload_file_names_are_staged_inside_the_workspace(workspace, na
     except DataError as err:
         assert name == ".csv" and "not a file type" in str(err)
         return
-    assert staged.resolve().parent == (workspace / "datasets" / ".staging").resolve()
+    assert staged.resolve().parent.parent == (workspace / "datasets" / ".staging").resolve()
     assert staged.suffix == ".csv" and not staged.name.startswith(".")
 
 
