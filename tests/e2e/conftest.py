@@ -1,0 +1,121 @@
+"""A real `streamlit run` server and a real Chromium page for the end-to-end test.
+
+Shared with tests/e2e/new_user_walkthrough.py (a script, not a test), so both drive the app the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+
+
+@dataclass
+class Server:
+    url: str
+    workspace: Path
+    process: subprocess.Popen
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workspace: Path, log: Path, timeout: float = 60.0) -> Server:
+    """`streamlit run app.py` as start.sh runs it, on a free port, with its own workspace."""
+    port = free_port()
+    env = dict(os.environ, WORKBENCH_HOME=str(workspace), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_TELEMETRY="1")
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    out = log.open("wb")
+    # A session of its own, so the finaliser can end the server and anything it spawned in one signal.
+    process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return Server(url, workspace, process, log)
+        except OSError:
+            time.sleep(0.3)
+    stop_server_process(process)
+    raise RuntimeError(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server_process(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_ready(page, timeout: float = 60_000) -> None:
+    """Wait until the script run triggered by the last action has finished (then the page is complete)."""
+    # A click starts a rerun a moment later; give it that moment so we do not read the previous run's page.
+    page.wait_for_timeout(300)
+    page.wait_for_selector(READY, timeout=timeout)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    srv = start_server(workspace, tmp_path / "streamlit.log")
+    yield srv
+    stop_server_process(srv.process)
+
+
+@pytest.fixture
+def page(server):
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(
+            f"BROWSER TEST NOT RUN: no Chromium at {CHROMIUM}. test.sh installs it with "
+            "`apt-get install -y chromium`; run that, then this test."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(60_000)
+        tab = context.new_page()
+        yield tab
+        context.close()
+        browser.close()
