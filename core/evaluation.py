@@ -151,6 +151,7 @@ def evaluate_model(
     device: str = "cpu",
     generate_references: bool = True,
     max_generations: int = 50,
+    precision: str = "auto",
 ) -> EvalReport:
     """Score a loaded model on a standardized frame (columns text[, text_pair][, label])."""
     import pandas as pd
@@ -159,7 +160,7 @@ def evaluate_model(
     from core.device import resolve_device, resolve_precision
 
     dev = resolve_device(device)
-    precision = resolve_precision("auto", dev)
+    precision = resolve_precision(precision, dev)
     tok, task = bundle.tokenizer, bundle.task
     bundle.model.to(dev)
     if task == "generation":
@@ -228,4 +229,5 @@ def evaluate_run(run, split: str = "test", file: Path | None = None, device: str
         frame = pd.read_parquet(path)
         if len(frame) == 0:
             raise WorkbenchError(f"The {split} split of run '{run.id}' is empty.", hint="Choose another split.")
-    return evaluate_model(bundle, frame, max_length=cfg.train.max_length, device=device)
+    # Score in the precision the run trained in, so its numbers match the ones logged during training.
+    return evaluate_model(bundle, frame, max_length=cfg.train.max_length, device=device, precision=cfg.train.precision)
