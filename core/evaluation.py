@@ -160,7 +160,8 @@ def evaluate_model(
     from core.device import resolve_device, resolve_precision
 
     dev = resolve_device(device)
-    precision = resolve_precision(precision, dev)
+    # A run trained in fp16 on a GPU may be scored on a CPU, where fp16 is not offered.
+    precision = resolve_precision("auto" if precision == "fp16" and dev.type != "cuda" else precision, dev)
     tok, task = bundle.tokenizer, bundle.task
     bundle.model.to(dev)
     if task == "generation":
