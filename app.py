@@ -60,7 +60,7 @@ def run() -> None:
         from ui.state import active_runs
 
         # Poll often while something trains, rarely otherwise (a CLI job started elsewhere still shows up).
-        st.fragment(run_every=3.0 if active_runs() else 20.0)(_running_job)()
+        st.fragment(run_every=5.0 if active_runs() else 20.0)(_running_job)()
     page.run()
 
 

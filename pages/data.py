@@ -92,6 +92,7 @@ def choose_file() -> tuple[Path | None, str]:
     name = st.selectbox(
         "Bundled sample",
         samples,
+        index=samples.index("sentiment.csv") if "sentiment.csv" in samples else 0,
         key="data_sample",
         help="sentiment.csv: reviews with positive/negative labels; pairs.csv: sentence pairs; "
         "qa.csv: questions and answers; stories.txt: plain text for generation.",
@@ -168,11 +169,11 @@ def split_settings(task: str, file_key: str):
         help="Rows kept aside for the final score on the Evaluate page.",
     )
     stratify = c3.toggle(
-        "Keep class proportions (stratified)",
+        "Stratified split",
         value=task == "classification",
         disabled=task != "classification",
         key=f"stratify_{file_key}",
-        help="Each split gets the same share of each class as the whole file.",
+        help="Keep class proportions: each split gets the same share of each class as the whole file.",
     )
     seed = c4.number_input(
         "Split seed", 0, 2**31 - 1, 42, key=f"seed_{file_key}", help="The same seed always gives the same split."

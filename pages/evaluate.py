@@ -92,6 +92,7 @@ def classification(report) -> None:
         wrong = wrong[wrong["text"].str.contains(contains, case=False, regex=False)]
     st.caption(f"{len(wrong):,} of {len(report.predictions):,} examples shown (the model got them wrong).")
     shown = wrong.drop(columns=[c for c in ("label", "correct") if c in wrong.columns])
+    shown = shown.rename(columns={"label_name": "true class", "predicted": "predicted class"})
     st.dataframe(shown.sort_values("confidence", ascending=False), hide_index=True)
 
 

@@ -182,10 +182,15 @@ def choose_method(task: str, shape) -> dict:
     return out
 
 
-def train_settings(task: str, source: str, shape) -> dict:
+def train_settings(task: str, source: str, shape, dataset) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     defaults.update(recommended_train_settings(task, source))
     defaults["max_length"] = min(defaults["max_length"], shape.max_positions)
+    if dataset.rows and task != "generation":
+        # About 40 points on the live curve: a 20-step run logs every step, a long one every 10.
+        s = dataset.settings
+        steps = dataset.rows * (1 - s.val_fraction - s.test_fraction) / defaults["batch_size"] * defaults["epochs"]
+        defaults["log_every"] = int(min(max(steps // 40, 1), defaults["log_every"]))
     prefix = f"tc_{task}_{source}_"
     values = fields_grid(TrainConfig, MAIN_FIELDS, defaults, prefix, task=task, columns=4)
     with st.expander("Advanced settings"):
@@ -338,7 +343,7 @@ def new_run_form() -> None:
     method = choose_method(task, shape)
     st.subheader("Settings")
     prefix = f"tc_{task}_{source}_"
-    train = train_settings(task, source, shape)
+    train = train_settings(task, source, shape, dataset)
     extras = model_extras(method["method"])
     distill_model, distill_train = distillation(task, shape, prefix)
     train.update(distill_train)

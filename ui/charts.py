@@ -20,7 +20,9 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, log_y: bool = False, 
         hovermode="x unified",
     )
     fig.update_xaxes(title_text=x)
-    fig.update_yaxes(title_text=y, type="log" if log_y else "linear")
+    fig.update_yaxes(title_text=y)
+    if log_y:  # only when asked: forcing "linear" would turn a category axis (class names) into numbers
+        fig.update_yaxes(type="log")
     return fig
 
 
