@@ -229,14 +229,14 @@ def test_time_budget_stops_cleanly_and_keeps_the_model(workspace, toy_csv, tiny_
     assert run.status()["message"] == result.message
 
 
-def _regression_csv(path, n=240):
+def _regression_csv(path, n=240, low=0.0, high=1.0):
     rng = random.Random(3)
     lines = ["review,score"]
     for _ in range(n):
         words = rng.sample(FILLER, rng.randint(3, 8))
         positive = rng.random() < 0.5
         words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if positive else NEGATIVE))
-        score = (1.0 if positive else 0.0) + rng.uniform(-0.1, 0.1)
+        score = (high if positive else low) + rng.uniform(-0.1, 0.1)
         lines.append(f"{' '.join(words)},{score:.3f}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -262,6 +262,22 @@ def test_regression_trains_and_reports_mse_mae_r2(workspace, tmp_path, tiny_bert
     from core.models import load_for_inference
 
     assert load_for_inference(run.model_dir).model.config.num_labels == 1
+
+
+def test_regression_on_ratings_far_from_zero_learns(workspace, tmp_path, tiny_bert_dir):
+    """Ratings of 1 or 4: the head starts at the targets' mean and spread, so the run learns the signal."""
+    data = _regression_csv(tmp_path / "ratings.csv", low=1.0, high=4.0)
+    cfg = RunConfig.from_dict(
+        {
+            "data": {"train_path": str(data)},
+            "model": {"source": str(tiny_bert_dir), "task": "regression"},
+            "train": {**LEARNS, "max_length": 32, "precision": "fp32", "log_every": 1, "seed": 0},
+        }
+    )  # fmt: skip
+    _, result = run_training(workspace, cfg)
+    assert result.state == "finished", result.message
+    # Predicting the mean would give r2 = 0 and mse ~2.25.
+    assert result.results["test"]["r2"] > 0.6, result.results["test"]
 
 
 def test_sentence_pair_classification_uses_token_type_ids(workspace, tmp_path, tiny_bert_dir, monkeypatch):
