@@ -220,6 +220,21 @@ def _scheduler(optimizer, cfg, total_steps: int):
     )
 
 
+def _center_regression_head(model, targets: np.ndarray) -> None:
+    """Start the regression head at the targets' mean and spread: a fresh head outputs about 0, and targets
+    far from 0 (ratings 1-5, prices) otherwise spend the whole run learning one offset."""
+    import torch
+
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
+    if not head or len(targets) == 0:
+        return
+    std = float(targets.std()) or 1.0
+    with torch.no_grad():
+        head[-1].weight.mul_(std)
+        if head[-1].bias is not None:
+            head[-1].bias.fill_(float(targets.mean()))
+
+
 def _l1_norm(model):
     import torch
 
@@ -418,6 +433,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     bundle = models.prepare_for_method(bundle, mc)
     if latest is not None:
         load_weights(bundle.model, latest)
+    elif task == "regression":
+        _center_regression_head(bundle.model, prepared.train["label"].to_numpy(dtype=np.float64))
     bundle.model.to(device).train()
     teacher = distill.load_teacher(mc.teacher_run, run.dir.parent, bundle, device) if mc.teacher_run else None
     trainable, total_params = models.count_parameters(bundle.model)
