@@ -1,12 +1,16 @@
 """Browser sessions polling a live run: how much they slow training, and whether they all see the same points.
 
-    .venv/bin/python bench/load_polling.py [--model default|tiny] [--readers 10] [--interval 1.0] [--steps 60]
+    .venv/bin/python bench/load_polling.py [--model default|tiny] [--readers 10] [--interval S] [--steps 60]
 
 Each reader is a thread in the training process (as Streamlit sessions are threads of the server) doing
 what the live fragment does on every refresh: read status.json, read the metric lines written since its
 last refresh, build the curve tables, downsample them and build and serialise the two plotly figures.
 Runs alternate without and with readers (A B A B ...) on the same config and seed, so drift in the
 machine's load hits both; the slowdown compares training samples/s (evaluation excluded).
+
+What it leaves out: Streamlit's own work per rerun (running the fragment's element calls, protobuf, the
+websocket). It measures the engine-side share of a refresh; "reader cores" is that share's CPU, which
+does not depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -23,31 +27,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
 
+_SHARED: dict[tuple[str, int], tuple[str, str]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def charts_json(run_id: str, offset: int, records: list[dict], share: bool) -> tuple[str, str]:
+    """The two figures as the browser gets them; with ``share``, built once per (run, metrics offset) for all
+    sessions, as an st.cache_resource keyed that way would do."""
+    from core.curves import curve_frames, downsample
+    from ui import charts
+
+    if share:
+        with _SHARED_LOCK:
+            hit = _SHARED.get((run_id, offset))
+        if hit is not None:
+            return hit
+    train, evals = curve_frames(records)
+    built = ("", "")
+    if len(train):
+        built = (charts.loss_curves(downsample(train), evals).to_json(), charts.learning_rate(downsample(train)).to_json())
+    if share:
+        with _SHARED_LOCK:
+            _SHARED[(run_id, offset)] = built
+    return built
+
 
 class Reader(threading.Thread):
     """One session's live panel, refreshed every ``interval`` seconds until the run ends."""
 
-    def __init__(self, run, interval: float):
+    def __init__(self, run, interval: float, share: bool = False):
         super().__init__(daemon=True)
-        self.watched, self.interval = run, interval
+        self.watched, self.interval, self.share = run, interval, share
         self.records: list[dict] = []
         self.offset = 0
         self.poll_seconds: list[float] = []
+        self.poll_cpu: list[float] = []  # this thread's CPU time: what a poll costs, whatever else the machine does
         self.done = threading.Event()
 
     def poll(self) -> None:
-        from core.curves import curve_frames, downsample
-        from ui import charts
-
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         self.watched.status()
         new, self.offset = self.watched.metrics_since(self.offset)
         self.records += new
-        train, evals = curve_frames(self.records)
-        if len(train):
-            charts.loss_curves(downsample(train), evals).to_json()
-            charts.learning_rate(downsample(train)).to_json()
+        charts_json(self.watched.id, self.offset, self.records, self.share)
         self.poll_seconds.append(time.perf_counter() - t0)
+        self.poll_cpu.append(time.thread_time() - c0)
 
     def run(self) -> None:  # noqa: D102 - Thread API
         while not self.done.wait(self.interval):
@@ -70,10 +94,10 @@ def tiny_model(folder: Path) -> str:
     return str(folder)
 
 
-def one_run(registry, config, readers: int, interval: float) -> dict:
+def one_run(registry, config, readers: int, interval: float, share: bool = False) -> dict:
     job, created = registry.start(config)
     assert created, "another job is running"
-    pollers = [Reader(job.run, interval) for _ in range(readers)]
+    pollers = [Reader(job.run, interval, share) for _ in range(readers)]
     for p in pollers:
         p.start()
     result = job.join()
@@ -84,6 +108,7 @@ def one_run(registry, config, readers: int, interval: float) -> dict:
         raise RuntimeError(result.message)
     truth = job.run.metrics()
     polls = [s for p in pollers for s in p.poll_seconds]
+    cpu = [s for p in pollers for s in p.poll_cpu]
     return {
         "readers": readers,
         "samples_per_s": result.samples_per_s,
@@ -93,6 +118,9 @@ def one_run(registry, config, readers: int, interval: float) -> dict:
         "polls": len(polls),
         "poll_ms_mean": 1000 * statistics.fmean(polls) if polls else None,
         "poll_ms_p95": 1000 * sorted(polls)[int(0.95 * (len(polls) - 1))] if polls else None,
+        "poll_cpu_ms": 1000 * statistics.fmean(cpu) if cpu else None,
+        # CPU the readers took per second of training, in cores: the cost that does not depend on the load.
+        "reader_cores": sum(cpu) / result.train_seconds if cpu else None,
         "load": common.load_average(),
     }
 
@@ -101,11 +129,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="'default' (MiniLM-L6) or 'tiny' (2-layer BERT)")
     parser.add_argument("--readers", type=int, default=10)
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (the page: 1.0)")
+    parser.add_argument("--interval", type=float, default=None, help="seconds between refreshes (default: the page's)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--pairs", type=int, default=2, help="alternating (alone, watched) pairs")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: all cores)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval in seconds for this process (default: leave it)")  # fmt: skip
+    parser.add_argument("--share", action="store_true", help="sessions share the figures built per metrics offset")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    if args.interval is None:
+        from ui.live import REFRESH_S
+
+        args.interval = REFRESH_S
 
     from core.config import RunConfig
     from core.jobs import JobRegistry
@@ -126,13 +163,15 @@ def main() -> None:
     rows = []
     for _ in range(args.pairs):
         rows.append(one_run(registry, config, 0, args.interval))
-        rows.append(one_run(registry, config, args.readers, args.interval))
+        rows.append(one_run(registry, config, args.readers, args.interval, args.share))
     print(f"model={args.model} steps={args.steps} readers={args.readers} interval={args.interval}s "
-          f"threads={args.threads or 'all'} (cores={common.os.cpu_count()})")  # fmt: skip
+          f"threads={args.threads or 'all'} shared figures={args.share} switch interval={sys.getswitchinterval() * 1000:g} ms "
+          f"(cores={common.os.cpu_count()})")  # fmt: skip
     print(common.table(rows, [("readers", "readers", "d"), ("samples_per_s", "samples/s", ".1f"),
                               ("train_s", "train s", ".2f"), ("points", "points", "d"),
                               ("same_points", "same points", ""), ("polls", "polls", "d"),
                               ("poll_ms_mean", "poll ms", ".1f"), ("poll_ms_p95", "poll p95 ms", ".1f"),
+                              ("poll_cpu_ms", "poll CPU ms", ".1f"), ("reader_cores", "reader cores", ".3f"),
                               ("load", "load avg", ".1f")]))  # fmt: skip
     alone = statistics.fmean(r["samples_per_s"] for r in rows if not r["readers"])
     watched = statistics.fmean(r["samples_per_s"] for r in rows if r["readers"])
