@@ -71,6 +71,9 @@ def live_panel(run_id: str) -> None:
                 f"precision {head.get('precision')}."
             )
         _controls(run, state, evals)
+        # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
+        if state == "finished" or (state == "stopped" and run.has_model()):
+            _finished(run)
         if len(train) or len(evals):
             c1, c2 = st.columns([1, 1])
             x = c1.radio("X axis", ["step", "epoch"], horizontal=True, key=f"x_{run.id}")
@@ -79,8 +82,6 @@ def live_panel(run_id: str) -> None:
             st.plotly_chart(charts.learning_rate(downsample(train), x=x), key=f"lr_{run.id}")
         elif state in ACTIVE:
             st.info("Preparing the data and the model; the first points appear after a few steps.")
-        if state == "finished":
-            _finished(run)
 
     panel()
 

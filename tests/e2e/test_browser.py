@@ -134,9 +134,12 @@ def test_upload_train_watch_reload_stop_predict(server, page, tmp_path, tiny_ber
     wait_ready(page)
     shot(page, "3b-train-stopped")
 
-    # Playground: a sentence in, a label and its probabilities out.
-    page.goto(f"{server.url}/playground?run={run_id}")
+    # Playground: the stopped run kept its model, and the live view offers it; a sentence in, label and
+    # probabilities out.
+    page.get_by_role("button", name="Try it in the Playground").click()
     wait_ready(page)
+    page.get_by_role("heading", name="Playground").wait_for()
+    assert f"run={run_id}" in page.url
     texts = page.get_by_role("textbox", name="Texts to classify (one per line)", exact=True)
     texts.fill("the movie was wonderful and charming")
     page.get_by_role("button", name="Predict").click()
