@@ -139,7 +139,13 @@ def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: in
                 flush=True,
             )
 
-    result = train(config, run, stop=stop, resume=resume, on_progress=show)
+    try:
+        result = train(config, run, stop=stop, resume=resume, on_progress=show)
+    finally:
+        if rank != 0 and not args.resume:
+            import shutil
+
+            shutil.rmtree(run.dir.parent, ignore_errors=True)  # the scratch store _scratch_run made
     if rank == 0:
         summary = {
             "run": run.id,

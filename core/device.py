@@ -25,7 +25,9 @@ def resolve_device(name: str = "auto"):
     import torch
 
     if name == "auto":
-        name = "cuda" if cuda_available() else "mps" if mps_available() else "cpu"
+        # `accelerate launch --cpu` asks for the CPU even where a GPU is visible.
+        forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+        name = "cpu" if forced_cpu else "cuda" if cuda_available() else "mps" if mps_available() else "cpu"
     if name == "cuda" and not cuda_available():
         raise ConfigError("Setting 'device': CUDA was chosen but no CUDA GPU is visible.", hint="Choose auto or cpu.")
     if name == "mps" and not mps_available():

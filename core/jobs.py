@@ -77,9 +77,9 @@ def device_key(config: RunConfig) -> str:
     """Jobs are limited per device: 'cpu', 'cuda', 'mps' (auto resolves to what it would pick)."""
     name = config.train.device
     if name == "auto":
-        from core.device import cuda_available, mps_available
+        from core.device import resolve_device
 
-        name = "cuda" if cuda_available() else "mps" if mps_available() else "cpu"
+        name = resolve_device("auto").type  # the one place that decides what 'auto' means
     return name
 
 

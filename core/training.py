@@ -405,6 +405,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     from core.batching import collate, length_grouped_batches
     from core.device import autocast, resolve_device, resolve_precision
     from core.evaluation import metrics_from_scores, score_encoded
+    from core.fastpath import sparse_row_adamw, use_fast_dropout
 
     tc, mc, task = config.train, config.model, config.model.task
     # 1. seed, threads, device, precision
@@ -442,6 +443,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     val_data = _encode(bundle, prepared.validation, task, tc.max_length)
     if len(train_data) == 0:
         raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+    if device.type == "cpu":
+        use_fast_dropout(bundle.model)  # same masks' distribution, a fraction of torch's CPU cost
     model = bundle.model
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -451,6 +454,9 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     steps_per_epoch = max(1, math.ceil(batches_per_epoch / tc.grad_accum))
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = _optimizer(bundle.model, tc, device)
+    # Exact AdamW on only the embedding rows that had a gradient, where that applies (None elsewhere).
+    rows = sparse_row_adamw(bundle.model, optimizer, device=device, world=world, l1_penalty=tc.l1_penalty)
+    clip_grad_norm_ = rows.clip_grad_norm_ if rows else torch.nn.utils.clip_grad_norm_
     scheduler = _scheduler(optimizer, tc, total_steps)
     progress = _restore_state(latest, optimizer, scheduler) if latest is not None else Progress()
     eval_every = tc.eval_every or steps_per_epoch
@@ -512,21 +518,36 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     last_good: dict[str, Any] | None = None
     micro = 0
     optimizer.zero_grad(set_to_none=True)
+    lengths = train_data.lengths
     while progress.step < total_steps and state == "finished":
-        batches = length_grouped_batches(train_data.lengths, tc.batch_size, tc.seed + progress.epoch)
+        batches = length_grouped_batches(lengths, tc.batch_size, tc.seed + progress.epoch)
+        if world > 1:
+            # A tail batch with fewer rows than processes would leave one of them nothing to compute.
+            batches = [b for b in batches if len(b) >= world]
         for b_index in range(progress.batch_in_epoch, len(batches)):
-            if stop.is_set():
+            stop_now = stop.is_set()
+            over_budget = bool(tc.time_budget_min) and time.perf_counter() - started > tc.time_budget_min * 60
+            if world > 1:
+                # Every process must leave the loop at the same step, or the others wait forever in a collective.
+                stop_now, over_budget = _agree(stop_now, over_budget, device)
+            if stop_now:
                 state, message = "stopped", "Stopped by the user."
                 break
-            if tc.time_budget_min and time.perf_counter() - started > tc.time_budget_min * 60:
+            if over_budget:
                 message = f"Time budget of {tc.time_budget_min:g} minutes reached; the model so far was kept."
                 state = "budget"
                 break
             if hook:
                 hook("step", {"step": progress.step, "micro": micro})
-            index = batches[b_index]
+            global_index = index = batches[b_index]
+            share = 1.0
             if world > 1:
-                index = index[rank::world]  # each process takes its share of the same global batch
+                # Each process takes its share of the same global batch. Weighting its mean loss by its share of
+                # the rows makes DDP's average of gradients the mean over the whole batch even when shares differ.
+                index = global_index[rank::world]
+                share = len(index) * world / len(global_index)
+                # Gradients are all-reduced only on the micro-batch that completes an accumulation.
+                model.require_backward_grad_sync = micro + 1 >= tc.grad_accum or b_index + 1 >= len(batches)
             batch, labels = collate(train_data, index, pad_id, device)
             with autocast(device, precision):
                 if task == "generation":
@@ -543,24 +564,26 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
             task_loss = loss.detach()
             if tc.l1_penalty:
                 loss = loss + tc.l1_penalty * _l1_norm(bundle.model)
-            (loss / tc.grad_accum).backward()
+            (loss * (share / tc.grad_accum)).backward()
             micro += 1
             progress.batch_in_epoch = b_index + 1
-            window["samples"] += len(index) * world
-            window["tokens"] += int(batch["attention_mask"].sum()) * world
+            window["samples"] += len(global_index)
+            window["tokens"] += int(lengths[global_index].sum())  # from the host: no device sync per step
             loss_value = float(task_loss)
             if not math.isfinite(loss_value):
                 raise _NonFinite(progress.step)
-            window["loss"] += loss_value
+            window["loss"] += loss_value * share
             window["n"] += 1
             if micro < tc.grad_accum and b_index + 1 < len(batches):
                 continue
             micro = 0
             # A finite loss can still bring an infinite gradient: stepping on it would turn the weights into NaN
             # and the next checkpoint would keep them as the "last good" one. (max_norm inf only measures.)
-            grad_norm = torch.nn.utils.clip_grad_norm_(bundle.model.parameters(), tc.grad_clip or math.inf)
+            grad_norm = clip_grad_norm_(list(bundle.model.parameters()), tc.grad_clip or math.inf)
             if not math.isfinite(float(grad_norm)):
                 raise _NonFinite(progress.step, "gradient")
+            if rows:
+                rows.step()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -663,6 +686,16 @@ class _NonFinite(TrainingError):
             f"The {what} became NaN/infinite at step {step + 1}: training diverged.",
             hint="Lower the learning rate (e.g. by 10x), keep gradient clipping on, or use fp32 precision.",
         )
+
+
+def _agree(stop_now: bool, over_budget: bool, device) -> tuple[bool, bool]:
+    """True on every process when true on any (a stop can reach one process; clocks differ)."""
+    import torch
+    import torch.distributed as dist
+
+    flags = torch.tensor([float(stop_now), float(over_budget)], device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0]), bool(flags[1])
 
 
 def _all_mean(value: float, device) -> float:

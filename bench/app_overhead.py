@@ -1,0 +1,112 @@
+"""The engine under the app: core.jobs.JobRegistry (a worker thread) with a reader polling the run folder every
+0.5 s the way the Train page's live panel does (status.json + new metrics lines + a chart frame), against the
+same run headless (core.training.train in the main thread, nothing reading).
+
+    .venv/bin/python bench/app_overhead.py [--train 1500] [--rounds 2]
+
+Runs alternate headless / app / app / headless ... (ABBA) in one process, so drift in a shared machine's load
+falls on both; the ratio is of mean training samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
+
+
+def _config(train_csv: Path, val_csv: Path):
+    from core.config import RunConfig
+
+    return RunConfig.from_dict(
+        {
+            "data": {"train_path": str(train_csv), "validation_path": str(val_csv), "test_fraction": 0.0},
+            "model": {"source": "default", "task": "classification"},
+            "train": {"batch_size": 16, "learning_rate": 5e-5, "epochs": 1, "seed": 0, "log_every": 5},
+        }
+    )
+
+
+def headless(store, config) -> float:
+    from core.training import train
+
+    result = train(config, store.create(config))
+    assert result.state == "finished", result.message
+    return result.samples_per_s
+
+
+def under_app(store, config) -> tuple[float, int]:
+    import pandas as pd
+
+    from core.jobs import JobRegistry
+
+    registry = JobRegistry(store)
+    job, created = registry.start(config)
+    assert created
+    polls = 0
+    done = threading.Event()
+
+    def reader() -> None:
+        nonlocal polls
+        offset, records = 0, []
+        while not done.wait(0.5):
+            job.run.status()
+            new, offset = job.run.metrics_since(offset)
+            records += new
+            pd.DataFrame([r for r in records if "loss" in r])  # what the loss chart is built from
+            polls += 1
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    result = job.join()
+    done.set()
+    thread.join()
+    assert result is not None and result.state == "finished", result and result.message
+    return result.samples_per_s, polls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds (each: 2 headless + 2 app runs)")
+    opts = parser.parse_args()
+
+    from core.runs import RunStore
+
+    work = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    train_csv, val_csv = common.write_reviews(work / "data", opts.train, 200, seed=0)
+    config = _config(train_csv, val_csv)
+    store = RunStore(work / "runs")
+    print(f"{opts.train} reviews, batch 16, 1 epoch, default MiniLM; load average {common.load_average():.1f}")
+    head_rates, app_rates, polls = [], [], 0
+    for r in range(opts.rounds):
+        order = ("headless", "app", "app", "headless") if r % 2 == 0 else ("app", "headless", "headless", "app")
+        for kind in order:
+            if kind == "headless":
+                head_rates.append(headless(store, config))
+                print(f"  headless {head_rates[-1]:.1f} samples/s", flush=True)
+            else:
+                rate, n = under_app(store, config)
+                app_rates.append(rate)
+                polls += n
+                print(f"  app      {rate:.1f} samples/s ({n} polls)", flush=True)
+    h, a = statistics.mean(head_rates), statistics.mean(app_rates)
+    rows = [
+        {"what": "headless core.training.train", "sps": h, "runs": len(head_rates), "ratio": 1.0},
+        {"what": "JobRegistry thread + 0.5 s polling reader", "sps": a, "runs": len(app_rates), "ratio": a / h},
+    ]
+    print()
+    print(common.table(rows, [("what", "path", "s"), ("sps", "samples/s (mean)", ".1f"), ("runs", "runs", "d"),
+                              ("ratio", "× headless", ".3f")]))
+    print(f"reader polls in all: {polls}; load average after: {common.load_average():.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Shared pieces of the benchmarks: deterministic data, matmul peak, FLOP counts, RSS, subprocess runs, tables.
+
+Each benchmark configuration runs in a fresh subprocess so that its peak RSS is its own (ru_maxrss only ever
+grows within a process) and so that no configuration warms caches or allocator pools for the next one.
+The parent still runs them one after another on the same data and seed, and prints one table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# ----------------------------------------------------------------------------------------------- data
+_SUBJECTS = ["The film", "This movie", "The sequel", "The new thriller", "Their latest comedy", "This drama",
+             "The animated feature", "The western", "The mystery", "The biopic", "This romance", "The war epic"]
+_ASPECTS = ["acting", "plot", "script", "soundtrack", "pacing", "camera work", "dialogue", "ending", "cast",
+            "score", "direction", "editing", "lead performance", "story", "humour", "set design", "final act"]
+_GOOD = ["brilliant", "superb", "wonderful", "moving", "gripping", "charming", "clever", "heartfelt", "funny",
+         "thrilling", "memorable", "inventive", "touching", "sharp", "gorgeous", "powerful", "warm", "smart"]
+_BAD = ["dull", "tedious", "awful", "clumsy", "boring", "predictable", "lifeless", "confusing", "bland",
+        "forgettable", "weak", "messy", "shallow", "flat", "sloppy", "dreary", "pointless", "hollow"]
+_SOFT = ["really", "truly", "quite", "rather", "surprisingly", "consistently", "at times", "mostly"]
+_FILLER = [
+    "I saw it on a rainy Sunday with two friends who had read the book.",
+    "The cinema was half empty and the popcorn was stale.",
+    "It runs a little over two hours including the credits.",
+    "My sister had recommended it after a long week at work.",
+    "The trailer had given away most of the second half.",
+    "We argued about it all the way home on the bus.",
+    "There is a long scene on a train that goes on for a while.",
+    "The story follows a family moving to a small coastal town.",
+    "It is based on a novel from the seventies that few people remember.",
+]
+_GOOD_END = ["Highly recommended.", "I would happily watch it again.", "Worth every penny.", "Go and see it."]
+_BAD_END = ["Skip this one.", "Save your money.", "What a waste of an evening.", "I nearly walked out."]
+
+
+def review(rng: random.Random) -> tuple[str, int]:
+    """One movie-review-like text of about 5-60 words; label 1 when its opinions lean positive.
+
+    Mixed opinions (a positive review with one weak aspect and vice versa) and neutral filler make the task
+    learnable but not trivial, and lengths vary the way real reviews do (many short, some long).
+    """
+    positive = rng.random() < 0.5
+    main, other = (_GOOD, _BAD) if positive else (_BAD, _GOOD)
+    parts = [f"{rng.choice(_SUBJECTS)} is {rng.choice(_SOFT)} {rng.choice(main)}."]
+    for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 4])):
+        kind = rng.random()
+        if kind < 0.45:
+            parts.append(f"The {rng.choice(_ASPECTS)} is {rng.choice(main)}.")
+        elif kind < 0.65:
+            parts.append(f"The {rng.choice(_ASPECTS)} is {rng.choice(_SOFT)} {rng.choice(other)}, though.")
+        else:
+            parts.append(rng.choice(_FILLER))
+    if rng.random() < 0.5:
+        parts.append(rng.choice(_GOOD_END if positive else _BAD_END))
+    rng.shuffle(parts)
+    words = " ".join(parts).split()[:60]
+    return " ".join(words), int(positive)
+
+
+def write_reviews(folder: Path, n_train: int = 3000, n_val: int = 500, seed: int = 0) -> tuple[Path, Path]:
+    """Write train.csv and validation.csv (text,label with label names) under ``folder``; deterministic."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, n in (("train", n_train), ("validation", n_val)):
+        path = folder / f"{name}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "label"])
+            for _ in range(n):
+                text, y = review(rng)
+                w.writerow([text, "positive" if y else "negative"])
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def write_corpus(path: Path, n_docs: int = 4000, seed: int = 1) -> Path:
+    """A plain-text corpus for language-model benchmarks: one review per paragraph (blank-line separated)."""
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(review(rng)[0] for _ in range(n_docs)) + "\n", encoding="utf-8")
+    return path
+
+
+def read_csv(path: Path) -> tuple[list[str], list[str]]:
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+# ----------------------------------------------------------------------------------------------- hardware
+def matmul_peak(dtype_name: str, n: int = 1024, seconds: float = 2.0) -> float:
+    """Best-of FLOP/s of square matmuls (sizes around the model's) on all threads torch uses."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    best = 0.0
+    for size in (n // 2, n, 2 * n):
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 3:
+            a @ b
+            reps += 1
+        best = max(best, 2 * size**3 * reps / (time.perf_counter() - t0))
+    return best
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def encoder_train_flops(model, lengths) -> float:
+    """Useful training FLOPs: 6 x non-embedding params per real token, plus attention 12 x layers x width x len.
+
+    Only real tokens count, so padding a configuration computes is waste, not credit.
+    """
+    cfg = model.config
+    embed = sum(p.numel() for n, p in model.named_parameters() if "embed" in n or ".wte." in n or ".wpe." in n)
+    dense = sum(p.numel() for p in model.parameters()) - embed
+    layers = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
+    width = getattr(cfg, "hidden_size", None) or cfg.n_embd
+    tokens = float(sum(lengths))
+    squares = float(sum(length * length for length in lengths))
+    return 6.0 * dense * tokens + 12.0 * layers * width * squares
+
+
+# ----------------------------------------------------------------------------------------------- orchestration
+def child_main(configs: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> bool:
+    """In a child process (argv: --child NAME JSON), run one configuration and print its result as JSON."""
+    if len(sys.argv) < 4 or sys.argv[1] != "--child":
+        return False
+    name, args = sys.argv[2], json.loads(sys.argv[3])
+    t0 = time.perf_counter()
+    out = configs[name](args)
+    out.setdefault("wall_s", time.perf_counter() - t0)
+    out["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(out), flush=True)
+    return True
+
+
+def run_child(script: Path, name: str, args: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
+    """Run one configuration of ``script`` in a fresh interpreter and return its JSON result."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(script), "--child", name, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise RuntimeError(f"benchmark configuration {name!r} failed (exit {proc.returncode})")
+    out = json.loads(lines[-1][len("RESULT ") :])
+    out["process_s"] = time.perf_counter() - t0
+    return out
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A plain-text table: columns are (key, header, format)."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([("-" if r.get(k) is None else format(r[k], f)) for k, _, f in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

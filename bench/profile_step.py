@@ -1,0 +1,142 @@
+"""Where one training step's time goes (MiniLM classifier, batch 16, the benchmark's reviews), per variant.
+
+    .venv/bin/python bench/profile_step.py [--steps 40] [--variants bf16,bf16_frozen_emb,...] [--trace out.json]
+
+Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
+machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
+
+
+def build(variant: str, texts, labels):
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from core.batching import encode_pairs
+    from core.models import minilm_path, quiet_transformers
+
+    quiet_transformers()
+    torch.manual_seed(0)
+    kwargs = {"attn_implementation": "eager"} if "eager" in variant else {}
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2, **kwargs)
+    if "frozen_emb" in variant:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if "fastdrop" in variant:
+        from core.fastpath import use_fast_dropout
+
+        use_fast_dropout(model)
+    model.train()
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    data = encode_pairs(tok, texts, None, np.asarray(labels), 128)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=5e-5, fused=True)
+    if "sparse_emb" in variant:
+        from core.fastpath import sparse_row_adamw
+
+        opt.rows = sparse_row_adamw(model, opt, device=torch.device("cpu"), world=1, l1_penalty=0.0)
+    return model, opt, params, data, tok.pad_token_id
+
+
+CLOCK = time.perf_counter
+
+
+def step(model, opt, params, data, index, pad_id, precision, times, clip=True):
+    import torch
+
+    from core.batching import collate
+    from core.device import autocast
+
+    t0 = CLOCK()
+    batch, labels = collate(data, index, pad_id, torch.device("cpu"))
+    t1 = CLOCK()
+    with autocast(torch.device("cpu"), precision):
+        logits = model(**batch).logits.float()
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+    t2 = CLOCK()
+    loss.backward()
+    t3 = CLOCK()
+    rows = getattr(opt, "rows", None)
+    if clip:
+        (rows.clip_grad_norm_ if rows else torch.nn.utils.clip_grad_norm_)(params, 1.0)
+    t4 = CLOCK()
+    if rows:
+        rows.step()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    t5 = CLOCK()
+    for k, v in zip(("collate", "forward", "backward", "clip", "optim"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        times[k] = times.get(k, 0.0) + v
+    return float(loss.detach())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--variants", default="fp32,bf16,bf16_frozen_emb")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--trace", help="write a torch.profiler Chrome trace of a few steps of the first variant")
+    p.add_argument("--cpu-time", action="store_true", help="count process CPU time instead of wall time (a fairer "
+                   "measure on a busy shared machine; use with --threads 1, where no thread spins)")
+    opts = p.parse_args()
+    global CLOCK
+    if opts.cpu_time:
+        CLOCK = time.process_time
+
+    import torch
+
+    from core.batching import length_grouped_batches
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    rng = random.Random(0)
+    rows = [common.review(rng) for _ in range(opts.steps * 16)]
+    texts, labels = [t for t, _ in rows], [y for _, y in rows]
+    variants = opts.variants.split(",")
+    built = {v: build(v, texts, labels) for v in variants}
+    batches = length_grouped_batches(built[variants[0]][3].lengths, 16, 0)
+    times = {v: {} for v in variants}
+    for v in variants:  # warm-up: first calls allocate and pick kernels
+        model, opt, params, data, pad = built[v]
+        for index in batches[:3]:
+            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", {})
+    for index in batches:
+        for v in variants:
+            model, opt, params, data, pad = built[v]
+            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", times[v])
+    if opts.trace:
+        from torch.profiler import ProfilerActivity, profile
+
+        model, opt, params, data, pad = built[variants[0]]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for index in batches[:8]:
+                step(model, opt, params, data, index, pad, "fp32" if variants[0].startswith("fp32") else "bf16", {})
+        prof.export_chrome_trace(opts.trace)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    n = len(batches)
+    print(f"{n} steps of batch 16, {torch.get_num_threads()} threads, load {common.load_average():.1f}")
+    rows_out = []
+    for v in variants:
+        t = times[v]
+        total = sum(t.values())
+        rows_out.append({"variant": v, **{k: 1000 * x / n for k, x in t.items()}, "total": 1000 * total / n,
+                         "sps": 16 * n / total})
+    cols = [("variant", "variant", "s")] + [(k, f"{k} ms", ".1f") for k in
+                                            ("collate", "forward", "backward", "clip", "optim", "total")]
+    print(common.table(rows_out, cols + [("sps", "samples/s", ".1f")]))
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The CPU fast paths compute what the stock code computes: dropout with the same distribution and scaling,
+and the embedding's sparse-row AdamW giving the same weights and optimizer state as torch's dense AdamW."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from core.fastpath import FastDropout, SparseRowAdamW, sparse_row_adamw, use_fast_dropout
+
+
+def test_fast_dropout_drops_at_rate_p_and_keeps_the_expectation():
+    torch.manual_seed(0)
+    layer = FastDropout(0.1).train()
+    x = torch.ones(400, 1000)
+    y = layer(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.003  # 400k draws: the standard error is 0.0005
+    assert torch.allclose(y[y != 0], torch.full((), 1 / 0.9))
+    assert abs(y.mean().item() - 1.0) < 0.005
+    x.requires_grad_(True)
+    torch.manual_seed(1)
+    y = layer(x)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient is the same scaled mask
+    assert layer.eval()(x) is x  # evaluation: identity, like nn.Dropout
+
+
+def test_fast_dropout_repeats_with_the_torch_seed_and_keeps_bf16():
+    layer = FastDropout(0.3).train()
+    x = torch.randn(8, 16, 32, dtype=torch.bfloat16)
+    torch.manual_seed(7)
+    a = layer(x)
+    torch.manual_seed(7)
+    b = layer(x)
+    torch.manual_seed(8)
+    c = layer(x)
+    assert a.dtype == torch.bfloat16 and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def _tiny_bert(dropout: float = 0.0):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                     attention_probs_dropout_prob=dropout, num_labels=2)  # fmt: skip
+    return BertForSequenceClassification(cfg)
+
+
+def test_use_fast_dropout_swaps_every_dropout_and_keeps_p():
+    model = _tiny_bert(dropout=0.2)
+    stock = sum(type(m) is torch.nn.Dropout for m in model.modules())
+    assert use_fast_dropout(model) == stock > 0
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+    assert {m.p for m in model.modules() if isinstance(m, FastDropout)} == {0.2}
+
+
+def _optimizer(model):
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                             lr=1e-2, fused=True)  # fmt: skip
+
+
+def _batch(step: int):
+    g = torch.Generator().manual_seed(step)
+    # Few distinct tokens per batch (like real text), drawn from a growing range, so rows enter over time.
+    ids = torch.randint(0, 40 + 60 * step, (4, 12), generator=g)
+    return ids, torch.randint(0, 2, (4,), generator=g)
+
+
+def _train(model, steps, max_norm, fast: bool, start: int = 0):
+    optimizer = _optimizer(model)
+    rows = sparse_row_adamw(model, optimizer, device=torch.device("cpu"), world=1, l1_penalty=0.0) if fast else None
+    assert (rows is not None) == fast
+    norms = []
+    for step in range(start, start + steps):
+        ids, labels = _batch(step)
+        loss = torch.nn.functional.cross_entropy(model(input_ids=ids).logits, labels)
+        loss.backward()
+        if rows:
+            norms.append(float(rows.clip_grad_norm_(list(model.parameters()), max_norm)))
+            rows.step()
+        else:
+            norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return optimizer, norms
+
+
+@pytest.mark.parametrize("max_norm", [0.05, float("inf")])  # clipping active on every step / never
+def test_sparse_row_adamw_matches_dense_adamw(max_norm):
+    dense_model = _tiny_bert()
+    fast_model = copy.deepcopy(dense_model)
+    dense_opt, dense_norms = _train(dense_model, 6, max_norm, fast=False)
+    fast_opt, fast_norms = _train(fast_model, 6, max_norm, fast=True)
+    assert fast_norms == pytest.approx(dense_norms, rel=1e-4)
+    if max_norm < 1:
+        assert min(dense_norms) > max_norm  # the clip really scaled every step
+    # Float rounding differs (a sparse sum vs a dense scatter), and Adam amplifies it where moments are tiny:
+    # agreement to 1e-5 against weights that moved by up to 6e-2 (a wrong formula or a missing decay: > 1e-4).
+    # (A key bias cannot change attention, so its true gradient is 0 and Adam turns rounding noise into full
+    # steps in both runs alike: it is left out.)
+    for (name, a), b in zip(dense_model.named_parameters(), fast_model.parameters()):
+        if not name.endswith("key.bias"):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+    emb = fast_model.get_input_embeddings().weight
+    dense_state = dense_opt.state[dense_model.get_input_embeddings().weight]
+    for key in ("exp_avg", "exp_avg_sq"):
+        scale = float(dense_state[key].abs().max())
+        assert torch.allclose(fast_opt.state[emb][key], dense_state[key], rtol=1e-4, atol=1e-4 * scale), key
+    assert float(fast_opt.state[emb]["step"]) == float(dense_state["step"]) == 6
+    untouched = dense_state["exp_avg_sq"].eq(0).all(dim=1)
+    assert untouched.sum() > 100  # most rows never had a gradient: the case the fast path exists for
+
+
+def test_sparse_row_state_is_plain_adamw_state():
+    """A checkpoint from the fast path resumes in stock AdamW (and back) with the same result."""
+    reference = _tiny_bert()
+    mixed = copy.deepcopy(reference)
+    _train(reference, 6, 1.0, fast=False)
+    fast_opt, _ = _train(mixed, 3, 1.0, fast=True)
+    mixed.get_input_embeddings().sparse = False
+    dense_opt = _optimizer(mixed)
+    dense_opt.load_state_dict(fast_opt.state_dict())
+    for step in range(3, 6):
+        ids, labels = _batch(step)
+        torch.nn.functional.cross_entropy(mixed(input_ids=ids).logits, labels).backward()
+        torch.nn.utils.clip_grad_norm_(mixed.parameters(), 1.0)
+        dense_opt.step()
+        dense_opt.zero_grad(set_to_none=True)
+    for (name, a), b in zip(reference.named_parameters(), mixed.parameters()):
+        if not name.endswith("key.bias"):  # see above
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+
+
+def test_fast_path_is_only_taken_where_it_is_exact():
+    model = _tiny_bert()
+    cpu = torch.device("cpu")
+    opt = _optimizer(model)
+    assert isinstance(sparse_row_adamw(model, opt, device=cpu, world=1, l1_penalty=0.0), SparseRowAdamW)
+    model.get_input_embeddings().sparse = False
+    assert sparse_row_adamw(model, opt, device=cpu, world=2, l1_penalty=0.0) is None  # DDP: dense all-reduce
+    assert sparse_row_adamw(model, opt, device=cpu, world=1, l1_penalty=1e-4) is None  # L1 is dense
+    assert sparse_row_adamw(model, torch.optim.Adam(model.parameters()), device=cpu, world=1, l1_penalty=0) is None
+    model.get_input_embeddings().weight.requires_grad_(False)
+    assert sparse_row_adamw(model, opt, device=cpu, world=1, l1_penalty=0.0) is None  # frozen embeddings
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    assert sparse_row_adamw(gpt, _optimizer(gpt), device=cpu, world=1, l1_penalty=0.0) is None  # tied LM head
