@@ -7,6 +7,7 @@ import dataclasses
 import streamlit as st
 
 from core.config import TrainConfig, recommended_train_settings
+from ui.format import duration
 from ui.forms import field_widget, fields_grid
 from ui.guard import guarded, show_error
 from ui.live import live_panel
@@ -301,22 +302,19 @@ def estimate_section(config) -> None:
         delta_color="off",
     )
     c[2].metric(
-        "Time per epoch (approx.)", _dur(est.seconds_per_epoch), f"{est.samples_per_s:.0f} samples/s", delta_color="off"
+        "Time per epoch (approx.)",
+        duration(est.seconds_per_epoch),
+        f"{est.samples_per_s:.0f} samples/s",
+        delta_color="off",
     )
     c[3].metric(
         "Whole run (approx.)",
-        _dur(est.seconds_per_epoch * epochs),
+        duration(est.seconds_per_epoch * epochs),
         f"{est.steps_per_epoch} steps/epoch",
         delta_color="off",
     )
     for note in est.notes:
         st.caption(note)
-
-
-def _dur(seconds: float) -> str:
-    from ui.format import duration
-
-    return duration(seconds)
 
 
 def start(config) -> None:
