@@ -76,6 +76,7 @@ def main() -> int:
             playground = page.get_by_role("button", name="Try it in the Playground")
             playground.wait_for(timeout=600_000)  # appears when the run has finished
             t_trained = time.monotonic()
+            page.wait_for_timeout(1500)  # let the scores table paint (a canvas) before the screenshot
             shot(page, "train-finished")
             click(page, "Train: Try it in the Playground", playground)
             click(page, "Playground: Predict", page.get_by_role("button", name="Predict"))
