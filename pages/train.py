@@ -185,7 +185,10 @@ def choose_method(task: str, shape) -> dict:
 
 def train_settings(task: str, source: str, shape, dataset) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    defaults.update(recommended_train_settings(task, source))
+    train_rows = None
+    if dataset.rows:
+        train_rows = int(dataset.rows * (1 - dataset.settings.val_fraction - dataset.settings.test_fraction))
+    defaults.update(recommended_train_settings(task, source, train_rows))
     defaults["max_length"] = min(defaults["max_length"], shape.max_positions)
     if dataset.rows and task != "generation":
         # About 40 points on the live curve: a 20-step run logs every step, a long one every 10.
