@@ -9,7 +9,9 @@ import streamlit as st
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
-from ui.state import dataset_store, registry, workspace
+from ui.state import dataset_store, ensure_router, registry, workspace
+
+ensure_router()
 
 SEARCH_PARAM = "search"
 LR_CHOICES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 3e-3]
