@@ -49,13 +49,19 @@ def _deciding_vs_filler(scores) -> tuple[float, float]:
 
 def test_gradient_x_input_ranks_the_deciding_word_first(trained):
     sentences = toy_sentiment_rows(20, seed=11)
-    wins = 0
+    wins, deciding_all, filler_all = 0, [], []
     for text, _ in sentences:
         scores = explain(trained, text, method="gradient_x_input")
         assert [w for w, _ in scores] == text.split()
         deciding, filler = _deciding_vs_filler(scores)
         wins += deciding > filler
-    assert wins >= 18, f"the sentiment word was the strongest in only {wins} of 20 sentences"
+        deciding_all.append(deciding)
+        filler_all.extend(abs(s) for w, s in scores if w not in SENTIMENT)
+    # Chance would put the one deciding word first in about 1 sentence in 7; the exact count moves with the
+    # short training's trajectory, so the bound leaves room while staying far above chance.
+    assert wins >= 15, f"the sentiment word was the strongest in only {wins} of 20 sentences"
+    mean_deciding, mean_filler = sum(deciding_all) / len(deciding_all), sum(filler_all) / len(filler_all)
+    assert mean_deciding > 3 * mean_filler, (mean_deciding, mean_filler)
 
 
 def test_integrated_gradients_credit_the_word_that_moves_the_prediction(trained):
