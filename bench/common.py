@@ -52,27 +52,30 @@ _BAD_END = ["Skip this one.", "Save your money.", "What a waste of an evening.",
 
 
 def review(rng: random.Random) -> tuple[str, int]:
-    """One movie-review-like text of about 5-60 words; label 1 when its opinions lean positive.
+    """One movie-review-like text of about 5-60 words; label 1 when most of its opinions are positive.
 
-    Mixed opinions (a positive review with one weak aspect and vice versa) and neutral filler make the task
-    learnable but not trivial, and lengths vary the way real reviews do (many short, some long).
+    A review has 1, 3 or 5 opinions, each agreeing with the overall leaning 70% of the time, some negated
+    ("the plot is not dull"), among neutral filler sentences; the label is the majority. Getting the mixed and
+    negated ones right takes more than spotting one word, so accuracy after one epoch is informative (not 100%).
     """
-    positive = rng.random() < 0.5
-    main, other = (_GOOD, _BAD) if positive else (_BAD, _GOOD)
-    parts = [f"{rng.choice(_SUBJECTS)} is {rng.choice(_SOFT)} {rng.choice(main)}."]
-    for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 4])):
-        kind = rng.random()
-        if kind < 0.45:
-            parts.append(f"The {rng.choice(_ASPECTS)} is {rng.choice(main)}.")
-        elif kind < 0.65:
-            parts.append(f"The {rng.choice(_ASPECTS)} is {rng.choice(_SOFT)} {rng.choice(other)}, though.")
-        else:
-            parts.append(rng.choice(_FILLER))
-    if rng.random() < 0.5:
-        parts.append(rng.choice(_GOOD_END if positive else _BAD_END))
+    leaning = rng.random() < 0.5
+    n_opinions = rng.choice([1, 1, 3, 3, 5])
+    votes, parts = 0, []
+    for i in range(n_opinions):
+        positive = leaning if rng.random() < 0.7 else not leaning
+        votes += 1 if positive else -1
+        negated = rng.random() < 0.2
+        adjective = rng.choice(_BAD if positive == negated else _GOOD)
+        adverb = "not" if negated else rng.choice(_SOFT)
+        subject = rng.choice(_SUBJECTS) if i == 0 else f"The {rng.choice(_ASPECTS)}"
+        parts.append(f"{subject} is {adverb} {adjective}.")
+    label = votes > 0
+    parts += [rng.choice(_FILLER) for _ in range(rng.choice([0, 0, 1, 1, 2, 3]))]
+    if rng.random() < 0.3:
+        parts.append(rng.choice(_GOOD_END if label else _BAD_END))
     rng.shuffle(parts)
     words = " ".join(parts).split()[:60]
-    return " ".join(words), int(positive)
+    return " ".join(words), int(label)
 
 
 def write_reviews(folder: Path, n_train: int = 3000, n_val: int = 500, seed: int = 0) -> tuple[Path, Path]:

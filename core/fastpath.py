@@ -8,6 +8,7 @@ fine-tuning step. NumPy's PCG64 fills the same Bernoulli mask in a fraction of t
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -147,3 +148,90 @@ def sparse_row_adamw(model, optimizer, *, device, world: int, l1_penalty: float)
     if not any(p is embedding.weight for g in optimizer.param_groups for p in g["params"]):
         return None
     return SparseRowAdamW(embedding, optimizer)
+
+
+class ThreadTuner:
+    """Chooses torch's CPU thread count by timing training steps, and checks again now and then.
+
+    On cores that other programs keep busy, OpenMP threads wait at every barrier for a partner the OS has
+    descheduled: on the 2-core benchmark machine a MiniLM step took 13x longer with 2 threads than with 1 while
+    one other process was busy, yet on idle cores 2 threads are ~1.5x faster. So each candidate is timed for a
+    few steps (training time only: begin() before the batch, end() after the optimizer step), the fastest is
+    kept, and the candidates are timed again every ``recheck_every`` steps or when the speed drops sharply.
+    """
+
+    def __init__(self, threads: int, window: int = 5, recheck_every: int = 300):
+        self.original = torch.get_num_threads()
+        self.candidates = sorted({threads, max(1, threads // 2), 1}, reverse=True)
+        self.window, self.recheck_every = window, recheck_every
+        self.rates: dict[int, float] = {}
+        self._queue = list(self.candidates)  # candidates still to time in this round
+        self._use(self._queue[0])
+        self._since_check = 0
+        self._reset(skip=2)  # the first steps allocate and pick kernels: not representative
+
+    def _use(self, threads: int) -> None:
+        self.current = threads
+        torch.set_num_threads(threads)
+
+    def _reset(self, skip: int = 0) -> None:
+        self._skip, self._steps, self._tokens, self._busy, self._t0 = skip, 0, 0, 0.0, None
+
+    def begin(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+
+    def count(self, tokens: int) -> None:
+        self._tokens += tokens
+
+    def end(self) -> None:
+        if self._t0 is None:
+            return
+        self._busy += time.perf_counter() - self._t0
+        self._t0 = None
+        if self._skip:
+            self._reset(self._skip - 1)
+            return
+        self._steps += 1
+        if self._steps < self.window:
+            return
+        rate = self._tokens / max(self._busy, 1e-9)
+        self._reset()
+        if self._queue:  # timing the candidates of this round
+            self.rates[self._queue.pop(0)] = rate
+            if self._queue:
+                self._use(self._queue[0])
+                self._reset(skip=1)
+            else:
+                self._use(max(self.rates, key=self.rates.get))
+            return
+        self._since_check += self.window
+        collapsed = rate < 0.6 * self.rates.get(self.current, rate)
+        self.rates[self.current] = rate
+        if collapsed or self._since_check >= self.recheck_every:
+            self._since_check = 0
+            self._queue = [c for c in self.candidates if c != self.current] + [self.current]
+            self._use(self._queue[0])
+            self._reset(skip=1)
+
+    def close(self) -> None:
+        """Give back the thread count found at the start (the process may go on to serve predictions)."""
+        torch.set_num_threads(self.original)
+
+
+_TUNERS: list[ThreadTuner] = []  # the live one, so release_threads() can undo it after a failed run too
+
+
+def thread_tuner(num_threads: int, device, world: int) -> ThreadTuner | None:
+    """A tuner when the thread count is left to us (0: automatic) on a multi-core CPU in one process."""
+    if num_threads or device.type != "cpu" or world > 1 or torch.get_num_threads() < 2:
+        return None
+    tuner = ThreadTuner(torch.get_num_threads())
+    _TUNERS.append(tuner)
+    return tuner
+
+
+def release_threads() -> None:
+    """Undo every live tuner's thread choice (called when a training run ends, however it ends)."""
+    while _TUNERS:
+        _TUNERS.pop().close()

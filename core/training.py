@@ -374,6 +374,9 @@ def train(
         return _fail(run, writer, msg)
     finally:
         sink.close()
+        from core.fastpath import release_threads
+
+        release_threads()
         gc.collect()
         try:
             import torch
@@ -405,7 +408,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     from core.batching import collate, length_grouped_batches
     from core.device import autocast, resolve_device, resolve_precision
     from core.evaluation import metrics_from_scores, score_encoded
-    from core.fastpath import sparse_row_adamw, use_fast_dropout
+    from core.fastpath import sparse_row_adamw, thread_tuner, use_fast_dropout
 
     tc, mc, task = config.train, config.model, config.model.task
     # 1. seed, threads, device, precision
@@ -457,6 +460,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     # Exact AdamW on only the embedding rows that had a gradient, where that applies (None elsewhere).
     rows = sparse_row_adamw(bundle.model, optimizer, device=device, world=world, l1_penalty=tc.l1_penalty)
     clip_grad_norm_ = rows.clip_grad_norm_ if rows else torch.nn.utils.clip_grad_norm_
+    tuner = thread_tuner(tc.num_threads, device, world)  # None unless the thread count is ours to choose
     scheduler = _scheduler(optimizer, tc, total_steps)
     progress = _restore_state(latest, optimizer, scheduler) if latest is not None else Progress()
     eval_every = tc.eval_every or steps_per_epoch
@@ -548,6 +552,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
                 share = len(index) * world / len(global_index)
                 # Gradients are all-reduced only on the micro-batch that completes an accumulation.
                 model.require_backward_grad_sync = micro + 1 >= tc.grad_accum or b_index + 1 >= len(batches)
+            if tuner:
+                tuner.begin()
             batch, labels = collate(train_data, index, pad_id, device)
             with autocast(device, precision):
                 if task == "generation":
@@ -568,7 +574,10 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
             micro += 1
             progress.batch_in_epoch = b_index + 1
             window["samples"] += len(global_index)
-            window["tokens"] += int(lengths[global_index].sum())  # from the host: no device sync per step
+            step_tokens = int(lengths[global_index].sum())  # from the host: no device sync per step
+            window["tokens"] += step_tokens
+            if tuner:
+                tuner.count(step_tokens)
             loss_value = float(task_loss)
             if not math.isfinite(loss_value):
                 raise _NonFinite(progress.step)
@@ -585,6 +594,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
             if rows:
                 rows.step()
             optimizer.step()
+            if tuner:
+                tuner.end()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress.step += 1

@@ -152,3 +152,64 @@ def test_fast_path_is_only_taken_where_it_is_exact():
 
     gpt = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=32))
     assert sparse_row_adamw(gpt, _optimizer(gpt), device=cpu, world=1, l1_penalty=0.0) is None  # tied LM head
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _drive(tuner, clock, steps: int, seconds_per_step) -> list[int]:
+    chosen = []
+    for _ in range(steps):
+        tuner.begin()
+        clock.now += seconds_per_step(tuner.current)
+        tuner.count(1000)
+        tuner.end()
+        clock.now += 5.0  # evaluation, logging, checkpoints between steps: never counted
+        chosen.append(tuner.current)
+    return chosen
+
+
+@pytest.fixture
+def tuner_env(monkeypatch):
+    import core.fastpath as fp
+
+    clock, threads = _FakeClock(), {"n": 2}
+    monkeypatch.setattr(fp.time, "perf_counter", clock)
+    monkeypatch.setattr(fp.torch, "set_num_threads", lambda n: threads.update(n=n))
+    monkeypatch.setattr(fp.torch, "get_num_threads", lambda: threads["n"])
+    return fp, clock, threads
+
+
+def test_thread_tuner_keeps_all_threads_on_idle_cores(tuner_env):
+    fp, clock, threads = tuner_env
+    tuner = fp.ThreadTuner(2, window=3, recheck_every=1000)
+    chosen = _drive(tuner, clock, 40, lambda n: 0.10 if n == 2 else 0.16)
+    assert set(chosen[:4]) == {2} and 1 in chosen[:15]  # both were timed
+    assert chosen[-20:] == [2] * 20 and threads["n"] == 2
+
+
+def test_thread_tuner_drops_to_one_thread_when_cores_turn_busy(tuner_env):
+    fp, clock, threads = tuner_env
+    tuner = fp.ThreadTuner(2, window=3, recheck_every=1000)
+    chosen = _drive(tuner, clock, 30, lambda n: 0.10 if n == 2 else 0.16)
+    assert chosen[-1] == 2
+    # Another program takes a core: 2 threads now wait at every barrier.
+    chosen = _drive(tuner, clock, 30, lambda n: 1.30 if n == 2 else 0.18)
+    assert chosen[-10:] == [1] * 10  # the collapse triggered a re-check without waiting for recheck_every
+    tuner.close()
+    assert threads["n"] == 2  # given back
+
+
+def test_thread_tuner_is_only_used_when_the_thread_count_is_automatic(tuner_env):
+    fp, _, _ = tuner_env
+    cpu = torch.device("cpu")
+    assert isinstance(fp.thread_tuner(0, cpu, world=1), fp.ThreadTuner)
+    fp.release_threads()
+    assert fp.thread_tuner(4, cpu, world=1) is None  # the user chose
+    assert fp.thread_tuner(0, cpu, world=2) is None  # DDP: the launcher sets threads per process
+    assert fp.thread_tuner(0, torch.device("cuda"), world=1) is None
