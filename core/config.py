@@ -190,7 +190,7 @@ class TrainConfig:
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     num_threads: int = 0
-    """CPU threads for torch (0: all cores)."""
+    """CPU threads for torch (0: automatic: the engine times steps with all cores and with fewer, and keeps the faster)."""
     distill_alpha: float = 0.5
     """Distillation: weight of the teacher's softened probabilities in the loss (the rest is the labels)."""
     distill_temperature: float = 2.0
