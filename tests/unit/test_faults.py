@@ -25,6 +25,7 @@ from core.events import read_jsonl
 from core.jobs import JobRegistry
 from core.runs import RunStore
 from core.training import StopSignal, train
+from tests.conftest import tiny_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,11 +41,7 @@ def _one_torch_thread():
 
 
 def config_for(data: Path, model: Path, **train_settings) -> RunConfig:
-    settings = {"max_steps": 6, "batch_size": 16, "learning_rate": 1e-3, "max_length": 32, "log_every": 1,
-                "precision": "fp32", "seed": 0, "num_threads": 1}  # fmt: skip
-    settings.update(train_settings)
-    return RunConfig.from_dict({"data": {"train_path": str(data)},
-                                "model": {"source": str(model), "task": "classification"}, "train": settings})  # fmt: skip
+    return tiny_run_config(data, model, **{"max_steps": 6, "num_threads": 1, **train_settings})
 
 
 def losses(run) -> dict[int, float]:

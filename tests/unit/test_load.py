@@ -17,6 +17,7 @@ from core.config import RunConfig
 from core.curves import curve_frames, downsample
 from core.jobs import JobRegistry
 from core.runs import Run, RunStore
+from tests.conftest import tiny_run_config
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +30,7 @@ def _one_torch_thread():
 
 
 def config_for(data: Path, model: Path, **train_settings) -> RunConfig:
-    settings = {"max_steps": 4, "batch_size": 16, "learning_rate": 1e-3, "max_length": 32, "log_every": 1,
-                "precision": "fp32", "seed": 0, "num_threads": 1}  # fmt: skip
-    settings.update(train_settings)
-    return RunConfig.from_dict({"data": {"train_path": str(data)},
-                                "model": {"source": str(model), "task": "classification"}, "train": settings})  # fmt: skip
+    return tiny_run_config(data, model, **{"max_steps": 4, "num_threads": 1, **train_settings})
 
 
 def hammer(registries: list[JobRegistry], config: RunConfig, clicks: int = 8):
