@@ -357,6 +357,11 @@ def train(
     writer = run if rank == 0 else None
     if writer:
         writer.set_status("running", message="Preparing data and model...", step=0)
+    import torch
+
+    # The thread count is process-wide: a run's choice (num_threads or the tuner) must not outlive it in a
+    # server that goes on to serve predictions.
+    threads_before = torch.get_num_threads()
     try:
         return _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, world)
     except WorkbenchError as err:
@@ -377,6 +382,7 @@ def train(
         from core.fastpath import release_threads
 
         release_threads()
+        torch.set_num_threads(threads_before)
         gc.collect()
         try:
             import torch

@@ -30,16 +30,6 @@ from tests.conftest import tiny_run_config
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The runs below set num_threads=1 (two shared cores: 2 OpenMP threads spin and slow tiny steps 6x).
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def config_for(data: Path, model: Path, **train_settings) -> RunConfig:
     return tiny_run_config(data, model, **{"max_steps": 6, "num_threads": 1, **train_settings})
 

@@ -20,15 +20,6 @@ from core.runs import Run, RunStore
 from tests.conftest import tiny_run_config
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def config_for(data: Path, model: Path, **train_settings) -> RunConfig:
     return tiny_run_config(data, model, **{"max_steps": 4, "num_threads": 1, **train_settings})
 

@@ -353,3 +353,13 @@ def start_vocab(run) -> int:
     from core.models import load_for_inference
 
     return load_for_inference(run.model_dir).model.config.vocab_size
+
+
+def test_a_runs_thread_count_does_not_outlive_it(workspace, toy_csv, tiny_bert_dir):
+    """torch's thread count is process-wide: the server must get its own back after a run that chose 1."""
+    import torch
+
+    before = torch.get_num_threads()
+    _, result = run_training(workspace, tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2, num_threads=1))
+    assert result.state == "finished"
+    assert torch.get_num_threads() == before
