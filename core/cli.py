@@ -101,6 +101,9 @@ def cmd_train(args) -> int:
         config, resume = run.config(), True
     else:
         config, resume = _config_from_args(args), False
+        from core.preflight import preflight
+
+        preflight(config, store.root)  # a config that cannot start gets no run folder (every rank says the same)
         run = store.create(config) if rank == 0 else _scratch_run(config)
     if rank == 0:
         print(f"run {run.id} -> {run.dir}", flush=True)

@@ -208,8 +208,13 @@ def evaluate_model(
     return EvalReport(task, metrics, table, names)
 
 
-def evaluate_run(run, split: str = "test", file: Path | None = None, device: str = "cpu") -> EvalReport:
-    """Score a finished run on one of its saved splits, or on a new file mapped with the run's columns."""
+def evaluate_run(
+    run, split: str = "test", file: Path | None = None, device: str = "cpu", bundle: Any = None
+) -> EvalReport:
+    """Score a finished run on one of its saved splits, or on a new file mapped with the run's columns.
+
+    ``bundle`` is the run's model already loaded (the app keeps it cached); without it the model is loaded here.
+    """
     import pandas as pd
 
     from core.errors import WorkbenchError
@@ -218,7 +223,7 @@ def evaluate_run(run, split: str = "test", file: Path | None = None, device: str
     if not run.has_model():
         raise WorkbenchError(f"Run '{run.id}' has no saved model yet.", hint="Wait for it to finish, or pick another.")
     cfg = run.config()
-    bundle = load_for_inference(run.model_dir, device=device)
+    bundle = bundle if bundle is not None else load_for_inference(run.model_dir, device=device)
     if file is not None:
         from core.data import prepare_frame_like_run
 
@@ -231,4 +236,9 @@ def evaluate_run(run, split: str = "test", file: Path | None = None, device: str
         if len(frame) == 0:
             raise WorkbenchError(f"The {split} split of run '{run.id}' is empty.", hint="Choose another split.")
     # Score in the precision the run trained in, so its numbers match the ones logged during training.
-    return evaluate_model(bundle, frame, max_length=cfg.train.max_length, device=device, precision=cfg.train.precision)
+    try:
+        return evaluate_model(
+            bundle, frame, max_length=cfg.train.max_length, device=device, precision=cfg.train.precision
+        )
+    finally:
+        bundle.model.eval()  # scoring leaves it in training mode; a cached model is shared with the Playground

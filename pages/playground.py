@@ -6,6 +6,7 @@ import html
 
 import streamlit as st
 
+from core.inference import describe_run_model
 from ui import charts
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
@@ -183,7 +184,7 @@ def main() -> None:
     )
     with st.spinner("Loading the model..."):
         bundle = load_bundle(run, base=base)
-    st.caption(bundle.description)
+    st.caption(describe_run_model(run, base=base))
     if bundle.task == "generation":
         generate(run, bundle)
     else:

@@ -7,6 +7,7 @@ import functools
 import streamlit as st
 
 from core.export import merge_run_adapter, multi_gpu_command, train_command, zip_folder
+from core.runs import DAMAGED
 from ui.format import duration, state_badge
 from ui.guard import guarded
 from ui.state import ensure_router, registry, run_store, select_run, selected_run_id
@@ -103,20 +104,25 @@ def actions(run) -> None:
                 mime="application/zip",
             )
 
+    delete_section(run.id)
+
+
+def delete_section(run_id: str) -> None:
+    """Delete after a confirmation; also offered for a damaged run, which nothing else can open."""
     st.markdown("**Delete**")
-    pending = st.session_state.get("confirm_delete") == run.id
+    pending = st.session_state.get("confirm_delete") == run_id
     if not pending:
         if st.button("Delete this run", icon=":material/delete:"):
-            st.session_state["confirm_delete"] = run.id
+            st.session_state["confirm_delete"] = run_id
             st.rerun()
         return
-    st.warning(f"Delete run `{run.id}` with its model and checkpoints? This cannot be undone.")
+    st.warning(f"Delete run `{run_id}` with its model and checkpoints? This cannot be undone.")
     c1, c2 = st.columns(2)
     if c1.button("Yes, delete it", type="primary"):
         st.session_state.pop("confirm_delete", None)
-        run_store().delete(run.id)
+        run_store().delete(run_id)
         select_run(None)
-        st.toast(f"Deleted {run.id}.")
+        st.toast(f"Deleted {run_id}.")
         st.rerun()
     if c2.button("Cancel"):
         st.session_state.pop("confirm_delete", None)
@@ -136,6 +142,12 @@ def main() -> None:
     chosen = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="runs_pick")
     if chosen != wanted:
         select_run(chosen)
+    row = rows[ids.index(chosen)]
+    if row["state"] == DAMAGED:
+        st.markdown(f"#### `{chosen}` {state_badge(DAMAGED)}")
+        st.error(row["message"], icon=":material/error:")
+        delete_section(chosen)
+        return
     actions(run_store().get(chosen))
 
 

@@ -77,6 +77,26 @@ def choose_dataset():
     return dataset
 
 
+def remote_code_box() -> bool:
+    """The trust_remote_code box, off and disabled when the server's owner has switched remote code off."""
+    from core.models import REMOTE_CODE_ENV, remote_code_allowed
+
+    allowed = remote_code_allowed()
+    trust = st.checkbox(
+        "Allow code shipped with the model (trust_remote_code)",
+        value=False,
+        key="trust_remote_code" if allowed else "trust_remote_code_off",
+        disabled=not allowed,
+        help="Only for models you trust: it runs the model author's Python code here.",
+    )
+    if not allowed:
+        st.caption(
+            f"The server's owner turned off code shipped with models ({REMOTE_CODE_ENV}=0): only models that "
+            "need no code of their own can be used here."
+        )
+    return trust and allowed
+
+
 def choose_model(task: str):
     from core.models import OFFLINE_DEFAULTS
 
@@ -99,11 +119,7 @@ def choose_model(task: str):
             help="A model id on huggingface.co (needs internet or a local cache), a folder "
             "saved with save_pretrained, or the id of one of your finished runs.",
         ).strip()
-        trust = st.checkbox(
-            "Allow code shipped with the model (trust_remote_code)",
-            key="trust_remote_code",
-            help="Only for models you trust: it runs the model author's Python code here.",
-        )
+        trust = remote_code_box()
         if trust:
             st.warning(
                 "Code shipped with this model will run on this server with your permissions. Turn this on only "
@@ -321,6 +337,17 @@ def estimate_section(config) -> None:
 
 
 def start(config) -> None:
+    from core.errors import WorkbenchError
+    from core.preflight import preflight
+
+    try:
+        # A model folder deleted since it was outlined (cached) or a dataset file gone from disk is told here,
+        # before a run folder exists that could only say 'failed'.
+        with st.spinner("Checking the data and the model..."):
+            preflight(config, run_store().root)
+    except WorkbenchError as err:
+        show_error(err, "checking the run")
+        return
     job, created = registry().start(config)
     select_run(job.run_id)
     if not created:

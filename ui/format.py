@@ -36,6 +36,7 @@ STATE_COLOUR = {
     "failed": "red",
     "stopped": "orange",
     "interrupted": "orange",
+    "damaged": "red",
 }
 
 

@@ -80,7 +80,7 @@ def finished_runs(task: str | None = None) -> list:
     """Runs with a saved model, newest first (optionally of one task)."""
     out = []
     for run in run_store().list():
-        if not run.has_model():
+        if not run.has_model() or run.config_problem():  # a damaged run's model cannot be read without its settings
             continue
         if task is not None:
             try:

@@ -115,3 +115,82 @@ def test_a_damaged_run_folder_does_not_hide_the_others(workspace):
     at = open_app("pages/runs.py")
     shown = " ".join(str(df.value.to_dict()) for df in at.dataframe)
     assert "good-run" in shown and "bad-run" in shown
+
+
+def test_start_refuses_a_run_that_cannot_start_without_creating_a_folder(workspace, toy_csv, tiny_bert_dir, tmp_path):
+    """The model outline is cached and the dataset was checked when saved; what changed on disk since then is
+    caught by the pre-flight check on Start, before a run folder exists, and the page stays usable."""
+    import shutil
+
+    from tests.app.conftest import wait_until_done
+    from ui.state import registry
+
+    settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+    dataset = DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240)
+    model = tmp_path / "my-model"
+    shutil.copytree(tiny_bert_dir, model)
+    at = open_app("pages/train.py", dataset=dataset.name)
+    widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
+    at.run()
+    widget(at.text_input, "Hugging Face id or local folder").set_value(str(model))
+    at.run()
+    assert not at.error, errors(at)
+    good_data = dataset.path.read_bytes()
+    for damage, repair, words in (
+        (lambda: shutil.rmtree(model), lambda: shutil.copytree(tiny_bert_dir, model), "does not exist"),
+        (lambda: dataset.path.write_bytes(b"text,label\n"), lambda: dataset.path.write_bytes(good_data), "no data rows"),
+    ):  # fmt: skip
+        damage()
+        button(at, "Start training").click()
+        at.run()
+        no_exception(at)
+        assert words in errors(at), errors(at)
+        assert RunStore().list() == [] and "run" not in at.query_params
+        repair()
+    button(at, "Start training").click()  # the same session, once the files are back
+    at.run()
+    no_exception(at)
+    [run] = RunStore().list()
+    assert at.query_params["run"] == run.id and not at.error
+    registry().stop(run.id)
+    assert wait_until_done(run) in ("stopped", "finished")
+
+
+def test_remote_code_switched_off_by_the_server_owner(workspace, toy_csv, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_ALLOW_REMOTE_CODE", "0")
+    settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+    name = DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240).name
+    at = open_app("pages/train.py", dataset=name)
+    widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
+    at.run()
+    widget(at.text_input, "Hugging Face id or local folder").set_value(str(tiny_bert_dir))
+    at.run()
+    no_exception(at)
+    trust = widget(at.checkbox, "Allow code shipped with the model (trust_remote_code)")
+    assert trust.disabled and trust.value is False
+    assert any("server's owner turned off" in c.value for c in at.caption)
+    assert button(at, "Start training") and not at.error  # models without code of their own still train
+    monkeypatch.delenv("WORKBENCH_ALLOW_REMOTE_CODE")  # the default: the box can be ticked
+    at.run()
+    assert not widget(at.checkbox, "Allow code shipped with the model (trust_remote_code)").disabled
+
+
+def test_a_run_with_a_damaged_config_is_shown_and_can_be_deleted(workspace):
+    store = RunStore()
+    store.create(RunConfig(name="good-run"), run_id="good-run").set_status("finished")
+    bad = store.create(RunConfig(name="bad-run"), run_id="bad-run")
+    bad.set_status("failed")
+    bad.config_path.write_text('{"model": ', encoding="utf-8")  # cut short
+    at = open_app("pages/runs.py", run="bad-run")
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert dict(zip(table["run"], table["state"])) == {"good-run": "finished", "bad-run": "damaged"}
+    assert "not valid json" in errors(at) and "delete it" in errors(at)
+    assert not [b for b in at.button if b.label.startswith("Open in")]  # nothing else can read it
+    button(at, "Delete this run").click()
+    at.run()
+    button(at, "Yes, delete it").click()
+    at.run()
+    no_exception(at)
+    assert not bad.dir.exists() and [r.id for r in store.list()] == ["good-run"]
+    assert list(at.dataframe[0].value["run"]) == ["good-run"]

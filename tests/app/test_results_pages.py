@@ -24,9 +24,41 @@ def test_evaluate_scores_a_split_with_charts_table_and_download(trained):
     assert any("examples shown" in c.value for c in at.caption)
 
 
-def test_playground_predicts_with_probabilities(trained):
+def test_evaluate_loads_the_model_once_for_several_presses(trained, monkeypatch):
+    import core.models
+
+    loads = []
+    real = core.models.load_for_inference
+
+    def counting(folder, *args, **kwargs):
+        loads.append(str(folder))
+        return real(folder, *args, **kwargs)
+
+    monkeypatch.setattr(core.models, "load_for_inference", counting)
+    at = open_app("pages/evaluate.py", run="run-full")
+    shown = []
+    for split in ("test", "validation", "test"):
+        widget(at.selectbox, "Split").set_value(split)
+        at.run()
+        button(at, "Evaluate").click()
+        at.run()
+        no_exception(at)
+        shown.append({m.label: m.value for m in at.metric}["Rows"])
+    assert shown == ["24", "24", "24"]  # 10% of the 240 toy rows each
+    assert len(loads) == 1, loads  # three presses, two splits: one model load
+    # The Playground uses the same cached model.
+    at.switch_page("pages/playground.py")
+    at.run()
+    no_exception(at)
+    assert len(loads) == 1, loads
+
+
+def test_playground_predicts_with_probabilities(trained, tiny_bert_dir):
     at = open_app("pages/playground.py", run="run-lora")
     no_exception(at)
+    about = at.caption[0].value  # what the model is, in words, not the folder it was loaded from
+    assert about.startswith("Classifier of 2 labels ('negative', 'positive'): fine-tuned from the model in the folder")
+    assert "with LoRA adapters. Run 'lora', finished " in about and str(tiny_bert_dir) not in about
     widget(at.text_area, "Texts to classify (one per line)").set_value("a wonderful film\nan awful film")
     at.run()
     button(at, "Predict").click()
@@ -115,6 +147,7 @@ def test_generation_run_streams_in_the_playground(workspace, toy_corpus):
     assert train(cfg, RunStore().create(cfg, run_id="gen")).state == "finished"
     at = open_app("pages/playground.py", run="gen")
     no_exception(at)
+    assert at.caption[0].value.startswith("Text generator: a tiny GPT-2 trained from scratch on your text.")
     widget(at.text_area, "Prompt").set_value("the movie was")
     widget(at.number_input, "Max new tokens").set_value(8)
     at.run()

@@ -169,3 +169,25 @@ def test_run_paths(tmp_path):
     assert run.id == "r1"
     assert run.model_dir == tmp_path / "r1" / "model" and run.data_dir == tmp_path / "r1" / "data"
     assert run.status() == {"state": "queued"}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"{oops", "not valid JSON"), (b"\xff\xfe\x00garbage", "not valid JSON"), (b"[1, 2]", "does not hold")],
+    ids=["bad_json", "not_utf8", "not_an_object"],
+)
+def test_a_run_with_a_damaged_config_is_listed_refused_and_deletable(store, content, problem):
+    good = store.create(_config("good"), run_id="good")
+    bad = store.create(_config("bad"), run_id="bad")
+    bad.set_status("finished")
+    bad.config_path.write_bytes(content)
+    assert good.config_problem() is None and problem in bad.config_problem()
+    rows = {r["run"]: r for r in store.summaries()}
+    assert set(rows) == {"good", "bad"}  # not hidden any more
+    assert rows["bad"]["state"] == "damaged" and rows["good"]["state"] == "queued"
+    assert problem in rows["bad"]["message"] and "Delete it" in rows["bad"]["message"]
+    with pytest.raises(WorkbenchError) as err:
+        store.get("bad")
+    assert "damaged" in str(err.value) and "Delete it on the Runs page" in str(err.value)
+    store.delete("bad")
+    assert not bad.dir.exists() and [r.id for r in store.list()] == ["good"]
