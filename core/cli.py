@@ -91,7 +91,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.training import StopSignal
+    from core.training import FileStopSignal, StopSignal
 
     store = _store(args)
     rank = _rank()
@@ -107,7 +107,10 @@ def cmd_train(args) -> int:
         run = store.create(config) if rank == 0 else _scratch_run(config)
     if rank == 0:
         print(f"run {run.id} -> {run.dir}", flush=True)
-    stop = StopSignal()
+    # stop.json in the run folder stops it too: the app's Stop button reaches a run the command line trains.
+    stop = FileStopSignal(run.dir) if rank == 0 else StopSignal()
+    if rank == 0:
+        stop.clear()  # a request left from an earlier attempt is not for this one
     # Ctrl-C stops cleanly (checkpoint, 'stopped'); the caller's handler comes back afterwards, so main()
     # called in-process (tests, notebooks) does not leave Ctrl-C disarmed.
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from core.events import read_jsonl
 
 MAX_POINTS = 2000
 
@@ -63,3 +68,53 @@ def start_record(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The latest 'start' event (trainable parameters, device, precision, total steps)."""
     starts = [r for r in records if r.get("event") == "start"]
     return starts[-1] if starts else {}
+
+
+class CurveFeed:
+    """One run's metrics, read incrementally and shared by every page that shows the run (one feed per run).
+
+    Ten open pages used to read the same new lines and build the same tables ten times per refresh, each in
+    the server's Python. A feed reads the file at most once per ``min_interval`` seconds and gives every
+    viewer in that window the same snapshot, numbered by ``version``, so anything built from a snapshot (the
+    tables, the figures) can be built once per version and reused by all of them.
+    """
+
+    def __init__(self, path: Path, min_interval: float = 1.0) -> None:
+        self.path = Path(path)
+        self.min_interval = min_interval
+        self.version = 0
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._records: list[dict[str, Any]] = []
+        self._read_at = -float("inf")
+        self._frames: tuple[int, pd.DataFrame, pd.DataFrame] | None = None
+
+    def snapshot(self, fresh: bool = False) -> tuple[int, list[dict[str, Any]]]:
+        """(version, records). A snapshot's list is never changed afterwards: new lines make a new list.
+
+        ``fresh`` reads the file now (a run that has ended gets no later refresh to pick up its last lines).
+        """
+        with self._lock:
+            now = time.monotonic()
+            if fresh or now - self._read_at >= self.min_interval:
+                self._read_at = now
+                try:
+                    size = self.path.stat().st_size
+                except OSError:
+                    size = 0
+                if size < self._offset:  # the file was replaced (a run folder deleted and made again): start over
+                    self._offset, self._records, self.version = 0, [], self.version + 1
+                new, self._offset = read_jsonl(self.path, self._offset)
+                if new:
+                    self._records = self._records + new
+                    self.version += 1
+            return self.version, self._records
+
+    def frames(self, fresh: bool = False) -> tuple[int, list[dict[str, Any]], pd.DataFrame, pd.DataFrame]:
+        """(version, records, train table, eval table), the tables built once per version."""
+        version, records = self.snapshot(fresh)
+        with self._lock:
+            if self._frames is None or self._frames[0] != version:
+                self._frames = (version, *curve_frames(records))
+            _, train, evals = self._frames
+        return version, records, train, evals

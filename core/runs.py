@@ -214,11 +214,11 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         run = self._find(run_id)  # a damaged run can still be deleted
-        if run.state in ACTIVE and self._owner_alive(run):
+        if run.state in ACTIVE and self.owner_alive(run):
             raise WorkbenchError(f"Run '{run_id}' is still training.", hint="Stop it first.")
         shutil.rmtree(run.dir)
 
-    def _owner_alive(self, run: Run) -> bool:
+    def owner_alive(self, run: Run) -> bool:
         status = run.status()
         pid = status.get("pid")
         if not pid or status.get("host") not in (None, socket.gethostname()):
@@ -234,7 +234,7 @@ class RunStore:
                 continue
             pid = status.get("pid")
             orphan_here = pid == os.getpid()
-            if orphan_here or not self._owner_alive(run):
+            if orphan_here or not self.owner_alive(run):
                 run.set_status(
                     "interrupted",
                     message="The process running this job stopped. Resume continues from the last checkpoint.",

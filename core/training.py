@@ -29,7 +29,7 @@ import numpy as np
 from core.config import RunConfig
 from core.errors import TrainingError, WorkbenchError
 from core.events import JsonlSink, MetricsSink
-from core.runs import Run
+from core.runs import Run, atomic_write_text
 
 Hook = Callable[[str, dict[str, Any]], None]
 RESTART_CYCLES = 3  # cosine_with_restarts: the learning rate falls to zero and jumps back this many times
@@ -48,6 +48,50 @@ class StopSignal:
 
     def is_set(self) -> bool:
         return self._event.is_set()
+
+
+STOP_FILE = "stop.json"  # in the run folder: a Stop that reaches the run from any process
+
+
+class FileStopSignal(StopSignal):
+    """A stop that crosses processes: ``set`` also writes ``<run>/stop.json``; ``is_set`` also looks for it.
+
+    A training worker process and the server (or a second server, or the CLI) share nothing but the run
+    folder, so the folder carries the request. Looking is a stat() at most every ``every`` seconds; the loop
+    asks every micro-batch.
+    """
+
+    def __init__(self, run_dir: Path, every: float = 0.2) -> None:
+        super().__init__()
+        self.path = Path(run_dir) / STOP_FILE
+        self.every = every
+        self._looked = 0.0
+
+    def set(self, keep_best: bool = False) -> None:
+        super().set(keep_best)
+        atomic_write_text(self.path, json.dumps({"keep_best": self.keep_best, "at": time.time()}))
+
+    def is_set(self) -> bool:
+        if self._event.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._looked < self.every:
+            return False
+        self._looked = now
+        try:
+            request = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError):  # half-visible or damaged: a stop was asked for all the same
+            request = {}
+        super().set(keep_best=bool(isinstance(request, dict) and request.get("keep_best")))
+        return True
+
+    def clear(self) -> None:
+        """Forget an old request (before a run starts or resumes), so it cannot stop the new attempt at once."""
+        self._event.clear()
+        self.keep_best = False
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass

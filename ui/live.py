@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from core.curves import curve_frames, downsample, overfitting, start_record
+from core.curves import CurveFeed, downsample, overfitting, start_record
 from core.runs import ACTIVE
 from ui import charts
 from ui.format import duration, metric, state_badge
@@ -14,26 +16,36 @@ from ui.state import registry, run_store, select_run
 REFRESH_S = 2.0
 
 
-def _records(run) -> list[dict]:
-    """Metrics read incrementally: each refresh reads only the lines written since the last one."""
-    key = f"_metrics_{run.id}"
-    offset, records = st.session_state.get(key, (0, []))
-    size = run.metrics_path.stat().st_size if run.metrics_path.exists() else 0
-    if size < offset:  # the file was replaced: start over
-        offset, records = 0, []
-    new, offset = run.metrics_since(offset)
-    records = records + new
-    st.session_state[key] = (offset, records)
-    return records
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _feed(metrics_path: str) -> CurveFeed:
+    # One per run for the whole server: every session watching a run reads and tabulates its new lines once.
+    return CurveFeed(Path(metrics_path), min_interval=REFRESH_S / 2)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _figures(metrics_path: str, version: int, x: str, log_y: bool):
+    # Building a plotly figure costs ~12 ms of the server's Python; sessions that see the same snapshot share it.
+    _, _, train, evals = _feed(metrics_path).frames()
+    return charts.loss_curves(downsample(train), evals, x=x, log_y=log_y), charts.learning_rate(downsample(train), x=x)
+
+
+def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False):
+    """(records, train table, eval table, loss figure, learning-rate figure) for one run, shared by all sessions."""
+    feed = _feed(str(run.metrics_path))
+    version, records, train, evals = feed.frames(fresh)
+    if not (len(train) or len(evals)):
+        return records, train, evals, None, None
+    loss, lr = _figures(str(run.metrics_path), version, x, log_y)
+    return records, train, evals, loss, lr
 
 
 def live_panel(run_id: str) -> None:
     run = run_store().get(run_id)
     active = run.state in ACTIVE
 
-    # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh makes
-    # the server's Python threads take the GIL from the training thread: on a busy 2-core machine a 1 s refresh
-    # with the page open cut a tiny model's training from 25 to 2-4 samples/s, so refresh every 2 s.
+    # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh is work
+    # in the server that competes with training for the CPU (and, for a thread job, the GIL): refresh every
+    # 2 s, and share the metrics reading and the figures between sessions (live_view).
     @st.fragment(run_every=REFRESH_S if active else None)
     def panel() -> None:
         # A timed rerun runs this body alone, outside the page's guard: it needs its own.
@@ -45,8 +57,9 @@ def live_panel(run_id: str) -> None:
         state = status.get("state", "queued")
         if active and state not in ACTIVE:
             st.rerun()
-        records = _records(run)
-        train, evals = curve_frames(records)
+        x = st.session_state.get(f"x_{run.id}", "step")
+        log_y = bool(st.session_state.get(f"log_{run.id}", False))
+        records, train, evals, loss_fig, lr_fig = live_view(run, x, log_y, fresh=state not in ACTIVE)
         head = start_record(records)
         st.markdown(f"### Run `{run.id}` {state_badge(state)}")
         if status.get("message"):
@@ -76,10 +89,11 @@ def live_panel(run_id: str) -> None:
             _finished(run)
         if len(train) or len(evals):
             c1, c2 = st.columns([1, 1])
-            x = c1.radio("X axis", ["step", "epoch"], horizontal=True, key=f"x_{run.id}")
-            log_y = c2.toggle("Log scale for loss", key=f"log_{run.id}")
-            st.plotly_chart(charts.loss_curves(downsample(train), evals, x=x, log_y=log_y), key=f"loss_{run.id}")
-            st.plotly_chart(charts.learning_rate(downsample(train), x=x), key=f"lr_{run.id}")
+            # The figures were built above from these widgets' values (a change reruns the fragment at once).
+            c1.radio("X axis", ["step", "epoch"], horizontal=True, key=f"x_{run.id}")
+            c2.toggle("Log scale for loss", key=f"log_{run.id}")
+            st.plotly_chart(loss_fig, key=f"loss_{run.id}")
+            st.plotly_chart(lr_fig, key=f"lr_{run.id}")
         elif state in ACTIVE:
             st.info("Preparing the data and the model; the first points appear after a few steps.")
 
@@ -88,26 +102,25 @@ def live_panel(run_id: str) -> None:
 
 def _controls(run, state: str, evals) -> None:
     if state in ACTIVE:
+        # Stop reaches any run through its folder (stop.json): one this server started, or one the CLI trains.
         mine = registry().get(run.id) is not None
         if overfitting(evals):
             st.warning(
                 "The validation loss has risen for the last evaluations: the model is starting to memorise the "
                 "training data (overfitting). You can stop now and keep the best model so far."
             )
-            if st.button("Stop and keep best", key=f"keep_best_{run.id}", disabled=not mine):
+            if st.button("Stop and keep best", key=f"keep_best_{run.id}"):
                 registry().stop(run.id, keep_best=True)
                 st.toast("Stopping; the best checkpoint will be kept.")
         if st.button(
             "Stop",
             key=f"stop_{run.id}",
             icon=":material/stop_circle:",
-            disabled=not mine,
             help="Stop after the current step; the model so far is saved.",
-        ):
-            registry().stop(run.id)
+        ) and registry().stop(run.id):
             st.toast("Stopping after the current step...")
         if not mine:
-            st.caption("Another process (the command line?) trains this run; stop it there.")
+            st.caption("Another process (the command line?) trains this run; Stop reaches it all the same.")
         return
     resumable = state in ("stopped", "interrupted", "failed") and run.latest_checkpoint() is not None
     if resumable and st.button("Resume from the last checkpoint", key=f"resume_{run.id}", icon=":material/play_arrow:"):

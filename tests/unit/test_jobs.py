@@ -150,3 +150,144 @@ def test_a_failing_job_ends_failed_with_its_message(registry, tmp_path, tiny_ber
     assert "missing.csv" in result.message
     assert job.run.status()["message"] == result.message
     assert registry.active() is None
+
+
+# ------------------------------------------------------------------------------------------------ worker processes
+def _wait_for(predicate, timeout: float = WAIT, what: str = "") -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _steps(run) -> int:
+    """Training steps logged so far (the metrics file starts with a 'start' record that is not a step)."""
+    return len([m for m in run.metrics() if "loss" in m])
+
+
+def _pid_gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def process_registry(workspace):
+    reg = JobRegistry(RunStore(workspace / "runs"), mode="process")
+    yield reg
+    for job in list(reg._jobs.values()):
+        job.stop()
+        job.join(WAIT)
+
+
+def test_a_job_trains_in_its_own_process_and_stops_through_the_run_folder(process_registry, toy_csv, tiny_bert_dir):
+    import os
+
+    from core.jobs import ProcessJob
+
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=5000, num_threads=1)
+    job, created = process_registry.start(cfg)
+    assert created and isinstance(job, ProcessJob) and job.pid != os.getpid()
+    # A second start while it trains finds it, whatever the process.
+    assert process_registry.start(cfg) == (job, False)
+    _wait_for(lambda: _steps(job.run) >= 3, what="three logged steps")
+    assert job.run.status()["pid"] == job.pid and job.run_id in live_run_ids()
+
+    assert process_registry.stop(job.run_id, keep_best=True) is True
+    assert json.loads((job.run.dir / "stop.json").read_text())["keep_best"] is True
+    result = job.join(WAIT)
+    assert result.state == "stopped" and result.steps >= 3 and result.samples_per_s > 0
+    assert job.run.has_model() and job.run.latest_checkpoint() is not None
+    assert process_registry.active() is None and job.run_id not in live_run_ids()
+    _wait_for(lambda: _pid_gone(job.pid), what="the worker to exit")
+
+
+def test_a_worker_that_dies_ends_failed_with_a_message_and_frees_the_device(process_registry, toy_csv, tiny_bert_dir):
+    import os
+    import signal
+
+    job, _ = process_registry.start(tiny_run_config(toy_csv, tiny_bert_dir, max_steps=5000, num_threads=1))
+    _wait_for(lambda: _steps(job.run), what="the first logged step")
+    os.kill(job.pid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    result = job.join(WAIT)
+    assert result.state == "failed" and "killed" in result.message and "batch size" in result.message
+    assert process_registry.active() is None
+    nxt, created = process_registry.start(tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2, num_threads=1))
+    assert created and nxt.join(WAIT).state == "finished"
+
+
+SERVER = """
+import sys, time
+from core.jobs import JobRegistry
+from core.runs import RunStore
+from tests.conftest import tiny_run_config
+job, _ = JobRegistry(RunStore(sys.argv[1]), mode="process").start(
+    tiny_run_config(sys.argv[2], sys.argv[3], max_steps=5000, num_threads=1))
+print(job.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process signals")
+def test_a_worker_dies_with_the_server_that_started_it_and_the_run_resumes(workspace, toy_csv, tiny_bert_dir):
+    import os
+    import signal
+
+    from tests.unit.test_faults import REPO
+
+    runs = workspace / "runs"
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(runs), str(toy_csv), str(tiny_bert_dir)],
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        worker = int(server.stdout.readline())
+        store = RunStore(runs)
+        _wait_for(lambda: store.list() and _steps(store.list()[0]), what="the worker's first step")
+        (run,) = store.list()
+        server.send_signal(signal.SIGKILL)
+        server.wait(WAIT)
+        _wait_for(lambda: _pid_gone(worker), timeout=15, what="the orphaned worker to end")
+    finally:
+        server.kill()
+    assert run.state == "running"  # what the dead processes left on disk
+    restarted = JobRegistry(store, mode="process")
+    assert run.state == "interrupted"
+    if run.latest_checkpoint() is not None:  # it may have died before its first save
+        job, created = restarted.resume(run.id)
+        assert created
+        _wait_for(lambda: run.state == "running" and run.status().get("pid") == job.pid, what="the resumed worker")
+        restarted.stop(run.id)
+        assert job.join(WAIT).state == "stopped"
+
+
+def test_stop_reaches_a_run_the_command_line_trains(workspace, toy_csv, tiny_bert_dir):
+    import os
+
+    from tests.unit.test_faults import REPO
+
+    args = [sys.executable, "-m", "core", "--workspace", str(workspace), "train", "--data", str(toy_csv),
+            "--model", str(tiny_bert_dir), "--task", "classification", "--max-steps", "5000", "--log-every", "1",
+            "--precision", "fp32", "--num-threads", "1", "--max-length", "32", "--quiet"]  # fmt: skip
+    cli = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        store = RunStore(workspace / "runs")
+        _wait_for(lambda: store.list() and _steps(store.list()[0]), what="the command line's first step")
+        (run,) = store.list()
+        registry = JobRegistry(store)  # a server that did not start this run
+        assert registry.get(run.id) is None and run.id in {r.id for r in store.list() if r.state == "running"}
+        assert registry.stop(run.id) is True
+        out, _ = cli.communicate(timeout=WAIT)
+    finally:
+        cli.kill()
+    assert cli.returncode == 0, out
+    assert run.state == "stopped" and run.has_model()
+    assert registry.stop(run.id) is False

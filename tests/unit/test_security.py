@@ -120,7 +120,8 @@ def finished_run(workspace, toy_csv, tiny_bert_dir, monkeypatch):
         "train": {"max_steps": 3, "save_every": 2, "batch_size": 16, "max_length": 32, "precision": "fp32",
                   "num_threads": 1, "log_every": 1},
     })  # fmt: skip
-    job, _ = JobRegistry(RunStore(workspace / "runs")).start(config)
+    # A thread job: the spies live in this process (a worker process would load through its own, unspied copy).
+    job, _ = JobRegistry(RunStore(workspace / "runs"), mode="thread").start(config)
     assert job.join(60).state == "finished", job.result
     return job.run, asked
 
