@@ -6,9 +6,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from core.errors import ConfigError
-from core.generation import GenerationSettings, generate, generate_batch, predict_proba, stream
+from core.generation import GenerationSettings, generate, generate_batch, predict_proba, ready_end, stream
 from core.models import build_model
 from tests.conftest import toy_sentiment_rows
 
@@ -66,6 +67,55 @@ def test_stream_pieces_concatenate_to_the_greedy_output(lm):
     assert "".join(pieces) == generate(lm, PROMPT, settings())
     beam_pieces = list(stream(lm, PROMPT, settings(strategy="beam", num_beams=2)))
     assert beam_pieces == [generate(lm, PROMPT, settings(strategy="beam", num_beams=2))]
+
+
+def test_stream_batches_tokens_by_time_after_the_first_word(lm):
+    sample = settings(strategy="sample", seed=5, max_new_tokens=24)
+    per_token = list(stream(lm, PROMPT, sample, interval=0.0))
+    batched = list(stream(lm, PROMPT, sample, interval=60.0))
+    assert "".join(per_token) == "".join(batched) == generate(lm, PROMPT, sample)  # seeded sampling repeats
+    # With a long interval only the first word goes out early (after any leading spaces), the rest at the end.
+    assert len(batched) <= 3 and batched[-2].strip()
+    assert len(per_token) > len(batched)
+
+
+def test_closing_the_stream_stops_generation_and_restores_grad_mode(lm):
+    calls = []
+    hook = lm.model.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    try:
+        pieces = stream(lm, PROMPT, settings(max_new_tokens=200), interval=0.0)
+        first = next(p for p in pieces if p.strip())
+        assert first and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()  # caller's own modes
+        pieces.close()  # what Streamlit does when Stop ends the script run
+        stopped_after = len(calls)
+        assert stopped_after < 20 and not any(calls)  # generate ran without grad and stopped early
+        assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        assert len(generate(lm, PROMPT, settings(max_new_tokens=30))) > 0 and len(calls) > stopped_after
+    finally:
+        hook.remove()
+
+
+def test_an_error_inside_generate_reaches_the_reader(lm):
+    def fail_on_third(_module, _args, _out, seen=[]):  # noqa: B006 (counts calls across this one hook)
+        seen.append(1)
+        if len(seen) == 3:
+            raise RuntimeError("model broke")
+
+    hook = lm.model.register_forward_hook(fail_on_third)
+    try:
+        with pytest.raises(RuntimeError, match="model broke"):
+            list(stream(lm, PROMPT, settings(), interval=0.0))
+    finally:
+        hook.remove()
+    assert "".join(stream(lm, PROMPT, settings())) == generate(lm, PROMPT, settings())  # nothing left behind
+
+
+def test_ready_end_holds_back_only_what_may_change():
+    assert ready_end(" the movie", 0, done=False) == len(" the movie")  # letters and spaces go out at once
+    assert ready_end(" great, the pl", 0, done=False) == len(" great, the ")  # a symbol waits for a space
+    assert ready_end(" caf\ufffd", 1, done=False) == 1  # an incomplete character waits
+    assert ready_end(" caf\ufffd", 1, done=True) == len(" caf\ufffd")  # the end flushes everything
+    assert ready_end("line one.\n", 0, done=False) == len("line one.\n")
 
 
 def test_batched_generation_matches_one_by_one(lm):
