@@ -1,6 +1,6 @@
-"""The engine under the app: core.jobs.JobRegistry (a worker thread) with a reader polling the run folder every
-0.5 s the way the Train page's live panel does (status.json + new metrics lines + a chart frame), against the
-same run headless (core.training.train in the main thread, nothing reading).
+"""The engine under the app: core.jobs.JobRegistry (a worker process, as the app runs it) with a reader polling the
+run every 0.5 s the way the Train page's live panel does (status.json + the shared metrics snapshot and figures +
+serialising them), against the same run headless (core.training.train in the main thread, nothing reading).
 
     .venv/bin/python bench/app_overhead.py [--train 1500] [--rounds 2]
 
@@ -43,8 +43,7 @@ def headless(store, config) -> float:
 
 
 def under_app(store, config) -> tuple[float, int]:
-    import pandas as pd
-
+    from bench.load_polling import panel_json
     from core.jobs import JobRegistry
 
     registry = JobRegistry(store)
@@ -55,12 +54,9 @@ def under_app(store, config) -> tuple[float, int]:
 
     def reader() -> None:
         nonlocal polls
-        offset, records = 0, []
         while not done.wait(0.5):
             job.run.status()
-            new, offset = job.run.metrics_since(offset)
-            records += new
-            pd.DataFrame([r for r in records if "loss" in r])  # what the loss chart is built from
+            panel_json(job.run)
             polls += 1
 
     thread = threading.Thread(target=reader, daemon=True)
@@ -100,7 +96,7 @@ def main() -> None:
     h, a = statistics.mean(head_rates), statistics.mean(app_rates)
     rows = [
         {"what": "headless core.training.train", "sps": h, "runs": len(head_rates), "ratio": 1.0},
-        {"what": "JobRegistry thread + 0.5 s polling reader", "sps": a, "runs": len(app_rates), "ratio": a / h},
+        {"what": "JobRegistry worker process + 0.5 s polling reader", "sps": a, "runs": len(app_rates), "ratio": a / h},
     ]
     print()
     print(common.table(rows, [("what", "path", "s"), ("sps", "samples/s (mean)", ".1f"), ("runs", "runs", "d"),

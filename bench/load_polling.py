@@ -2,15 +2,16 @@
 
     .venv/bin/python bench/load_polling.py [--model default|tiny] [--readers 10] [--interval S] [--steps 60]
 
-Each reader is a thread in the training process (as Streamlit sessions are threads of the server) doing
-what the live fragment does on every refresh: read status.json, read the metric lines written since its
-last refresh, build the curve tables, downsample them and build and serialise the two plotly figures.
-Runs alternate without and with readers (A B A B ...) on the same config and seed, so drift in the
-machine's load hits both; the slowdown compares training samples/s (evaluation excluded).
+Each reader is a thread in the server process (as Streamlit sessions are threads of the server) doing what the
+live fragment does on every refresh: read status.json, take the run's shared metrics snapshot and figures
+(ui.live.live_view: read at most once a second for all sessions, figures built once per snapshot) and serialise
+the two plotly figures as st.plotly_chart does for each session. Training runs as the app runs it: in a worker
+process by default (--mode thread: a thread of the server, as before). Runs alternate without and with readers
+(A B A B ...) on the same config and seed, so drift in the machine's load hits both; the slowdown compares
+training samples/s (evaluation excluded).
 
-What it leaves out: Streamlit's own work per rerun (running the fragment's element calls, protobuf, the
-websocket). It measures the engine-side share of a refresh; "reader cores" is that share's CPU, which
-does not depend on how busy the machine is.
+What it leaves out: the rest of Streamlit's work per rerun (the fragment's other elements, protobuf, the
+websocket). "reader cores" is the measured share's CPU, which does not depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -27,56 +28,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
 
-_SHARED: dict[tuple[str, int], tuple[str, str]] = {}
-_SHARED_LOCK = threading.Lock()
 
+def panel_json(run, fresh: bool = False) -> tuple[list[dict], str, str]:
+    """What one session's refresh computes: the shared snapshot and figures, then its own serialisation."""
+    import plotly.io as pio
 
-def charts_json(run_id: str, offset: int, records: list[dict], share: bool) -> tuple[str, str]:
-    """The two figures as the browser gets them; with ``share``, built once per (run, metrics offset) for all
-    sessions, as an st.cache_resource keyed that way would do."""
-    from core.curves import curve_frames, downsample
-    from ui import charts
+    from ui.live import live_view
 
-    if share:
-        with _SHARED_LOCK:
-            hit = _SHARED.get((run_id, offset))
-        if hit is not None:
-            return hit
-    train, evals = curve_frames(records)
-    built = ("", "")
-    if len(train):
-        built = (charts.loss_curves(downsample(train), evals).to_json(), charts.learning_rate(downsample(train)).to_json())
-    if share:
-        with _SHARED_LOCK:
-            _SHARED[(run_id, offset)] = built
-    return built
+    records, _, _, loss, lr = live_view(run, fresh=fresh)
+    if loss is None:
+        return records, "", ""
+    return records, pio.to_json(loss, validate=False), pio.to_json(lr, validate=False)
 
 
 class Reader(threading.Thread):
     """One session's live panel, refreshed every ``interval`` seconds until the run ends."""
 
-    def __init__(self, run, interval: float, share: bool = False):
+    def __init__(self, run, interval: float):
         super().__init__(daemon=True)
-        self.watched, self.interval, self.share = run, interval, share
+        self.watched, self.interval = run, interval
         self.records: list[dict] = []
-        self.offset = 0
         self.poll_seconds: list[float] = []
         self.poll_cpu: list[float] = []  # this thread's CPU time: what a poll costs, whatever else the machine does
         self.done = threading.Event()
 
-    def poll(self) -> None:
+    def poll(self, fresh: bool = False) -> None:
         t0, c0 = time.perf_counter(), time.thread_time()
         self.watched.status()
-        new, self.offset = self.watched.metrics_since(self.offset)
-        self.records += new
-        charts_json(self.watched.id, self.offset, self.records, self.share)
+        self.records, _, _ = panel_json(self.watched, fresh)
         self.poll_seconds.append(time.perf_counter() - t0)
         self.poll_cpu.append(time.thread_time() - c0)
 
     def run(self) -> None:  # noqa: D102 - Thread API
         while not self.done.wait(self.interval):
             self.poll()
-        self.poll()
+        self.poll(fresh=True)  # the run has ended: the page's last full rerun reads everything
 
 
 def tiny_model(folder: Path) -> str:
@@ -94,10 +80,10 @@ def tiny_model(folder: Path) -> str:
     return str(folder)
 
 
-def one_run(registry, config, readers: int, interval: float, share: bool = False) -> dict:
+def one_run(registry, config, readers: int, interval: float) -> dict:
     job, created = registry.start(config)
     assert created, "another job is running"
-    pollers = [Reader(job.run, interval, share) for _ in range(readers)]
+    pollers = [Reader(job.run, interval) for _ in range(readers)]
     for p in pollers:
         p.start()
     result = job.join()
@@ -135,7 +121,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: all cores)")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval in seconds for this process (default: leave it)")  # fmt: skip
-    parser.add_argument("--share", action="store_true", help="sessions share the figures built per metrics offset")
+    parser.add_argument("--mode", choices=("process", "thread"), default="process",
+                        help="where training runs: a worker process (the app's default) or a thread of the server")
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
@@ -158,14 +145,14 @@ def main() -> None:
                   "eval_every": max(1, args.steps // 4), "seed": 0, "max_length": 128,
                   "num_threads": args.threads},
     })  # fmt: skip
-    registry = JobRegistry(RunStore(tmp / "runs"))
+    registry = JobRegistry(RunStore(tmp / "runs"), mode=args.mode)
     one_run(registry, config, 0, args.interval)  # warm-up: imports, first-touch allocations
     rows = []
     for _ in range(args.pairs):
         rows.append(one_run(registry, config, 0, args.interval))
-        rows.append(one_run(registry, config, args.readers, args.interval, args.share))
+        rows.append(one_run(registry, config, args.readers, args.interval))
     print(f"model={args.model} steps={args.steps} readers={args.readers} interval={args.interval}s "
-          f"threads={args.threads or 'all'} shared figures={args.share} switch interval={sys.getswitchinterval() * 1000:g} ms "
+          f"threads={args.threads or 'all'} training in a {args.mode} switch interval={sys.getswitchinterval() * 1000:g} ms "
           f"(cores={common.os.cpu_count()})")  # fmt: skip
     print(common.table(rows, [("readers", "readers", "d"), ("samples_per_s", "samples/s", ".1f"),
                               ("train_s", "train s", ".2f"), ("points", "points", "d"),

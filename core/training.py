@@ -458,7 +458,13 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     from core.batching import collate, length_grouped_batches
     from core.device import autocast, resolve_device, resolve_precision
     from core.evaluation import metrics_from_scores, score_encoded
-    from core.fastpath import sparse_row_adamw, thread_tuner, use_fast_dropout
+    from core.fastpath import (
+        sparse_row_adamw,
+        thread_tuner,
+        use_fast_attention_dropout,
+        use_fast_dropout,
+        use_fused_gelu,
+    )
 
     tc, mc, task = config.train, config.model, config.model.task
     # 1. seed, threads, device, precision
@@ -496,8 +502,10 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     val_data = _encode(bundle, prepared.validation, task, tc.max_length)
     if len(train_data) == 0:
         raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+    use_fused_gelu(bundle.model)  # GPT-2's tanh GELU as one kernel instead of six elementwise passes
     if device.type == "cpu":
         use_fast_dropout(bundle.model)  # same masks' distribution, a fraction of torch's CPU cost
+        use_fast_attention_dropout()  # the same for the attention probabilities inside "sdpa" attention
     model = bundle.model
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)

@@ -213,3 +213,93 @@ def test_thread_tuner_is_only_used_when_the_thread_count_is_automatic(tuner_env)
     assert fp.thread_tuner(4, cpu, world=1) is None  # the user chose
     assert fp.thread_tuner(0, cpu, world=2) is None  # DDP: the launcher sets threads per process
     assert fp.thread_tuner(0, torch.device("cuda"), world=1) is None
+
+
+# ------------------------------------------------------------------------------------------------ attention dropout
+def _tiny_models():
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))  # fmt: skip
+    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, attn_pdrop=0.0, resid_pdrop=0.0,
+                                     embd_pdrop=0.0, eos_token_id=0, bos_token_id=0))  # fmt: skip
+    return bert.train(), gpt.train()
+
+
+def _set_attention_dropout(model, p: float) -> None:
+    for module in model.modules():
+        for name in ("dropout", "attn_dropout"):  # BERT's self-attention / GPT-2's attention
+            child = getattr(module, name, None)
+            if isinstance(child, torch.nn.Dropout) and hasattr(module, "is_causal"):
+                child.p = p
+
+
+def test_attention_with_fast_dropout_is_the_same_attention(monkeypatch):
+    """Keeping every probability, our path must give what stock SDPA gives: padded BERT, causal and padded GPT-2."""
+    from core import fastpath
+
+    bert, gpt = _tiny_models()
+    ids = torch.randint(0, 100, (3, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 8:], mask[2, 5:] = 0, 0
+
+    def outputs():
+        return [bert(input_ids=ids, attention_mask=mask).last_hidden_state, gpt(input_ids=ids).logits,
+                gpt(input_ids=ids, attention_mask=mask).logits]  # fmt: skip
+
+    stock = outputs()
+    assert fastpath.use_fast_attention_dropout()
+    real, drawn = fastpath._keep_mask, []
+    monkeypatch.setattr(fastpath, "_keep_mask", lambda shape, p: drawn.append(p) or real(shape, p))
+    for model in (bert, gpt):
+        # > 0 takes our path; at the mask's 1/65,536 resolution it keeps everything, and 1/(1-p) is 1 to 1e-9
+        _set_attention_dropout(model, 1e-9)
+    ours = outputs()
+    assert len(drawn) == 6  # 3 forward passes x 2 layers went through our path
+    valid = mask.bool()
+    assert (ours[0] - stock[0])[valid].abs().max() < 1e-5
+    assert (ours[1] - stock[1]).abs().max() < 1e-5
+    assert (ours[2] - stock[2])[valid].abs().max() < 1e-5
+
+
+def test_attention_dropout_drops_at_rate_p_repeats_with_the_seed_and_is_off_in_eval():
+    from core import fastpath
+
+    assert fastpath.use_fast_attention_dropout()
+    _, gpt = _tiny_models()
+    _set_attention_dropout(gpt, 0.5)
+    ids = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(5)
+    a = gpt(input_ids=ids).logits
+    torch.manual_seed(5)
+    b = gpt(input_ids=ids).logits
+    torch.manual_seed(6)
+    c = gpt(input_ids=ids).logits
+    assert torch.equal(a, b) and not torch.allclose(a, c)  # seeded masks repeat; another seed draws others
+    gpt.eval()
+    assert torch.equal(gpt(input_ids=ids).logits, gpt(input_ids=ids).logits)  # no dropout when evaluating
+    keep = fastpath._keep_mask(torch.Size([200_000]), 0.3)
+    assert abs(keep.float().mean().item() - 0.7) < 0.01
+
+
+def test_fused_gelu_computes_gpt2_gelu_and_leaves_saved_models_stock(tmp_path):
+    from transformers.activations import NewGELUActivation
+
+    from core.fastpath import TanhGELU, use_fused_gelu
+
+    x = torch.randn(10_000) * 4
+    assert (TanhGELU()(x) - NewGELUActivation()(x)).abs().max() < 1e-5
+    _, gpt = _tiny_models()
+    ids = torch.randint(0, 100, (2, 10), generator=torch.Generator().manual_seed(3))
+    gpt.eval()
+    before = gpt(input_ids=ids).logits
+    assert use_fused_gelu(gpt) == 2  # one per block
+    assert not any(type(m) is NewGELUActivation for m in gpt.modules())
+    assert (gpt(input_ids=ids).logits - before).abs().max() < 1e-5
+    gpt.save_pretrained(tmp_path)  # the activation has no weights: what is saved loads as a stock GPT-2
+    from transformers import GPT2LMHeadModel
+
+    again = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    assert any(type(m) is NewGELUActivation for m in again.modules())
+    assert (again(input_ids=ids).logits - before).abs().max() < 1e-5
