@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/profile_step.py [--steps 40] [--variants bf16,bf16_frozen_emb,...] [--trace out.json]
 
+Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _pad8 / _pad16 (batch
+widths rounded up as the engine does under bf16), _trim (malloc_trim after every step).
+
 Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
 machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.
 """
@@ -52,14 +55,19 @@ def build(variant: str, texts, labels):
 CLOCK = time.perf_counter
 
 
-def step(model, opt, params, data, index, pad_id, precision, times, clip=True):
+def _multiple(variant: str) -> int:
+    """Batch widths rounded up to a multiple of 8 or 16 (_pad8 / _pad16 in the variant's name), as the engine does."""
+    return 16 if "_pad16" in variant else 8 if "_pad8" in variant else 1
+
+
+def step(model, opt, params, data, index, pad_id, precision, times, clip=True, multiple=1):
     import torch
 
     from core.batching import collate
     from core.device import autocast
 
     t0 = CLOCK()
-    batch, labels = collate(data, index, pad_id, torch.device("cpu"))
+    batch, labels = collate(data, index, pad_id, torch.device("cpu"), multiple)
     t1 = CLOCK()
     with autocast(torch.device("cpu"), precision):
         logits = model(**batch).logits.float()
@@ -97,6 +105,7 @@ def main() -> None:
     import torch
 
     from core.batching import length_grouped_batches
+    from core.device import trim_host_memory
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -110,11 +119,16 @@ def main() -> None:
     for v in variants:  # warm-up: first calls allocate and pick kernels
         model, opt, params, data, pad = built[v]
         for index in batches[:3]:
-            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", {})
+            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", {}, multiple=_multiple(v))
     for index in batches:
         for v in variants:
             model, opt, params, data, pad = built[v]
-            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", times[v])
+            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", times[v],
+                 multiple=_multiple(v))
+            if "_trim" in v:  # the engine's trim between steps (every step here: the worst case), counted as optim
+                t0 = CLOCK()
+                trim_host_memory()
+                times[v]["optim"] += CLOCK() - t0
     if opts.trace:
         from torch.profiler import ProfilerActivity, profile
 

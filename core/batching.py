@@ -18,6 +18,7 @@ class Encoded:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     labels: np.ndarray | None  # int64 class ids or float32 targets; None for language modelling
+    max_length: int | None = None  # the truncation length: padding never goes beyond it
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -40,7 +41,7 @@ def encode_pairs(tokenizer, texts: list[str], pairs: list[str] | None, labels, m
         return_attention_mask=False,
     )
     type_ids = out.get("token_type_ids") if pairs is not None else None
-    return Encoded(out["input_ids"], type_ids, None if labels is None else np.asarray(labels))
+    return Encoded(out["input_ids"], type_ids, None if labels is None else np.asarray(labels), max_length)
 
 
 def encode_blocks(tokenizer, texts: list[str], block_size: int) -> Encoded:
@@ -80,12 +81,25 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, shuf
     return [batches[i] for i in order]
 
 
-def collate(data: Encoded, index: np.ndarray, pad_id: int, device):
-    """Pad the chosen rows to the longest among them; returns model inputs and labels on ``device``."""
+def pad_multiple(device, precision: str) -> int:
+    """The multiple that batch widths are padded to: 8 under bf16 on a CPU, else 1 (no rounding).
+
+    oneDNN, which runs torch's bf16 matmuls on a CPU, builds and caches a primitive for every distinct shape.
+    With dynamic padding a MiniLM run met ~100 widths and its peak RSS grew with each new one (1,900 MB for 1,500
+    reviews; 1,354 MB with widths rounded to 8, at the same CPU time per step; 16 cost ~10% more time).
+    """
+    return 8 if precision == "bf16" and getattr(device, "type", device) == "cpu" else 1
+
+
+def collate(data: Encoded, index: np.ndarray, pad_id: int, device, multiple: int = 1):
+    """Pad the chosen rows to the longest among them (rounded up to ``multiple``, within the truncation length);
+    returns model inputs and labels on ``device``."""
     import torch
 
     rows = [data.input_ids[i] for i in index]
     width = max(len(r) for r in rows)
+    if multiple > 1:
+        width = max(width, min(-(-width // multiple) * multiple, data.max_length or width))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     types = torch.zeros((len(rows), width), dtype=torch.long) if data.token_type_ids is not None else None

@@ -53,7 +53,7 @@ def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | N
     import torch
 
     from core import models
-    from core.batching import collate
+    from core.batching import collate, pad_multiple
     from core.data import prepare_data
     from core.device import autocast, resolve_device, resolve_precision
 
@@ -94,6 +94,7 @@ def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | N
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     pad_id = bundle.tokenizer.pad_token_id
+    multiple = pad_multiple(device, precision)  # the widths training will use
     longest = 0
     started = 0.0
     for step in range(timed_steps + 1):
@@ -101,7 +102,7 @@ def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | N
             _sync(device)
             started = time.perf_counter()
         for k in range(tc.grad_accum):
-            batch, labels = collate(data, batches[step * tc.grad_accum + k], pad_id, device)
+            batch, labels = collate(data, batches[step * tc.grad_accum + k], pad_id, device, multiple)
             longest = max(longest, batch["input_ids"].shape[1])
             with autocast(device, precision):
                 loss = _loss(model, batch, labels, task)

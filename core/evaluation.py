@@ -76,7 +76,7 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
     import torch
     import torch.nn.functional as F
 
-    from core.batching import collate, length_grouped_batches
+    from core.batching import collate, length_grouped_batches, pad_multiple
     from core.device import autocast
 
     if len(data) == 0:
@@ -88,7 +88,7 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
         for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
             if stop is not None and stop.is_set():
                 return None
-            batch, labels = collate(data, index, pad_id, device)
+            batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
             if task == "generation":
                 out = model(**batch, labels=batch["input_ids"])
                 n = int(batch["attention_mask"][:, 1:].sum())

@@ -33,6 +33,11 @@ from core.runs import Run, atomic_write_text
 
 Hook = Callable[[str, dict[str, Any]], None]
 RESTART_CYCLES = 3  # cosine_with_restarts: the learning rate falls to zero and jumps back this many times
+# On a CPU, freed heap memory goes back to the OS every this many steps (glibc's malloc_trim). With batches of
+# varying width glibc kept ~300 MB of freed activation blocks resident: a MiniLM run's peak fell from 1,382 to
+# 1,316 MB trimming every 4 steps (1,338 every 10; 1,260 every step, but that cost 16% of the step's CPU time,
+# every 4 about 1%).
+TRIM_EVERY = 4
 
 
 class StopSignal:
@@ -455,8 +460,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     import torch
 
     from core import distill, models
-    from core.batching import collate, length_grouped_batches
-    from core.device import autocast, resolve_device, resolve_precision
+    from core.batching import collate, length_grouped_batches, pad_multiple
+    from core.device import autocast, resolve_device, resolve_precision, trim_host_memory
     from core.evaluation import metrics_from_scores, score_encoded
     from core.fastpath import (
         sparse_row_adamw,
@@ -524,6 +529,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     eval_every = tc.eval_every or steps_per_epoch
     save_every = tc.save_every or eval_every
     pad_id = bundle.tokenizer.pad_token_id
+    multiple = pad_multiple(device, precision)  # bounds oneDNN's per-shape primitive cache
     header = {
         "event": "start",
         "trainable_params": trainable,
@@ -549,6 +555,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     def evaluate() -> dict[str, Any] | None:
         if hook:
             hook("eval", {"step": progress.step})
+        trim_host_memory()  # scoring's larger batches then start from the pages the steps left free
         scores = score_encoded(
             bundle.model,
             val_data,
@@ -570,6 +577,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
 
     def checkpoint() -> None:
         if writer:
+            trim_host_memory()  # the save allocates on top of whatever the steps left in glibc's heaps
             save_checkpoint(run, bundle, optimizer, scheduler, progress, hook)
             _prune_checkpoints(run, tc.keep_checkpoints, progress.best_step)
 
@@ -612,7 +620,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
                 model.require_backward_grad_sync = micro + 1 >= tc.grad_accum or b_index + 1 >= len(batches)
             if tuner:
                 tuner.begin()
-            batch, labels = collate(train_data, index, pad_id, device)
+            batch, labels = collate(train_data, index, pad_id, device, multiple)
             with autocast(device, precision):
                 if task == "generation":
                     loss = model(**batch, labels=batch["input_ids"]).loss
@@ -657,6 +665,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress.step += 1
+            if device.type == "cpu" and progress.step % TRIM_EVERY == 0:
+                trim_host_memory()  # between steps almost nothing is live: see TRIM_EVERY
             if progress.step % tc.log_every == 0 or progress.step == total_steps:
                 now = time.perf_counter()
                 dt = max(now - window["t"], 1e-9)
@@ -812,6 +822,9 @@ def _finish(
             load_weights(bundle.model, best)
             message += f" Restored the best model (step {progress.best_step})."
     writer.set_status(message="Saving the model...")
+    from core.device import trim_host_memory
+
+    trim_host_memory()
     tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
     try:
         save_model(bundle, tmp, {"run_id": run.id, "step": progress.step, "best_step": progress.best_step})

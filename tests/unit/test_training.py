@@ -296,8 +296,8 @@ def test_sentence_pair_classification_uses_token_type_ids(workspace, tmp_path, t
     seen_type_ids = []
     real_collate = core.batching.collate
 
-    def spy(data, index, pad_id, device):
-        batch, labels = real_collate(data, index, pad_id, device)
+    def spy(data, index, pad_id, device, *rest):
+        batch, labels = real_collate(data, index, pad_id, device, *rest)
         seen_type_ids.append(batch.get("token_type_ids"))
         return batch, labels
 

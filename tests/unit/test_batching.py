@@ -1,0 +1,42 @@
+"""Batches: widths rounded for bf16 on a CPU (bounds oneDNN's primitive cache) without changing what the model sees."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.batching import Encoded, collate, encode_pairs, pad_multiple
+
+
+def test_pad_multiple_only_rounds_bf16_on_a_cpu():
+    assert pad_multiple(torch.device("cpu"), "bf16") == 8
+    assert pad_multiple(torch.device("cpu"), "fp32") == 1
+    assert pad_multiple(torch.device("cuda"), "bf16") == 1
+
+
+def test_collate_rounds_the_width_up_within_the_truncation_length():
+    data = Encoded([[5] * 3, [6] * 9, [7] * 19], None, np.array([0, 1, 0]), max_length=20)
+    batch, labels = collate(data, np.array([0, 1]), 0, "cpu", multiple=8)
+    assert batch["input_ids"].shape == (2, 16) and labels.tolist() == [0, 1]
+    assert batch["attention_mask"].sum(1).tolist() == [3, 9]  # the extra columns are padding, masked out
+    assert (batch["input_ids"][1, 9:] == 0).all()
+    wide, _ = collate(data, np.array([2]), 0, "cpu", multiple=8)
+    assert wide["input_ids"].shape == (1, 20)  # 24 would pass the truncation length: capped there
+    plain, _ = collate(data, np.array([0, 1]), 0, "cpu")
+    assert plain["input_ids"].shape == (2, 9)  # no rounding asked: the longest row
+
+
+def test_rounded_padding_gives_the_same_logits(tiny_bert_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2).eval()
+    data = encode_pairs(tok, ["a short one", "a somewhat longer sentence than the first"], None, [0, 1], 64)
+    index = np.array([0, 1])
+    with torch.inference_mode():
+        exact = model(**collate(data, index, tok.pad_token_id, "cpu")[0]).logits
+        rounded_batch = collate(data, index, tok.pad_token_id, "cpu", multiple=16)[0]
+        rounded = model(**rounded_batch).logits
+    assert rounded_batch["input_ids"].shape[1] == 16 > data.lengths.max()
+    assert torch.allclose(exact, rounded, atol=1e-5)
