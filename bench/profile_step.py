@@ -118,8 +118,9 @@ def main() -> None:
     times = {v: {} for v in variants}
     for v in variants:  # warm-up: first calls allocate and pick kernels
         model, opt, params, data, pad = built[v]
+        prec = "fp32" if v.startswith("fp32") else "bf16"
         for index in batches[:3]:
-            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", {}, multiple=_multiple(v))
+            step(model, opt, params, data, index, pad, prec, {}, multiple=_multiple(v))
     for index in batches:
         for v in variants:
             model, opt, params, data, pad = built[v]

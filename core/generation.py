@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -180,6 +181,7 @@ def stream(
     """
     import torch
     from greenlet import GreenletExit, getcurrent, greenlet
+    from greenlet import error as greenlet_error
 
     from core.device import resolve_device
 
@@ -217,4 +219,6 @@ def stream(
                     yield piece
     finally:
         if not worker.dead:
-            worker.throw(GreenletExit)  # the reader has gone: unwind generate where it stands
+            # Closed by the garbage collector on another thread, greenlet ends it on its own thread instead.
+            with contextlib.suppress(greenlet_error):
+                worker.throw(GreenletExit)  # the reader has gone: unwind generate where it stands
