@@ -1,6 +1,7 @@
 """The engine under the app: core.jobs.JobRegistry (a worker process, as the app runs it) with a reader polling the
 run every 0.5 s the way the Train page's live panel does (status.json + the shared metrics snapshot and figures +
-serialising them), against the same run headless (core.training.train in the main thread, nothing reading).
+serialising them), against the same run headless (`python -m core train --config`, a fresh process, nothing
+reading).
 
     .venv/bin/python bench/app_overhead.py [--train 1500] [--rounds 2]
 
@@ -35,11 +36,23 @@ def _config(train_csv: Path, val_csv: Path):
 
 
 def headless(store, config) -> float:
-    from core.training import train
+    """The same run as a user runs it without the app: `python -m core train --config ...` in a fresh process.
 
-    result = train(config, store.create(config))
-    assert result.state == "finished", result.message
-    return result.samples_per_s
+    The app's worker is a fresh process too, so neither side gets caches warmed by an earlier run.
+    """
+    import json
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = store.root.parent / "headless-config.json"
+    cfg.write_text(config.to_json(), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-m", "core", "--workspace", str(store.root.parent), "train", "--config",
+                          str(cfg), "--quiet"], cwd=root, env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    results = json.loads((store.root / summary["run"] / "results.json").read_text(encoding="utf-8"))
+    return results["samples_per_s"]
 
 
 def under_app(store, config) -> tuple[float, int]:
@@ -95,7 +108,7 @@ def main() -> None:
                 print(f"  app      {rate:.1f} samples/s ({n} polls)", flush=True)
     h, a = statistics.mean(head_rates), statistics.mean(app_rates)
     rows = [
-        {"what": "headless core.training.train", "sps": h, "runs": len(head_rates), "ratio": 1.0},
+        {"what": "headless python -m core train", "sps": h, "runs": len(head_rates), "ratio": 1.0},
         {"what": "JobRegistry worker process + 0.5 s polling reader", "sps": a, "runs": len(app_rates), "ratio": a / h},
     ]
     print()

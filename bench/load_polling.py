@@ -66,22 +66,27 @@ class Reader(threading.Thread):
 
 
 class AppSessions(threading.Thread):
-    """``n`` Streamlit sessions (AppTest) on the Train page showing the run, each refreshed every ``interval`` s.
+    """``n`` Streamlit sessions (AppTest) showing the run, each refreshed every ``interval`` s.
 
-    Every refresh reruns the whole page, where a browser reruns only the live fragment: an upper bound of a
-    session's cost. AppTest is not made for several runs at once in one process, so one thread takes the
+    With ``fragment`` each refresh reruns the live panel alone, which is what a browser's timer asks the server
+    for; without, the whole Train page, an upper bound of a session's cost. AppTest is not made for several runs at once in one process, so one thread takes the
     sessions in turn (the server's Python would run them one at a time under the GIL anyway). A session's points
     are the x values of its loss chart's training trace, as the browser would draw them.
     """
 
-    def __init__(self, run, interval: float, n: int):
+    def __init__(self, run, interval: float, n: int, fragment: bool = False):
         super().__init__(daemon=True)
         from streamlit.testing.v1 import AppTest
 
         app = str(Path(__file__).resolve().parent.parent / "app.py")
         self.watched, self.interval = run, interval
-        self.sessions = [AppTest.from_file(app, default_timeout=120) for _ in range(n)]
-        self.opened = [False] * n
+        if fragment:
+            # What a browser's timer reruns: the live panel alone (the fragment), not the whole Train page.
+            script = f"from ui.live import live_panel\nlive_panel({run.id!r})\n"
+            self.sessions = [AppTest.from_string(script, default_timeout=120) for _ in range(n)]
+        else:
+            self.sessions = [AppTest.from_file(app, default_timeout=120) for _ in range(n)]
+        self.opened = [fragment] * n
         self.records: list[list[float]] = [[] for _ in range(n)]
         self.poll_seconds: list[float] = []
         self.poll_cpu: list[float] = []
@@ -149,11 +154,12 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_run(registry, config, readers: int, interval: float, apptest: bool = False) -> dict:
+def one_run(registry, config, readers: int, interval: float, clients: str = "panel") -> dict:
+    apptest = clients != "panel"
     job, created = registry.start(config)
     assert created, "another job is running"
     if apptest:
-        pollers = [AppSessions(job.run, interval, readers)] if readers else []
+        pollers = [AppSessions(job.run, interval, readers, clients == "fragment")] if readers else []
     else:
         pollers = [Reader(job.run, interval) for _ in range(readers)]
     cpu0, wall0 = _cpu_seconds(), time.perf_counter()
@@ -202,8 +208,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: all cores)")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval in seconds for this process (default: leave it)")  # fmt: skip
-    parser.add_argument("--clients", choices=("panel", "apptest"), default="panel",
-                        help="each session: the live panel's engine-side work, or a whole Streamlit AppTest session")
+    parser.add_argument("--clients", choices=("panel", "fragment", "apptest"), default="panel",
+                        help="each session: the live panel's engine-side work, the live panel rerun in a Streamlit "
+                             "AppTest session (what a browser's timer reruns), or the whole Train page rerun")
     parser.add_argument("--mode", choices=("process", "thread"), default="process",
                         help="where training runs: a worker process (the app's default) or a thread of the server")
     args = parser.parse_args()
@@ -234,7 +241,7 @@ def main() -> None:
     rows = []
     for _ in range(args.pairs):
         rows.append(one_run(registry, config, 0, args.interval))
-        rows.append(one_run(registry, config, args.readers, args.interval, args.clients == "apptest"))
+        rows.append(one_run(registry, config, args.readers, args.interval, args.clients))
     print(f"model={args.model} steps={args.steps} readers={args.readers} interval={args.interval}s "
           f"threads={args.threads or 'all'} clients={args.clients} training in a {args.mode} switch interval={sys.getswitchinterval() * 1000:g} ms "
           f"(cores={common.os.cpu_count()})")  # fmt: skip
