@@ -9,6 +9,7 @@ from core.datasets import DatasetSettings, DatasetStore
 from core.runs import RunStore
 from core.search import SearchStore
 from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
+from tests.unit.test_search import trials_in_threads  # noqa: F401 - autouse: trials as threads
 from tests.unit.test_strategies import one_thread  # noqa: F401 - autouse: tiny models, one thread
 
 
