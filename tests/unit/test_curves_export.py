@@ -6,7 +6,7 @@ import io
 import shlex
 import zipfile
 
-from core.curves import curve_frames, downsample, overfitting, rising_evaluations, start_record
+from core.curves import CurveFeed, curve_frames, downsample, overfitting, rising_evaluations, start_record
 from core.export import multi_gpu_command, train_command, zip_folder
 
 
@@ -48,6 +48,37 @@ def test_overfitting_needs_two_rises_in_a_row():
     assert not overfitting(pd.DataFrame({"val_loss": [1.0, 0.8, 0.9]}))
     assert overfitting(pd.DataFrame({"val_loss": [1.0, 0.8, 0.9, 1.1]}))
     assert not overfitting(pd.DataFrame({"step": [1]}))
+
+
+def test_curve_feed_reads_new_lines_at_most_once_per_interval_and_numbers_its_snapshots(tmp_path):
+    import json
+
+    path = tmp_path / "metrics.jsonl"
+
+    def write(*steps, mode="a"):
+        with open(path, mode) as fh:
+            fh.writelines(json.dumps({"step": s, "loss": 1 / s}) + "\n" for s in steps)
+
+    feed = CurveFeed(path, min_interval=3600)  # only fresh=True reads again within this test
+    assert feed.snapshot() == (0, [])  # no file yet
+    write(1, 2)
+    assert feed.snapshot() == (0, [])  # inside the interval: the same snapshot for every viewer
+    version, records = feed.snapshot(fresh=True)
+    assert version == 1 and [r["step"] for r in records] == [1, 2]
+    with open(path, "a") as fh:
+        fh.write('{"step": 3, "lo')  # a half-written line is left for later
+    assert feed.snapshot(fresh=True) == (1, records)  # nothing new: same version, same list
+    with open(path, "a") as fh:
+        fh.write('ss": 0.3}\n')
+    version, newer = feed.snapshot(fresh=True)
+    assert version == 2 and [r["step"] for r in newer] == [1, 2, 3]
+    assert [r["step"] for r in records] == [1, 2]  # an earlier snapshot is never changed
+    v, _, train, evals = feed.frames()
+    assert v == 2 and list(train["step"]) == [1, 2, 3] and len(evals) == 0
+    assert feed.frames()[2] is train  # tables are built once per snapshot
+    write(7, mode="w")  # the file was replaced by a shorter one: start over
+    version, records = feed.snapshot(fresh=True)
+    assert version > 2 and [r["step"] for r in records] == [7]
 
 
 def test_zip_folder_round_trips_the_model_folder(tmp_path):
