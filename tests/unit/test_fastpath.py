@@ -40,6 +40,23 @@ def test_fast_dropout_repeats_with_the_torch_seed_and_keeps_bf16():
     assert a.dtype == torch.bfloat16 and torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_scaled_keep_mask_is_the_bool_mask_times_the_scale_in_the_dtype(dtype):
+    from core.fastpath import _keep_mask, _scaled_keep_mask
+
+    shape = torch.Size([3, 70, 11])  # an odd element count: the raw draws are cut four to a 64-bit word
+    torch.manual_seed(3)
+    scaled = _scaled_keep_mask(shape, 0.25, dtype)
+    torch.manual_seed(3)
+    keep = _keep_mask(shape, 0.25)
+    assert scaled.shape == keep.shape == shape and scaled.dtype == dtype and keep.dtype == torch.bool
+    assert torch.equal(scaled, keep.to(dtype) * torch.tensor(1 / 0.75, dtype=dtype))  # the bit patterns are right
+    assert 0.22 < 1 - keep.float().mean().item() < 0.28
+    torch.manual_seed(3)
+    assert torch.equal(_keep_mask(torch.Size([10_000]), 0.0), torch.ones(10_000, dtype=torch.bool))
+    assert _keep_mask(torch.Size([0, 4]), 0.5).shape == (0, 4)
+
+
 def _tiny_bert(dropout: float = 0.0):
     from transformers import BertConfig, BertForSequenceClassification
 
