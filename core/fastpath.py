@@ -192,6 +192,7 @@ class SparseRowAdamW:
     def clip_grad_norm_(self, parameters, max_norm: float) -> torch.Tensor:
         """torch.nn.utils.clip_grad_norm_ over ``parameters`` with the embedding's sparse gradient included."""
         grad = self.weight.grad
+        self.optimizer.grad_scale = None  # set below for this step only, where the fused kernel does the clip
         if grad is not None and not grad.is_sparse:  # something made it dense (e.g. a tied use): plain AdamW
             self._touched = None  # the dense step moves rows this cache does not know about
             return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
@@ -204,7 +205,12 @@ class SparseRowAdamW:
             self._rows, self._grads = grad.indices()[0], grad.values()
             norm = torch.sqrt(norm.float() ** 2 + self._grads.float().pow(2).sum())
         coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-        if dense:
+        if dense and self.optimizer.defaults.get("fused"):
+            # The fused kernel divides each gradient by grad_scale as it reads it (the hook AMP's GradScaler uses),
+            # which spares a multiply pass over every dense gradient; where nothing is clipped it is left unset.
+            if float(coef) < 1.0:
+                self.optimizer.grad_scale = (1.0 / coef).to(torch.float32)
+        elif dense:
             torch.nn.utils.clip_grads_with_norm_(dense, max_norm, norm)
         if self._grads is not None:
             self._grads = self._grads * coef

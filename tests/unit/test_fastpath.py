@@ -75,11 +75,11 @@ def test_use_fast_dropout_swaps_every_dropout_and_keeps_p():
     assert {m.p for m in model.modules() if isinstance(m, FastDropout)} == {0.2}
 
 
-def _optimizer(model):
+def _optimizer(model, fused: bool = True):
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                             lr=1e-2, fused=True)  # fmt: skip
+                             lr=1e-2, fused=fused)  # fmt: skip
 
 
 def _batch(step: int):
@@ -89,8 +89,8 @@ def _batch(step: int):
     return ids, torch.randint(0, 2, (4,), generator=g)
 
 
-def _train(model, steps, max_norm, fast: bool, start: int = 0):
-    optimizer = _optimizer(model)
+def _train(model, steps, max_norm, fast: bool, start: int = 0, fused: bool = True):
+    optimizer = _optimizer(model, fused)
     rows = sparse_row_adamw(model, optimizer, device=torch.device("cpu"), world=1, l1_penalty=0.0) if fast else None
     assert (rows is not None) == fast
     norms = []
@@ -108,12 +108,14 @@ def _train(model, steps, max_norm, fast: bool, start: int = 0):
     return optimizer, norms
 
 
-@pytest.mark.parametrize("max_norm", [0.05, float("inf")])  # clipping active on every step / never
-def test_sparse_row_adamw_matches_dense_adamw(max_norm):
+# Clipping active on every step / never; with the fused AdamW the clip is its grad_scale, otherwise a multiply.
+@pytest.mark.parametrize("max_norm,fused", [(0.05, True), (float("inf"), True), (0.05, False)])
+def test_sparse_row_adamw_matches_dense_adamw(max_norm, fused):
     dense_model = _tiny_bert()
     fast_model = copy.deepcopy(dense_model)
     dense_opt, dense_norms = _train(dense_model, 6, max_norm, fast=False)
-    fast_opt, fast_norms = _train(fast_model, 6, max_norm, fast=True)
+    fast_opt, fast_norms = _train(fast_model, 6, max_norm, fast=True, fused=fused)
+    assert (getattr(fast_opt, "grad_scale", None) is not None) == (fused and max_norm < 1)
     assert fast_norms == pytest.approx(dense_norms, rel=1e-4)
     if max_norm < 1:
         assert min(dense_norms) > max_norm  # the clip really scaled every step
