@@ -196,8 +196,8 @@ def main() -> None:
             out.update(config=LABELS[name], load_before=load)
             out["gflops"] = flops / out["train_s"] / 1e9
             runs[name].append(out)
-            print(f"  round {round_no + 1} {name}: {out['samples_per_s']:.1f} samples/s, acc {out['val_accuracy']:.4f}, "
-                  f"load {load:.1f}", flush=True)
+            print(f"  round {round_no + 1} {name}: {out['samples_per_s']:.1f} samples/s, "
+                  f"acc {out['val_accuracy']:.4f}, load {load:.1f}", flush=True)
     # Each configuration's median run by speed (the lower middle one for an even count).
     rows = [sorted(outs, key=lambda o: o["samples_per_s"])[(len(outs) - 1) // 2] for outs in runs.values()]
     # Peaks again after the runs: the best of both is the fairest ceiling on a shared machine.

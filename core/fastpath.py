@@ -270,64 +270,90 @@ class ThreadTuner:
 
     On cores that other programs keep busy, OpenMP threads wait at every barrier for a partner the OS has
     descheduled: on the 2-core benchmark machine a MiniLM step took 13x longer with 2 threads than with 1 while
-    one other process was busy, yet on idle cores 2 threads are ~1.5x faster. So each candidate is timed for a
-    few steps (training time only: begin() before the batch, end() after the optimizer step), the fastest is
-    kept, and the candidates are timed again every ``recheck_every`` steps or when the speed drops sharply.
+    one other process was busy, yet on idle cores 2 threads are ~1.5x faster. So the candidates are timed in
+    rounds, the fewer threads are kept only when clearly faster, and the candidates are timed again every
+    ``recheck_every`` steps or when the speed collapses.
+
+    What misled the first version (it kept one thread on idle cores in about one MiniLM run of three: 43 instead
+    of 65 samples/s): the first step at each new batch width is slow whatever the thread count (oneDNN builds
+    its kernels for the shape), and the early steps meet one new width after another; and a step has a large
+    fixed cost, so tokens per second varies by 2x with the batch's length. So steps at a new shape are not
+    timed, the candidates take turns step by step within a round (they meet the same mix of lengths), and
+    fewer threads must be ``margin`` times faster to win: the choice that matters is between ~1.5x and a
+    collapse, which neither effect can fake.
     """
 
-    def __init__(self, threads: int, window: int = 5, recheck_every: int = 300):
+    def __init__(self, threads: int, window: int = 6, recheck_every: int = 300, margin: float = 1.25):
         self.original = torch.get_num_threads()
-        self.candidates = sorted({threads, max(1, threads // 2), 1}, reverse=True)
-        self.window, self.recheck_every = window, recheck_every
+        self.candidates = sorted({threads, max(1, threads // 2), 1}, reverse=True)  # most threads first
+        self.window, self.recheck_every, self.margin = window, recheck_every, margin
         self.rates: dict[int, float] = {}
-        self._queue = list(self.candidates)  # candidates still to time in this round
-        self._use(self._queue[0])
         self._since_check = 0
-        self._reset(skip=2)  # the first steps allocate and pick kernels: not representative
+        self._t0: float | None = None
+        self._shapes: set[tuple] = set()
+        self._new_shape = False
+        self._start_round(skip=2)  # the first steps allocate and pick kernels: not representative
 
     def _use(self, threads: int) -> None:
         self.current = threads
         torch.set_num_threads(threads)
 
-    def _reset(self, skip: int = 0) -> None:
-        self._skip, self._steps, self._tokens, self._busy, self._t0 = skip, 0, 0, 0.0, None
+    def _start_round(self, skip: int = 0) -> None:
+        self._round: dict[int, list[float]] | None = {c: [0.0, 0.0] for c in self.candidates}  # tokens, seconds
+        self._turn, self._skip, self._tokens = 0, skip, 0
+        self._steps, self._window_tokens, self._busy = 0, 0, 0.0  # the chosen count's current window
+        self._use(self.candidates[0])
 
     def begin(self) -> None:
         if self._t0 is None:
             self._t0 = time.perf_counter()
 
-    def count(self, tokens: int) -> None:
+    def count(self, tokens: int, shape: tuple | None = None) -> None:
+        """Add this step's tokens; ``shape`` is the batch's, and a step with a shape not met before is not timed:
+        its kernels are being set up (oneDNN builds a primitive per shape), which costs one of the thread counts
+        a slow step that says nothing about it."""
         self._tokens += tokens
+        if shape is not None and shape not in self._shapes:
+            self._shapes.add(shape)
+            self._new_shape = True
 
     def end(self) -> None:
         if self._t0 is None:
             return
-        self._busy += time.perf_counter() - self._t0
-        self._t0 = None
-        if self._skip:
-            self._reset(self._skip - 1)
+        seconds, tokens, new_shape = time.perf_counter() - self._t0, self._tokens, self._new_shape
+        self._t0, self._tokens, self._new_shape = None, 0, False
+        if self._skip or new_shape:
+            self._skip = max(0, self._skip - 1)
+            return
+        if self._round is not None:  # a timing round: this step counts for the candidate that ran it
+            self._round[self.current][0] += tokens
+            self._round[self.current][1] += seconds
+            self._turn += 1
+            if self._turn < self.window * len(self.candidates):
+                self._use(self.candidates[self._turn % len(self.candidates)])
+            else:
+                self._decide()
             return
         self._steps += 1
+        self._busy += seconds
+        self._window_tokens += tokens
         if self._steps < self.window:
             return
-        rate = self._tokens / max(self._busy, 1e-9)
-        self._reset()
-        if self._queue:  # timing the candidates of this round
-            self.rates[self._queue.pop(0)] = rate
-            if self._queue:
-                self._use(self._queue[0])
-                self._reset(skip=1)
-            else:
-                self._use(max(self.rates, key=self.rates.get))
-            return
+        rate = self._window_tokens / max(self._busy, 1e-9)
+        self._steps, self._busy, self._window_tokens = 0, 0.0, 0
         self._since_check += self.window
-        collapsed = rate < 0.6 * self.rates.get(self.current, rate)
+        collapsed = rate < 0.5 * self.rates.get(self.current, rate)
         self.rates[self.current] = rate
         if collapsed or self._since_check >= self.recheck_every:
             self._since_check = 0
-            self._queue = [c for c in self.candidates if c != self.current] + [self.current]
-            self._use(self._queue[0])
-            self._reset(skip=1)
+            self._start_round()
+
+    def _decide(self) -> None:
+        rates = {c: tok / max(sec, 1e-9) for c, (tok, sec) in self._round.items()}
+        self.rates.update(rates)
+        best = max(rates.values())
+        self._round = None
+        self._use(next(c for c in self.candidates if rates[c] * self.margin >= best))
 
     def close(self) -> None:
         """Give back the thread count found at the start (the process may go on to serve predictions)."""

@@ -643,7 +643,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
             step_tokens = int(lengths[global_index].sum())  # from the host: no device sync per step
             window["tokens"] += step_tokens
             if tuner:
-                tuner.count(step_tokens)
+                tuner.count(step_tokens, tuple(batch["input_ids"].shape))
             loss_value = float(task_loss)
             if not math.isfinite(loss_value):
                 raise _NonFinite(progress.step)

@@ -208,8 +208,40 @@ def test_thread_tuner_keeps_all_threads_on_idle_cores(tuner_env):
     fp, clock, threads = tuner_env
     tuner = fp.ThreadTuner(2, window=3, recheck_every=1000)
     chosen = _drive(tuner, clock, 40, lambda n: 0.10 if n == 2 else 0.16)
-    assert set(chosen[:4]) == {2} and 1 in chosen[:15]  # both were timed
+    assert chosen[:2] == [2, 2] and 1 in chosen[:8]  # two warm-up steps, then both take turns
     assert chosen[-20:] == [2] * 20 and threads["n"] == 2
+
+
+def _step_seconds(threads: int, padded_tokens: int) -> float:
+    # A MiniLM step on the benchmark machine: ~115 ms of fixed cost and ~0.22 ms per padded token on one
+    # thread; two threads take two thirds of that on idle cores.
+    return (0.115 + 0.00022 * padded_tokens) * (1.0 if threads == 1 else 0.67)
+
+
+def _run_with_random_lengths(fp, clock, seed: int) -> int:
+    import random
+
+    rng = random.Random(seed)
+    tuner, seen = fp.ThreadTuner(2), set()
+    for _ in range(60):
+        width = rng.randrange(16, 96, 8)
+        tuner.begin()
+        clock.now += _step_seconds(tuner.current, 16 * width) + (0.0 if width in seen else 0.25)  # a new shape
+        seen.add(width)
+        real = int(16 * width * rng.uniform(0.75, 0.95))
+        tuner.count(real, (16, width))
+        tuner.end()
+    return tuner.current
+
+
+def test_thread_tuner_is_not_fooled_by_new_shapes_or_batch_lengths(tuner_env):
+    """On idle cores the tuner must keep both threads in (nearly) every run, although the first step at each new
+    batch width is slow whatever the thread count and tokens/s varies ~2x with a batch's length. Timing each count
+    on its own consecutive batches, with every step counted, the first tuner chose one thread in about a third of
+    real MiniLM runs, and 87 of these 200."""
+    fp, clock, _ = tuner_env
+    one_thread_runs = sum(_run_with_random_lengths(fp, clock, seed) == 1 for seed in range(200))
+    assert one_thread_runs <= 2
 
 
 def test_thread_tuner_drops_to_one_thread_when_cores_turn_busy(tuner_env):
