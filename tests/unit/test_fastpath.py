@@ -52,6 +52,13 @@ def test_scaled_keep_mask_is_the_bool_mask_times_the_scale_in_the_dtype(dtype):
     assert scaled.shape == keep.shape == shape and scaled.dtype == dtype and keep.dtype == torch.bool
     assert torch.equal(scaled, keep.to(dtype) * torch.tensor(1 / 0.75, dtype=dtype))  # the bit patterns are right
     assert 0.22 < 1 - keep.float().mean().item() < 0.28
+    # The same draws as NumPy's integers(0, 65536, uint16) from that seed: a seeded run keeps its old masks.
+    import numpy as np
+
+    torch.manual_seed(3)
+    seed = int(torch.randint(0, 2**62, (1,)))
+    draws = np.random.Generator(np.random.PCG64(seed)).integers(0, 65536, size=tuple(shape), dtype=np.uint16)
+    assert torch.equal(keep, torch.from_numpy(draws >= round(0.25 * 65536)))
     torch.manual_seed(3)
     assert torch.equal(_keep_mask(torch.Size([10_000]), 0.0), torch.ones(10_000, dtype=torch.bool))
     assert _keep_mask(torch.Size([0, 4]), 0.5).shape == (0, 4)
