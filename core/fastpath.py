@@ -163,6 +163,64 @@ def use_fast_dropout(model: torch.nn.Module) -> int:
     return swapped
 
 
+class _BlockedCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy over the rows whose target is not -100, computed a block of rows at a time.
+
+    The stock path upcasts the whole [tokens x vocab] logits to fp32, keeps the fp32 log-softmax for the
+    backward, then zero-fills and scatters a gradient of the same size: several passes over a matrix far larger
+    than the caches. Here each block of rows is upcast while it is in cache, only the log-sum-exp per row is
+    kept, and the backward recomputes softmax - one-hot from the saved logits. The same formula in fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
+        valid = targets != -100
+        safe = targets.clamp(min=0)
+        lse = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        for start in range(0, logits.shape[0], rows):
+            block = logits[start : start + rows].float()
+            block_lse = torch.logsumexp(block, dim=1)
+            lse[start : start + rows] = block_lse
+            picked = block.gather(1, safe[start : start + rows, None]).squeeze(1)
+            total += ((block_lse - picked) * valid[start : start + rows]).sum()
+        count = valid.sum().clamp(min=1)
+        ctx.save_for_backward(logits, safe, valid, lse, count)
+        ctx.rows = rows
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        logits, safe, valid, lse, count = ctx.saved_tensors
+        rows = ctx.rows
+        grad = torch.empty_like(logits)
+        scale = (grad_output / count).float()
+        for start in range(0, logits.shape[0], rows):
+            probs = logits[start : start + rows].float().sub_(lse[start : start + rows, None]).exp_()
+            probs[torch.arange(probs.shape[0], device=probs.device), safe[start : start + rows]] -= 1.0
+            grad[start : start + rows] = probs.mul_(valid[start : start + rows, None] * scale)
+        return grad, None, None
+
+
+def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """The loss transformers computes for ``model(input_ids, labels=input_ids)``, a block of rows at a time.
+
+    Labels are the inputs shifted by one (-100 after each row's last position); where the logits are longer than
+    the inputs (peft's prompt tuning prepends virtual tokens) the extra leading positions get -100, as peft does.
+    On the default tiny GPT-2 (4,096-token vocabulary, 16 x 128 tokens) the loss's forward and backward took
+    120 ms on one thread the stock way and 35 ms this way: about a fifth of the training step.
+    """
+    batch, length = input_ids.shape
+    labels = input_ids
+    if logits.shape[1] > length:
+        prefix = torch.full((batch, logits.shape[1] - length), -100, dtype=labels.dtype, device=labels.device)
+        labels = torch.cat([prefix, labels], dim=1)
+    targets = F.pad(labels, (0, 1), value=-100)[:, 1:].reshape(-1)
+    vocab = logits.shape[-1]
+    rows = max(16, (1 << 18) // vocab)  # a block of about 1 MB of fp32: it stays in a core's cache
+    return _BlockedCrossEntropy.apply(logits.reshape(-1, vocab), targets, rows)
+
+
 class SparseRowAdamW:
     """Exact AdamW for the token-embedding matrix that touches only the rows that ever had a gradient.
 

@@ -361,3 +361,69 @@ def test_fused_gelu_computes_gpt2_gelu_and_leaves_saved_models_stock(tmp_path):
     again = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     assert any(type(m) is NewGELUActivation for m in again.modules())
     assert (again(input_ids=ids).logits - before).abs().max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------------ causal-LM loss
+def _tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=300, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))  # fmt: skip
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_causal_lm_loss_is_the_models_own_loss_and_gradient(bf16):
+    from core.fastpath import causal_lm_loss
+
+    model = _tiny_gpt2()
+    ids = torch.randint(0, 300, (3, 20), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 14:] = 0  # a padded row: its pad tokens stay targets, as in the stock loss given labels=input_ids
+
+    def run(ours: bool):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if ours:
+                loss = causal_lm_loss(model(input_ids=ids, attention_mask=mask).logits, ids)
+            else:
+                loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    stock_loss, stock_grads = run(False)
+    loss, grads = run(True)
+    assert loss.dtype == torch.float32 and torch.allclose(loss, stock_loss, rtol=1e-6, atol=1e-6)
+    for name, grad in grads.items():
+        scale = float(stock_grads[name].abs().max()) + 1e-12
+        assert (grad - stock_grads[name]).abs().max() <= 1e-4 * scale, name
+
+
+def test_blocked_cross_entropy_over_several_blocks_with_ignored_rows():
+    from core.fastpath import _BlockedCrossEntropy
+
+    g = torch.Generator().manual_seed(4)
+    logits = (torch.randn(37, 11, generator=g) * 3).requires_grad_(True)
+    targets = torch.randint(0, 11, (37,), generator=g)
+    targets[[0, 5, 36]] = -100
+    stock = torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100)
+    (stock_grad,) = torch.autograd.grad(stock, logits)
+    ours = _BlockedCrossEntropy.apply(logits, targets, 8)  # blocks of 8 rows: the last one is partial
+    (grad,) = torch.autograd.grad(ours * 2.0, logits)  # an upstream gradient other than 1 is passed through
+    assert torch.allclose(ours, stock, atol=1e-6)
+    assert torch.allclose(grad, 2.0 * stock_grad, atol=1e-7)
+    assert grad[[0, 5, 36]].abs().max() == 0  # ignored rows get no gradient
+
+
+def test_causal_lm_loss_with_prompt_tuning_matches_peft():
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    from core.fastpath import causal_lm_loss
+
+    model = get_peft_model(_tiny_gpt2(), PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=4))
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    assert logits.shape[1] == 16  # the virtual tokens come first
+    stock = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+    assert torch.allclose(causal_lm_loss(logits, ids), stock, rtol=1e-6)
