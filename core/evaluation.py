@@ -78,6 +78,7 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
 
     from core.batching import collate, length_grouped_batches, pad_multiple
     from core.device import autocast
+    from core.fastpath import causal_lm_loss
 
     if len(data) == 0:
         return SplitScores(float("nan"))
@@ -90,9 +91,12 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
                 return None
             batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
             if task == "generation":
-                out = model(**batch, labels=batch["input_ids"])
+                if batch["input_ids"].device.type == "cpu":  # the training loss's blocked form: no fp32 logits copy
+                    loss = causal_lm_loss(model(**batch).logits, batch["input_ids"])
+                else:
+                    loss = model(**batch, labels=batch["input_ids"]).loss
                 n = int(batch["attention_mask"][:, 1:].sum())
-                total_loss += float(out.loss) * n
+                total_loss += float(loss) * n
                 total_n += n
                 tokens += n
                 continue

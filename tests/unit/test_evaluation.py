@@ -152,3 +152,23 @@ def test_generation_report_has_perplexity_bleu_and_rouge():
     assert 0 <= m["bleu"] <= 100 and 0 <= m["rouge_l"] <= 1
     assert list(report.predictions.columns) == ["prompt", "reference", "generated"]
     assert len(report.predictions) == 3
+
+
+def test_generation_split_loss_is_the_models_own_loss():
+    """score_encoded computes the LM loss in blocks on a CPU (fastpath.causal_lm_loss): the model's own value."""
+    import numpy as np
+    import torch
+
+    from core.batching import collate, encode_pairs
+    from core.evaluation import score_encoded
+    from core.models import build_model
+
+    texts = [f"question {i} answer {i % 3} and some more words" for i in range(12)]
+    bundle = build_model("default", "generation", train_texts=texts, max_length=32, seed=0)
+    data = encode_pairs(bundle.tokenizer, texts, None, None, 32)
+    scores = score_encoded(bundle.model, data, "generation", batch_size=64, pad_id=bundle.tokenizer.pad_token_id,
+                           device=torch.device("cpu"), precision="fp32")  # fmt: skip
+    batch, _ = collate(data, np.arange(len(data)), bundle.tokenizer.pad_token_id, torch.device("cpu"))
+    with torch.no_grad():
+        stock = bundle.model.eval()(**batch, labels=batch["input_ids"]).loss
+    assert scores.loss == pytest.approx(float(stock), rel=1e-5)
