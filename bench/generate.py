@@ -2,11 +2,11 @@
 same settings, time to the first streamed token, and batched classification predictions/s against a
 transformers pipeline.
 
-    .venv/bin/python bench/generate.py [--prompts 8] [--new-tokens 64] [--texts 1000]
+    .venv/bin/python bench/generate.py [--prompts 8] [--new-tokens 64] [--rounds 6] [--texts 1000]
 
 The generation model is the engine's default (the tiny GPT-2 and its BPE tokenizer, built from the benchmark
 corpus, saved and loaded the way the Playground loads a run's model); the classifier is the default MiniLM.
-Each measurement alternates engine and raw calls over the same prompts so load from neighbours hits both.
+Each measurement rotates engine and raw calls over the same prompts so load from neighbours hits all alike.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _generation_bundle(work: Path):
     return load_for_inference(work / "gpt")
 
 
-def bench_generation(work: Path, n_prompts: int, new_tokens: int) -> list[dict]:
+def bench_generation(work: Path, n_prompts: int, new_tokens: int, rounds: int) -> list[dict]:
     import torch
 
     from core.generation import GenerationSettings, generate, stream
@@ -50,36 +50,39 @@ def bench_generation(work: Path, n_prompts: int, new_tokens: int) -> list[dict]:
         times = {"raw": 0.0, "engine": 0.0, "stream": 0.0}
         ttft, raw_first, tokens = [], [], 0
         generate(bundle, prompts[0], settings)  # warm-up: first calls allocate and pick kernels
-        for prompt in prompts:
-            # raw: what a script calling transformers directly does
-            t0 = time.perf_counter()
+        paths = ["raw", "engine", "stream"]
+        for turn in range(rounds * len(prompts)):
+            prompt = prompts[turn % len(prompts)]
             tok.padding_side = "left"
             enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
-            torch.manual_seed(settings.seed)
-            with torch.inference_mode():
-                out = model.generate(**enc, **kwargs)
-            text_raw = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            times["raw"] += time.perf_counter() - t0
-            tokens += out.shape[1] - enc["input_ids"].shape[1]
+            texts = {}
+            # The three paths take turns in a rotating order, so a change in the machine's speed in the middle of
+            # a prompt, or a cache warmed by the path before, does not always favour the same one.
+            for name in paths[turn % 3 :] + paths[: turn % 3]:
+                t0 = time.perf_counter()
+                if name == "raw":  # what a script calling transformers directly does
+                    enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
+                    torch.manual_seed(settings.seed)
+                    with torch.inference_mode():
+                        out = model.generate(**enc, **kwargs)
+                    texts["raw"] = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                    times["raw"] += time.perf_counter() - t0
+                    tokens += out.shape[1] - enc["input_ids"].shape[1]
+                elif name == "engine":  # engine, not streamed
+                    texts["engine"] = generate(bundle, prompt, settings)
+                    times["engine"] += time.perf_counter() - t0
+                else:  # engine, streamed (what the Playground shows)
+                    first = None
+                    for piece in stream(bundle, prompt, settings):
+                        if first is None and piece:
+                            first = time.perf_counter() - t0
+                    times["stream"] += time.perf_counter() - t0
+                    ttft.append(first if first is not None else float("nan"))
+            assert texts["engine"] == texts["raw"], "engine and raw generate must give the same text for the same settings"
             t0 = time.perf_counter()
             with torch.inference_mode():
                 model.generate(**enc, **{**kwargs, "max_new_tokens": 1})
             raw_first.append(time.perf_counter() - t0)
-            # engine, not streamed
-            t0 = time.perf_counter()
-            text_engine = generate(bundle, prompt, settings)
-            times["engine"] += time.perf_counter() - t0
-            assert text_engine == text_raw, "engine and raw generate must give the same text for the same settings"
-            # engine, streamed (what the Playground shows)
-            t0 = time.perf_counter()
-            first = None
-            pieces = []
-            for piece in stream(bundle, prompt, settings):
-                if first is None and piece:
-                    first = time.perf_counter() - t0
-                pieces.append(piece)
-            times["stream"] += time.perf_counter() - t0
-            ttft.append(first if first is not None else float("nan"))
         for name, label in (("raw", "raw model.generate"), ("engine", "engine generate"),
                             ("stream", "engine stream (Playground)")):  # fmt: skip
             rows.append({
@@ -127,11 +130,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=6, help="passes over the prompts (more: steadier ratios)")
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     print(f"load average before: {common.load_average():.1f}")
-    gen = bench_generation(work, opts.prompts, opts.new_tokens)
-    print(f"\nGeneration, default tiny GPT-2, {opts.prompts} prompts x up to {opts.new_tokens} new tokens (fp32)")
+    gen = bench_generation(work, opts.prompts, opts.new_tokens, opts.rounds)
+    print(f"\nGeneration, default tiny GPT-2, {opts.rounds} x {opts.prompts} prompts x up to {opts.new_tokens} new tokens"
+          " (fp32)")
     print(common.table(gen, [("what", "path", "s"), ("tokens_per_s", "tokens/s", ".0f"),
                              ("ratio", "× raw", ".3f"), ("first_ms", "first token ms (median)", ".1f")]))
     pred = bench_predict(opts.texts)

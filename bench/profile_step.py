@@ -1,6 +1,7 @@
 """Where one training step's time goes (MiniLM classifier, batch 16, the benchmark's reviews), per variant.
 
     .venv/bin/python bench/profile_step.py [--steps 40] [--variants bf16,bf16_frozen_emb,...] [--trace out.json]
+    .venv/bin/python bench/profile_step.py --thread-table --variants bf16_fastdrop_sparse_emb_pad8 --steps 24
 
 Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _pad8 / _pad16 (batch
 widths rounded up as the engine does under bf16), _trim (malloc_trim after every step).
@@ -37,9 +38,12 @@ def build(variant: str, texts, labels):
     if "frozen_emb" in variant:
         model.get_input_embeddings().weight.requires_grad_(False)
     if "fastdrop" in variant:
-        from core.fastpath import use_fast_dropout
+        from core.fastpath import use_fast_attention_dropout, use_fast_dropout
 
         use_fast_dropout(model)
+        # The attention probabilities' dropout too, as the engine does. This registration is process-wide: once a
+        # _fastdrop variant is built, the other variants' "sdpa" attention draws its masks this way as well.
+        use_fast_attention_dropout()
     model.train()
     tok = AutoTokenizer.from_pretrained(minilm_path())
     data = encode_pairs(tok, texts, None, np.asarray(labels), 128)
@@ -89,12 +93,48 @@ def step(model, opt, params, data, index, pad_id, precision, times, clip=True, m
     return float(loss.detach())
 
 
+def thread_table(variant: str, texts, labels, steps: int) -> None:
+    """Per-op time (torch.profiler's self time, milliseconds per step) at 1 and at 2 threads, in two rounds."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from core.batching import length_grouped_batches
+
+    model, opt, params, data, pad = build(variant, texts, labels)
+    prec = "fp32" if variant.startswith("fp32") else "bf16"
+    batches = length_grouped_batches(data.lengths, 16, 0)
+    timed = batches[3 : min(len(batches), 3 + steps)]
+    per_op: dict[str, dict[int, float]] = {}
+    for _ in range(2):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for index in batches[:3]:
+                step(model, opt, params, data, index, pad, prec, {}, multiple=_multiple(variant))
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for index in timed:
+                    step(model, opt, params, data, index, pad, prec, {}, multiple=_multiple(variant))
+            for e in prof.key_averages():
+                ms = e.self_cpu_time_total / len(timed) / 1000
+                seen = per_op.setdefault(e.key, {})
+                seen[threads] = min(seen.get(threads, ms), ms)
+    rows = [{"op": k, "one": d.get(1, 0.0), "two": d.get(2, 0.0)} for k, d in per_op.items()]
+    rows.sort(key=lambda r: -r["one"])
+    total = {"op": "all ops", "one": sum(r["one"] for r in rows), "two": sum(r["two"] for r in rows)}
+    for r in rows + [total]:
+        r["ratio"] = r["one"] / r["two"] if r["two"] else None
+    print(f"{variant}: {len(timed)} steps of batch 16 per round, load {common.load_average():.1f}")
+    print(common.table(rows[:20] + [total], [("op", "op", "s"), ("one", "1 thread ms", ".2f"),
+                                               ("two", "2 threads ms", ".2f"), ("ratio", "speed-up", ".2f")]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--variants", default="fp32,bf16,bf16_frozen_emb")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--trace", help="write a torch.profiler Chrome trace of a few steps of the first variant")
+    p.add_argument("--thread-table", action="store_true", help="instead: the first variant's time per op at 1 and "
+                   "at 2 threads (torch.profiler, two rounds each, the faster kept): which ops the second core speeds up")
     p.add_argument("--cpu-time", action="store_true", help="count process CPU time instead of wall time (a fairer "
                    "measure on a busy shared machine; use with --threads 1, where no thread spins)")
     opts = p.parse_args()
@@ -113,6 +153,9 @@ def main() -> None:
     rows = [common.review(rng) for _ in range(opts.steps * 16)]
     texts, labels = [t for t, _ in rows], [y for _, y in rows]
     variants = opts.variants.split(",")
+    if opts.thread_table:
+        thread_table(variants[0], texts, labels, opts.steps)
+        return
     built = {v: build(v, texts, labels) for v in variants}
     batches = length_grouped_batches(built[variants[0]][3].lengths, 16, 0)
     times = {v: {} for v in variants}
