@@ -78,7 +78,7 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
 
     from core.batching import collate, length_grouped_batches, pad_multiple
     from core.device import autocast
-    from core.fastpath import causal_lm_loss
+    from core.fastpath import language_model_loss
 
     if len(data) == 0:
         return SplitScores(float("nan"))
@@ -91,10 +91,7 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
                 return None
             batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
             if task == "generation":
-                if batch["input_ids"].device.type == "cpu":  # the training loss's blocked form: no fp32 logits copy
-                    loss = causal_lm_loss(model(**batch).logits, batch["input_ids"])
-                else:
-                    loss = model(**batch, labels=batch["input_ids"]).loss
+                loss = language_model_loss(model, batch)  # the same computation as training's
                 n = int(batch["attention_mask"][:, 1:].sum())
                 total_loss += float(loss) * n
                 total_n += n

@@ -221,6 +221,14 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
     return _BlockedCrossEntropy.apply(logits.reshape(-1, vocab), targets, rows)
 
 
+def language_model_loss(model, batch: dict) -> torch.Tensor:
+    """The causal-LM loss of ``model`` on ``batch`` (labels = the inputs), as training and evaluation compute it:
+    on a CPU in blocks of rows (causal_lm_loss, no fp32 copy of all the logits), elsewhere the model's own."""
+    if batch["input_ids"].device.type == "cpu":
+        return causal_lm_loss(model(**batch).logits, batch["input_ids"])
+    return model(**batch, labels=batch["input_ids"]).loss
+
+
 class SparseRowAdamW:
     """Exact AdamW for the token-embedding matrix that touches only the rows that ever had a gradient.
 

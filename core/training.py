@@ -464,7 +464,7 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
     from core.device import autocast, resolve_device, resolve_precision, trim_host_memory
     from core.evaluation import metrics_from_scores, score_encoded
     from core.fastpath import (
-        causal_lm_loss,
+        language_model_loss,
         sparse_row_adamw,
         thread_tuner,
         use_fast_attention_dropout,
@@ -623,11 +623,8 @@ def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, wor
                 tuner.begin()
             batch, labels = collate(train_data, index, pad_id, device, multiple)
             with autocast(device, precision):
-                if task == "generation" and device.type == "cpu":
-                    # The model's own loss, computed in blocks of rows that stay in cache (fastpath.causal_lm_loss).
-                    loss = causal_lm_loss(model(**batch).logits, batch["input_ids"])
-                elif task == "generation":
-                    loss = model(**batch, labels=batch["input_ids"]).loss
+                if task == "generation":
+                    loss = language_model_loss(model, batch)
                 else:
                     logits = model(**batch).logits.float()
                     if task == "regression":
