@@ -1,4 +1,4 @@
-"""Fine-Tuning Workbench: `streamlit run app.py`. The router; every page lives in pages/, the engine in core/.
+"""Fine-Tuning Workbench: `streamlit run app.py`. The router; every page lives in views/, the engine in core/.
 
 Nothing heavy is imported here (no torch, no transformers): Home must paint within a few seconds.
 """
@@ -9,26 +9,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import nav
 from ui.guard import guarded
 
 HERE = Path(__file__).parent
 
 
 def _pages() -> list:
-    pages = [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/data.py", title="Data", icon=":material/table:"),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    ]
-    if (HERE / "pages" / "tune.py").exists():  # the hyperparameter-search page, when it is installed
-        pages.append(st.Page("pages/tune.py", title="Tune", icon=":material/tune:"))
-    pages += [
-        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
-    ]
-    return pages
+    refs = [nav.HOME, nav.DATA, nav.TRAIN, nav.TUNE, nav.EVALUATE, nav.PLAYGROUND, nav.COMPARE, nav.RUNS]
+    # The Tune page is optional: a build without the hyperparameter search leaves its file out.
+    refs = [r for r in refs if (HERE / r.path).exists()]
+    return [st.Page(r.path, title=r.title, icon=r.icon, default=r is nav.HOME) for r in refs]
 
 
 def _running_job() -> None:
@@ -50,7 +41,7 @@ def _running_job_body() -> None:
         st.markdown(f"**Training:** `{run.id}`")
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"step {step} of {total or '?'}")
         if st.button("Open the live view", key=f"sidebar_open_{run.id}"):
-            st.switch_page("pages/train.py", query_params={"run": run.id})
+            st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
 
 
 def run() -> None:

@@ -97,7 +97,7 @@ class AppSessions(threading.Thread):
         if not self.opened[i]:
             at.query_params["run"] = self.watched.id
             at.run()
-            at.switch_page("pages/train.py")
+            at.switch_page("views/train.py")
             at.query_params["run"] = self.watched.id
             self.opened[i] = True
         at.run()

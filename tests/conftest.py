@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "charming"]
 NEGATIVE = ["awful", "terrible", "boring", "dull", "bad", "tedious", "clumsy", "painful"]
-FILLER = "the movie was really quite a film with actors and a plot that i saw on sunday evening".split()
+FILLER = ["the", "movie", "was", "really", "quite", "a", "film", "with", "actors", "and", "a", "plot", "that", "i", "saw", "on", "sunday", "evening"]
 
 
 def toy_sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:

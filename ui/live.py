@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.curves import CurveFeed, downsample, overfitting, start_record
 from core.runs import ACTIVE
-from ui import charts
+from ui import charts, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
 from ui.state import registry, run_store, select_run
@@ -142,8 +142,8 @@ def _finished(run) -> None:
         st.dataframe([scores], hide_index=True)
     c = st.columns(3)
     if c[0].button("Try it in the Playground", type="primary", key=f"to_play_{run.id}", icon=":material/chat:"):
-        st.switch_page("pages/playground.py", query_params={"run": run.id})
+        st.switch_page(nav.PLAYGROUND.path, query_params={"run": run.id})
     if c[1].button("Evaluate it", key=f"to_eval_{run.id}", icon=":material/fact_check:"):
-        st.switch_page("pages/evaluate.py", query_params={"run": run.id})
+        st.switch_page(nav.EVALUATE.path, query_params={"run": run.id})
     if c[2].button("Compare runs", key=f"to_cmp_{run.id}", icon=":material/compare:"):
-        st.switch_page("pages/compare.py", query_params={"run": run.id})
+        st.switch_page(nav.COMPARE.path, query_params={"run": run.id})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import nav
 from ui.state import finished_runs, select_run, selected_run_id
 
 
@@ -20,7 +21,7 @@ def pick_finished_run(label: str = "Run", key: str = "pick_run", task: str | Non
     runs = finished_runs(task)
     if not runs:
         st.info("No finished run yet. Train one on the Train page (or use **Try the sample** on Home).")
-        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        st.page_link(nav.TRAIN.path, label="Go to the Train page", icon=":material/model_training:")
         return None
     ids = [r.id for r in runs]
     wanted = selected_run_id()

@@ -141,22 +141,3 @@ def counting_tokenizer():
 
     quiet_transformers()
     return AutoTokenizer.from_pretrained(minilm_path())
-
-
-def ensure_router() -> None:
-    """Run every page through app.py's st.navigation, even when a fresh server's first visit is /train.
-
-    Streamlit treats an app with a pages/ folder as an old-style multipage app until st.navigation has been
-    called once in the process; a first visit straight to a page's URL then runs that page alone (no page
-    config, file names in the sidebar, no running-job panel). Here the page hands over to app.py within the
-    same run (a rerun would drop a pending button click), and stops once app.py has drawn it.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if not PagesManager.uses_pages_directory:
-        return
-    import runpy
-
-    PagesManager.uses_pages_directory = False
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"), run_name="__main__")
-    st.stop()

@@ -14,13 +14,13 @@ from tests.conftest import tiny_run_config, toy_sentiment_rows
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = [
-    "pages/home.py",
-    "pages/data.py",
-    "pages/train.py",
-    "pages/evaluate.py",
-    "pages/playground.py",
-    "pages/compare.py",
-    "pages/runs.py",
+    "views/home.py",
+    "views/data.py",
+    "views/train.py",
+    "views/evaluate.py",
+    "views/playground.py",
+    "views/compare.py",
+    "views/runs.py",
 ]
 
 

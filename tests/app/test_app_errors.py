@@ -31,7 +31,7 @@ def saved_datasets(workspace) -> list[str]:
 
 
 def test_bad_uploads_show_an_error_and_the_data_page_stays_usable(workspace):
-    at = open_app("pages/data.py")
+    at = open_app("views/data.py")
     for name, content, words in BAD_UPLOADS:
         at.file_uploader[0].set_value((name, content, "text/csv"))
         at.run()
@@ -59,7 +59,7 @@ def test_bad_model_sources_show_an_error_and_the_train_page_stays_usable(workspa
     not_a_model = tmp_path / "downloads"
     not_a_model.mkdir()
     (not_a_model / "notes.txt").write_text("hello", encoding="utf-8")
-    at = open_app("pages/train.py", dataset=name)
+    at = open_app("views/train.py", dataset=name)
     widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
     at.run()
     source = widget(at.text_input, "Hugging Face id or local folder")
@@ -94,7 +94,7 @@ def test_bad_model_sources_show_an_error_and_the_train_page_stays_usable(workspa
 
 
 def test_hostile_run_in_the_url_is_refused_calmly(workspace):
-    for page in ("pages/runs.py", "pages/evaluate.py", "pages/playground.py", "pages/train.py"):
+    for page in ("views/runs.py", "views/evaluate.py", "views/playground.py", "views/train.py"):
         at = open_app(page, run="../../etc/passwd")
         no_exception(at)
         assert "traceback" not in errors(at)
@@ -108,11 +108,11 @@ def test_a_damaged_run_folder_does_not_hide_the_others(workspace):
     bad = store.create(RunConfig(name="bad-run"), run_id="bad-run")
     (bad.dir / "results.json").write_text("{oops", encoding="utf-8")
     bad.metrics_path.write_bytes(b'{"step":1,"loss":0.5}\n\xff\xfe garbage\n{"step":2')
-    for page, query in (("pages/runs.py", {}), ("pages/train.py", {"run": "bad-run"})):
+    for page, query in (("views/runs.py", {}), ("views/train.py", {"run": "bad-run"})):
         at = open_app(page, **query)
         no_exception(at)
         assert not at.error, (page, errors(at))
-    at = open_app("pages/runs.py")
+    at = open_app("views/runs.py")
     shown = " ".join(str(df.value.to_dict()) for df in at.dataframe)
     assert "good-run" in shown and "bad-run" in shown
 
@@ -129,7 +129,7 @@ def test_start_refuses_a_run_that_cannot_start_without_creating_a_folder(workspa
     dataset = DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240)
     model = tmp_path / "my-model"
     shutil.copytree(tiny_bert_dir, model)
-    at = open_app("pages/train.py", dataset=dataset.name)
+    at = open_app("views/train.py", dataset=dataset.name)
     widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
     at.run()
     widget(at.text_input, "Hugging Face id or local folder").set_value(str(model))
@@ -160,7 +160,7 @@ def test_remote_code_switched_off_by_the_server_owner(workspace, toy_csv, tiny_b
     monkeypatch.setenv("WORKBENCH_ALLOW_REMOTE_CODE", "0")
     settings = DatasetSettings(task="classification", text_column="text", label_column="label")
     name = DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240).name
-    at = open_app("pages/train.py", dataset=name)
+    at = open_app("views/train.py", dataset=name)
     widget(at.radio, "Model").set_value("Another model (Hugging Face id or local folder)")
     at.run()
     widget(at.text_input, "Hugging Face id or local folder").set_value(str(tiny_bert_dir))
@@ -181,7 +181,7 @@ def test_a_run_with_a_damaged_config_is_shown_and_can_be_deleted(workspace):
     bad = store.create(RunConfig(name="bad-run"), run_id="bad-run")
     bad.set_status("failed")
     bad.config_path.write_text('{"model": ', encoding="utf-8")  # cut short
-    at = open_app("pages/runs.py", run="bad-run")
+    at = open_app("views/runs.py", run="bad-run")
     no_exception(at)
     table = at.dataframe[0].value
     assert dict(zip(table["run"], table["state"])) == {"good-run": "finished", "bad-run": "damaged"}

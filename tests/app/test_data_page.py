@@ -10,7 +10,7 @@ from tests.conftest import toy_sentiment_rows
 def test_upload_map_columns_check_and_save(workspace):
     rows = toy_sentiment_rows(120)
     content = ("id,review,sentiment\n" + "\n".join(f"{i},{t},{y}" for i, (t, y) in enumerate(rows)) + "\n").encode()
-    at = open_app("pages/data.py")
+    at = open_app("views/data.py")
     at.file_uploader[0].set_value(("my reviews.csv", content, "text/csv"))
     at.run()
     no_exception(at)
@@ -36,7 +36,7 @@ def test_upload_map_columns_check_and_save(workspace):
 
 
 def test_bundled_sample_and_a_problem_blocks_saving(workspace):
-    at = open_app("pages/data.py")
+    at = open_app("views/data.py")
     at.radio[0].set_value("Use a bundled sample")
     at.run()
     widget(at.selectbox, "Bundled sample").set_value("sentiment.csv")

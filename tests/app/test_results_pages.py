@@ -6,7 +6,7 @@ from tests.app.conftest import button, no_exception, open_app, widget
 
 
 def test_evaluate_scores_a_split_with_charts_table_and_download(trained):
-    at = open_app("pages/evaluate.py", run="run-full")
+    at = open_app("views/evaluate.py", run="run-full")
     no_exception(at)
     assert widget(at.selectbox, "Run").value == "run-full"
     button(at, "Evaluate").click()
@@ -35,7 +35,7 @@ def test_evaluate_loads_the_model_once_for_several_presses(trained, monkeypatch)
         return real(folder, *args, **kwargs)
 
     monkeypatch.setattr(core.models, "load_for_inference", counting)
-    at = open_app("pages/evaluate.py", run="run-full")
+    at = open_app("views/evaluate.py", run="run-full")
     shown = []
     for split in ("test", "validation", "test"):
         widget(at.selectbox, "Split").set_value(split)
@@ -47,14 +47,14 @@ def test_evaluate_loads_the_model_once_for_several_presses(trained, monkeypatch)
     assert shown == ["24", "24", "24"]  # 10% of the 240 toy rows each
     assert len(loads) == 1, loads  # three presses, two splits: one model load
     # The Playground uses the same cached model.
-    at.switch_page("pages/playground.py")
+    at.switch_page("views/playground.py")
     at.run()
     no_exception(at)
     assert len(loads) == 1, loads
 
 
 def test_playground_predicts_with_probabilities(trained, tiny_bert_dir):
-    at = open_app("pages/playground.py", run="run-lora")
+    at = open_app("views/playground.py", run="run-lora")
     no_exception(at)
     about = at.caption[0].value  # what the model is, in words, not the folder it was loaded from
     assert about.startswith("Classifier of 2 labels ('negative', 'positive'): fine-tuned from the model in the folder")
@@ -81,7 +81,7 @@ def test_playground_predicts_with_probabilities(trained, tiny_bert_dir):
 
 
 def test_compare_overlays_curves_scores_and_settings(trained):
-    at = open_app("pages/compare.py")
+    at = open_app("views/compare.py")
     no_exception(at)
     assert sorted(at.multiselect[0].value) == ["run-full", "run-lora"]
     assert at.get("plotly_chart")
@@ -96,7 +96,7 @@ def test_compare_overlays_curves_scores_and_settings(trained):
 
 
 def test_runs_page_lists_commands_and_merges_lora(trained):
-    at = open_app("pages/runs.py", run="run-lora")
+    at = open_app("views/runs.py", run="run-lora")
     no_exception(at)
     assert set(at.dataframe[0].value["run"]) == {"run-full", "run-lora"}
     assert any(c.value.startswith("python -m core train --config ") for c in at.code)
@@ -115,7 +115,7 @@ def test_runs_page_deletes_only_after_confirmation(workspace, toy_csv, tiny_bert
     store = RunStore()
     run = store.create(tiny_run_config(toy_csv, tiny_bert_dir), run_id="doomed")
     run.set_status("failed", message="Training failed: for the test.")
-    at = open_app("pages/runs.py")
+    at = open_app("views/runs.py")
     assert any("for the test" in c.value for c in at.caption)
     assert button(at, "Resume from the last checkpoint").disabled  # no checkpoint was saved
     button(at, "Delete this run").click()
@@ -145,7 +145,7 @@ def test_generation_run_streams_in_the_playground(workspace, toy_corpus):
         }
     )
     assert train(cfg, RunStore().create(cfg, run_id="gen")).state == "finished"
-    at = open_app("pages/playground.py", run="gen")
+    at = open_app("views/playground.py", run="gen")
     no_exception(at)
     assert at.caption[0].value.startswith("Text generator: a tiny GPT-2 trained from scratch on your text.")
     widget(at.text_area, "Prompt").set_value("the movie was")

@@ -29,7 +29,7 @@ def _fill_form(at, model_dir, **numbers) -> None:
 
 def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_bert_dir):
     name = _dataset(toy_csv)
-    at = open_app("pages/train.py", dataset=name)
+    at = open_app("views/train.py", dataset=name)
     no_exception(at)
     _fill_form(at, tiny_bert_dir, epochs=400.0, learning_rate=1e-3, max_length=32, batch_size=8, log_every=1)
     widget(at.selectbox, "Precision").set_value("fp32")
@@ -93,7 +93,7 @@ def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_
 
 def test_unloadable_model_and_bad_setting_are_clear_errors(workspace, toy_csv, tiny_bert_dir):
     _dataset(toy_csv)
-    at = open_app("pages/train.py")
+    at = open_app("views/train.py")
     _fill_form(at, "/no/such/model-folder")
     assert any("does not exist" in e.value for e in at.error)
     assert not [b for b in at.button if b.label == "Start training"]
@@ -107,7 +107,7 @@ def test_unloadable_model_and_bad_setting_are_clear_errors(workspace, toy_csv, t
 
 
 def test_finished_run_shows_curves_and_next_steps(trained):
-    at = open_app("pages/train.py", run="run-full")
+    at = open_app("views/train.py", run="run-full")
     no_exception(at)
     assert len(at.get("plotly_chart")) == 2
     assert at.progress[0].value == 100

@@ -21,7 +21,7 @@ def _wait(predicate, timeout: float = 120.0) -> None:
 
 
 def test_empty_workspace_says_what_to_do(workspace):
-    at = open_app("pages/tune.py")
+    at = open_app("views/tune.py")
     no_exception(at)
     assert any("No dataset yet" in i.value for i in at.info)
 
@@ -29,7 +29,7 @@ def test_empty_workspace_says_what_to_do(workspace):
 def test_search_from_the_form_then_start_the_best(workspace, toy_csv, tiny_bert_dir):
     settings = DatasetSettings(task="classification", text_column="text", label_column="label")
     DatasetStore().save("toy", toy_csv, toy_csv.name, settings, rows=240)
-    at = open_app("pages/tune.py")
+    at = open_app("views/tune.py")
     no_exception(at)
     widget(at.text_input, "Model").set_value(str(tiny_bert_dir))
     at.multiselect(key="tune_lr").set_value([1e-4, 3e-3])

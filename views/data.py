@@ -6,11 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import charts
+from ui import charts, nav
 from ui.guard import guarded
-from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store, ensure_router
-
-ensure_router()
+from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 TASK_HELP = {
@@ -238,7 +236,7 @@ def save_section(path: Path, original: str, settings, extra, rows: int, usable: 
         st.success(f"Saved as dataset **{saved}**.")
         if st.button("Train with this dataset", type="primary", icon=":material/model_training:"):
             st.session_state["train_dataset"] = saved
-            st.switch_page("pages/train.py", query_params={DATASET_PARAM: saved})
+            st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: saved})
 
 
 def saved_datasets() -> None:

@@ -9,19 +9,18 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import nav
 from ui.guard import guarded
-from ui.state import DATASET_PARAM, active_runs, dataset_store, ensure_router, hardware, hardware_line
-
-ensure_router()
+from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
 SAMPLE_NAME = "sentiment-sample"
 STEPS = [
-    ("pages/data.py", "1. Data", "Bring a file (CSV, TSV, JSON, JSON Lines, Parquet or text), check it, split it."),
-    ("pages/train.py", "2. Train", "Pick a model and a method, start, and watch the loss fall live."),
-    ("pages/evaluate.py", "3. Evaluate", "Scores on held-out data, confusion matrix, the examples it gets wrong."),
-    ("pages/playground.py", "4. Playground", "Type your own text and see what the model answers."),
-    ("pages/compare.py", "5. Compare", "Put runs side by side: curves, scores, settings and answers."),
+    (nav.DATA.path, "1. Data", "Bring a file (CSV, TSV, JSON, JSON Lines, Parquet or text), check it, split it."),
+    (nav.TRAIN.path, "2. Train", "Pick a model and a method, start, and watch the loss fall live."),
+    (nav.EVALUATE.path, "3. Evaluate", "Scores on held-out data, confusion matrix, the examples it gets wrong."),
+    (nav.PLAYGROUND.path, "4. Playground", "Type your own text and see what the model answers."),
+    (nav.COMPARE.path, "5. Compare", "Put runs side by side: curves, scores, settings and answers."),
 ]
 
 
@@ -39,7 +38,7 @@ def try_the_sample() -> None:
         dataset = store.save(SAMPLE_NAME, SAMPLE, SAMPLE.name, settings, rows=rows)
     st.session_state["train_dataset"] = dataset.name
     st.session_state.pop("show_form", None)
-    st.switch_page("pages/train.py", query_params={DATASET_PARAM: dataset.name})
+    st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: dataset.name})
 
 
 with guarded():
@@ -73,7 +72,7 @@ with guarded():
         for run in running:
             status = run.status()
             st.write(f"`{run.id}`: {status.get('message', status.get('state'))}")
-            st.page_link("pages/train.py", label="Open the live view", query_params={"run": run.id})
+            st.page_link(nav.TRAIN.path, label="Open the live view", query_params={"run": run.id})
     else:
         st.caption("Nothing is training.")
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import nav
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
-from ui.state import dataset_store, ensure_router, registry, workspace
-
-ensure_router()
+from ui.state import dataset_store, registry, workspace
 
 SEARCH_PARAM = "search"
 LR_CHOICES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 3e-3]
@@ -104,7 +103,7 @@ def show_search(search_id: str) -> None:
         if not created:
             st.warning(f"A run is already training on this device (`{job.run_id}`); wait for it, then try again.")
             return
-        st.switch_page("pages/train.py", query_params={"run": job.run_id})
+        st.switch_page(nav.TRAIN.path, query_params={"run": job.run_id})
 
 
 # ----------------------------------------------------------------------------------------------- a new search

@@ -8,11 +8,10 @@ import streamlit as st
 
 from core.export import merge_run_adapter, multi_gpu_command, train_command, zip_folder
 from core.runs import DAMAGED
+from ui import nav
 from ui.format import duration, state_badge
 from ui.guard import guarded
-from ui.state import ensure_router, registry, run_store, select_run, selected_run_id
-
-ensure_router()
+from ui.state import registry, run_store, select_run, selected_run_id
 
 
 def table(rows: list[dict]) -> None:
@@ -38,13 +37,13 @@ def actions(run) -> None:
     for col, (label, page, icon) in zip(
         c,
         (
-            ("Open in Evaluate", "pages/evaluate.py", ":material/fact_check:"),
-            ("Open in Playground", "pages/playground.py", ":material/chat:"),
-            ("Open in Compare", "pages/compare.py", ":material/compare:"),
-            ("Open the live view", "pages/train.py", ":material/monitoring:"),
+            ("Open in Evaluate", nav.EVALUATE.path, ":material/fact_check:"),
+            ("Open in Playground", nav.PLAYGROUND.path, ":material/chat:"),
+            ("Open in Compare", nav.COMPARE.path, ":material/compare:"),
+            ("Open the live view", nav.TRAIN.path, ":material/monitoring:"),
         ),
     ):
-        needs_model = page != "pages/train.py"
+        needs_model = page != nav.TRAIN.path
         if col.button(label, key=f"open_{page}", icon=icon, disabled=needs_model and not has_model):
             st.switch_page(page, query_params={"run": run.id})
 
@@ -60,7 +59,7 @@ def actions(run) -> None:
             if not created:
                 st.warning(f"Another run is training on this device ({job.run_id}); wait for it or stop it.")
             else:
-                st.switch_page("pages/train.py", query_params={"run": job.run_id})
+                st.switch_page(nav.TRAIN.path, query_params={"run": job.run_id})
 
     st.markdown("**Take it with you**")
     c = st.columns(3)
@@ -134,7 +133,7 @@ def main() -> None:
     rows = run_store().summaries()
     if not rows:
         st.info("No runs yet. Start one on the Train page.")
-        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        st.page_link(nav.TRAIN.path, label="Go to the Train page", icon=":material/model_training:")
         return
     table(rows)
     ids = [r["run"] for r in rows]

@@ -10,9 +10,7 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded, show_error
 from ui.pickers import run_label
-from ui.state import RUN_PARAM, ensure_router, finished_runs, load_bundle
-
-ensure_router()
+from ui.state import RUN_PARAM, finished_runs, load_bundle
 
 
 def pick_runs() -> list:

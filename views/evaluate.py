@@ -8,9 +8,7 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
-from ui.state import dataset_store, ensure_router, load_bundle, run_store
-
-ensure_router()
+from ui.state import dataset_store, load_bundle, run_store
 
 HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l")
 

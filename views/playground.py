@@ -10,9 +10,7 @@ from core.inference import describe_run_model
 from ui import charts
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
-from ui.state import ensure_router, load_bundle
-
-ensure_router()
+from ui.state import load_bundle
 
 MAX_TEXTS = 50
 

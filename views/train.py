@@ -7,6 +7,7 @@ import dataclasses
 import streamlit as st
 
 from core.config import TrainConfig, recommended_train_settings
+from ui import nav
 from ui.format import duration
 from ui.forms import field_widget, fields_grid
 from ui.guard import guarded, show_error
@@ -14,7 +15,6 @@ from ui.live import live_panel
 from ui.state import (
     DATASET_PARAM,
     dataset_store,
-    ensure_router,
     finished_runs,
     hardware,
     hardware_line,
@@ -23,8 +23,6 @@ from ui.state import (
     select_run,
     selected_run_id,
 )
-
-ensure_router()
 
 MAIN_FIELDS = ["epochs", "learning_rate", "batch_size", "max_length"]
 OWN_SECTION = {"device", "precision", "distill_alpha", "distill_temperature", *MAIN_FIELDS}
@@ -50,7 +48,7 @@ def choose_dataset():
     datasets = store.list()
     if not datasets:
         st.info("No dataset yet. Save one on the Data page (or use **Try the sample** on Home).")
-        st.page_link("pages/data.py", label="Go to the Data page", icon=":material/table:")
+        st.page_link(nav.DATA.path, label="Go to the Data page", icon=":material/table:")
         return None
     names = [d.name for d in datasets]
     wanted = st.query_params.get(DATASET_PARAM) or st.session_state.get("train_dataset")
