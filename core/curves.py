@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,12 @@ class CurveFeed:
     the server's Python. A feed reads the file at most once per ``min_interval`` seconds and gives every
     viewer in that window the same snapshot, numbered by ``version``, so anything built from a snapshot (the
     tables, the figures) can be built once per version and reused by all of them.
+
+    ``clock`` is what the throttle reads (``time.monotonic`` unless a test sets the class attribute to a clock
+    it advances by hand, so whether a read happens never depends on how fast the test ran).
     """
+
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, path: Path, min_interval: float = 1.0) -> None:
         self.path = Path(path)
@@ -95,7 +101,7 @@ class CurveFeed:
         ``fresh`` reads the file now (a run that has ended gets no later refresh to pick up its last lines).
         """
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if fresh or now - self._read_at >= self.min_interval:
                 self._read_at = now
                 try:

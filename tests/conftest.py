@@ -89,3 +89,45 @@ def tiny_run_config(data_path: Path, model_dir: Path | str, **train):
     return RunConfig.from_dict({"data": {"train_path": str(data_path)},
                                 "model": {"source": str(model_dir), "task": "classification"},
                                 "train": settings})
+
+
+def wait_for(predicate, what: str, timeout: float = 300.0, every: float = 0.05):
+    """Wait on a condition itself, never a fixed delay: return the first truthy value ``predicate`` gives.
+
+    The timeout is only a backstop for a real hang (it is generous, since a 2-core machine running the suite
+    under load can be many times slower than a quiet one) and fails naming what never happened.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(every)
+
+
+class ManualClock:
+    """A clock that moves only when a test says so (``advance``)."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def feed_clock(monkeypatch) -> ManualClock:
+    """Every CurveFeed (the live panel's throttled reader of metrics.jsonl) reads this clock: a test advances it
+    past the throttle before it looks again, so whether new lines show never depends on how fast the test ran."""
+    from core.curves import CurveFeed
+
+    clock = ManualClock()
+    monkeypatch.setattr(CurveFeed, "clock", clock)
+    return clock

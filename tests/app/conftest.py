@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import tiny_run_config, toy_sentiment_rows
+from tests.conftest import tiny_run_config, toy_sentiment_rows, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -52,12 +51,10 @@ def widget(items, label: str):
     return matches[0]
 
 
-def wait_until_done(run, timeout: float = 120.0) -> str:
+def wait_until_done(run, timeout: float = 300.0) -> str:
     from core.runs import ACTIVE
 
-    deadline = time.time() + timeout
-    while run.state in ACTIVE and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: run.state not in ACTIVE, f"run {run.id} to end", timeout)
     return run.state
 
 

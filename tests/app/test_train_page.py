@@ -8,6 +8,8 @@ from core.datasets import DatasetSettings, DatasetStore
 from core.jobs import live_run_ids
 from core.runs import RunStore
 from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
+from tests.conftest import wait_for
+from ui.live import REFRESH_S
 from ui.state import registry
 
 
@@ -27,7 +29,7 @@ def _fill_form(at, model_dir, **numbers) -> None:
     at.run()
 
 
-def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_bert_dir):
+def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_bert_dir, feed_clock):
     name = _dataset(toy_csv)
     at = open_app("views/train.py", dataset=name)
     no_exception(at)
@@ -56,13 +58,10 @@ def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_
     assert len(RunStore().list()) == 1
     assert any("already training" in w.value for w in at.warning)
 
-    # The live panel refreshes from disk: wait for a few logged steps, then look again.
-    for _ in range(100):
-        if len(run.metrics()) > 3:
-            break
-        import time
-
-        time.sleep(0.2)
+    # The live panel refreshes from disk: wait for a few logged steps, then look again once the feed's
+    # throttle has passed (on the test's clock, not the wall clock's).
+    wait_for(lambda: len(run.metrics()) > 3, "a few logged steps")
+    feed_clock.advance(REFRESH_S)
     at.run()
     no_exception(at)
     assert at.get("plotly_chart"), "loss and learning-rate curves"
@@ -83,6 +82,7 @@ def test_form_to_config_start_once_live_panel_and_stop(workspace, toy_csv, tiny_
     with open(run.metrics_path, "a") as fh:  # three later evaluations, each worse than the one before
         for i, loss in enumerate((0.5, 0.6, 0.7)):
             fh.write(json.dumps({"step": 10_000 + i, "epoch": 500.0 + i, "val_loss": loss}) + "\n")
+    feed_clock.advance(REFRESH_S)  # the flake this fixes: a rerun within a second of the last read saw no new lines
     at.run()
     assert any("overfitting" in w.value for w in at.warning)
     button(at, "Stop and keep best").click()

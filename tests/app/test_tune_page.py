@@ -3,21 +3,13 @@ and one click starts the best trial's settings as a full run."""
 
 from __future__ import annotations
 
-import time
-
 from core.datasets import DatasetSettings, DatasetStore
 from core.runs import RunStore
 from core.search import SearchStore
 from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
+from tests.conftest import wait_for
 from tests.unit.test_search import trials_in_threads  # noqa: F401 - autouse: trials as threads
 from tests.unit.test_strategies import one_thread  # noqa: F401 - autouse: tiny models, one thread
-
-
-def _wait(predicate, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while not predicate() and time.time() < deadline:
-        time.sleep(0.2)
-    assert predicate()
 
 
 def test_empty_workspace_says_what_to_do(workspace):
@@ -43,7 +35,7 @@ def test_search_from_the_form_then_start_the_best(workspace, toy_csv, tiny_bert_
 
     [record] = SearchStore().list()
     assert at.query_params["search"] == record["id"]
-    _wait(lambda: SearchStore().get(record["id"])["state"] not in ("queued", "running"))
+    wait_for(lambda: SearchStore().get(record["id"])["state"] not in ("queued", "running"), "the search to end")
     record = SearchStore().get(record["id"])
     assert record["state"] == "finished", record["message"]
     at.run()

@@ -24,7 +24,7 @@ def test_full_lora_and_freeze_counts_and_epoch_time(toy_csv, tiny_bert_dir, work
     # 240 rows, 10% validation and 10% test held out -> 192 training rows; batch 8 x accumulation 2.
     assert full.train_examples == 192
     assert full.steps_per_epoch == math.ceil(math.ceil(192 / 8) / 2)
-    assert 0 < full.seconds_per_step < 10
+    assert full.seconds_per_step > 0 and math.isfinite(full.seconds_per_step)  # how long is bench's to say
     assert full.seconds_per_epoch == pytest.approx(full.seconds_per_step * full.steps_per_epoch)
     assert full.samples_per_s == pytest.approx(16 / full.seconds_per_step)
     assert full.memory_gb > full.total_params * 4 / 2**30  # at least the fp32 weights

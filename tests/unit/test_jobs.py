@@ -14,7 +14,7 @@ from core.jobs import JobRegistry, live_run_ids
 from core.runs import RunStore, atomic_write_text
 from tests.conftest import tiny_run_config
 
-WAIT = 60  # seconds; a hook never blocks a training thread for ever, even when a test fails
+WAIT = 300  # seconds; a hook never blocks a training thread for ever, even when a test fails
 
 
 class Gate:

@@ -17,7 +17,7 @@ from core.config import RunConfig
 from core.curves import curve_frames, downsample
 from core.jobs import JobRegistry
 from core.runs import Run, RunStore
-from tests.conftest import tiny_run_config
+from tests.conftest import tiny_run_config, wait_for
 
 
 def config_for(data: Path, model: Path, **train_settings) -> RunConfig:
@@ -55,7 +55,7 @@ def test_eight_simultaneous_starts_make_exactly_one_job(workspace, toy_csv, tiny
     assert sum(created for _, created in answers) == 1
     assert len({job.run_id for job, _ in answers}) == 1
     assert len([p for p in store.root.iterdir() if p.is_dir()]) == 1
-    assert answers[0][0].join(60).state == "finished"
+    assert answers[0][0].join(300).state == "finished"
 
 
 def test_a_second_registry_in_the_same_process_does_not_start_a_second_job(workspace, toy_csv, tiny_bert_dir):
@@ -65,7 +65,7 @@ def test_a_second_registry_in_the_same_process_does_not_start_a_second_job(works
     assert sum(created for _, created in answers) == 1
     assert len({job.run_id for job, _ in answers}) == 1
     assert len([p for p in store.root.iterdir() if p.is_dir()]) == 1
-    assert answers[0][0].join(60).state == "finished"
+    assert answers[0][0].join(300).state == "finished"
 
 
 class PollingReader(threading.Thread):
@@ -97,35 +97,39 @@ class PollingReader(threading.Thread):
         self.poll()  # one last refresh after the run ended, as the page does
 
 
-def train_seconds(registry: JobRegistry, config: RunConfig, readers: int, interval: float):
-    job, created = registry.start(config)
+def train_watched(registry: JobRegistry, config: RunConfig, readers: int, interval: float):
+    pollers: list[PollingReader] = []
+
+    def hold(event: str, info: dict) -> None:
+        # Half-way through, training waits until every reader has seen new lines arrive: that the readers saw the
+        # run while it trained is then a fact of the test, not of how a busy machine scheduled the threads.
+        if event == "step" and info["step"] == config.train.max_steps // 2 and info["micro"] == 0:
+            wait_for(lambda: len(pollers) == readers and all(p.polls_with_news for p in pollers), "readers to see lines")
+
+    job, created = registry.start(config, hook=hold)
     assert created
-    pollers = [PollingReader(job.run, interval) for _ in range(readers)]
+    pollers.extend(PollingReader(job.run, interval) for _ in range(readers))
     for p in pollers:
         p.start()
-    result = job.join(120)
+    result = job.join(300)
     for p in pollers:
         p.done.set()
-        p.join(30)
-    assert result.state == "finished", result.message
-    return result.train_seconds, job.run, pollers
+        p.join(300)
+    assert result is not None and result.state == "finished", result
+    return job.run, pollers
 
 
 @pytest.mark.slow
-def test_ten_polling_readers_see_the_same_points_and_barely_slow_training(workspace, toy_csv, tiny_bert_dir):
+def test_ten_polling_readers_see_the_same_points_while_it_trains(workspace, toy_csv, tiny_bert_dir):
+    # How much readers slow training is a timing claim: bench/load_polling.py measures it at the page's rate.
     registry = JobRegistry(RunStore(workspace / "runs"))
     config = config_for(toy_csv, tiny_bert_dir, max_steps=36, eval_every=6)
-    alone, _, _ = train_seconds(registry, config, readers=0, interval=0.1)
-    watched, run, pollers = train_seconds(registry, config, readers=10, interval=0.1)
+    run, pollers = train_watched(registry, config, readers=10, interval=0.1)
     truth = run.metrics()
     assert len([r for r in truth if "loss" in r]) == 36
     for p in pollers:
         assert p.records == truth  # every session ends with exactly the points on disk, none twice, none torn
-        assert p.polls_with_news >= 2  # and saw them arrive while the run trained, not only at the end
-    # 10 readers at 10 refreshes a second each (20x the page's rate): a generous bound, since on a busy shared
-    # machine the reader holding the GIL gets preempted and the training thread waits; bench/load_polling.py
-    # measures the slowdown at the page's rate.
-    assert watched < 3.0 * alone + 2.0, (alone, watched)
+        assert p.polls_with_news >= 2  # lines while it trained (before the hold let it go on), and after
 
 
 def write_long_run(path: Path, steps: int) -> None:
@@ -140,25 +144,25 @@ def write_long_run(path: Path, steps: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_a_run_with_100k_points_reads_and_downsamples_fast(tmp_path):
+def test_a_run_with_100k_points_reads_and_downsamples_everything(tmp_path, monkeypatch):
+    # How fast is bench/long_run_read.py's to say; here, what is read and how much of it.
     run = Run(tmp_path / "long-run")
     run.dir.mkdir()
     write_long_run(run.metrics_path, 100_000)
-    wall, cpu = time.perf_counter(), time.thread_time()
     records = run.metrics()
     train, evals = curve_frames(records)
     shown = downsample(train)
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     assert len(records) == 100_000 + 100 + 1  # everything stays on disk and is read back
     assert len(train) == 100_000 and len(evals) == 100
     assert len(shown) <= 2000
     assert shown["step"].iloc[0] == 1 and shown["step"].iloc[-1] == 100_000  # first and last kept
-    # CPU time of this thread: the wall clock on a 2-core machine shared with other work says little.
-    assert cpu < 1.5, f"reading + downsampling 100k points took {cpu:.2f} s of CPU ({wall:.2f} s wall)"
-    # A live page reads only the lines written since its last refresh.
+    # A live page reads only the lines written since its last refresh: count the bytes that reach the parser.
     offset = run.metrics_path.stat().st_size
     with open(run.metrics_path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"step": 100_001, "loss": 0.5}) + "\n")
-    start = time.perf_counter()
-    new, _ = run.metrics_since(offset)
-    assert new == [{"step": 100_001, "loss": 0.5}] and time.perf_counter() - start < 0.5
+    parsed: list[int] = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, **kw: parsed.append(len(text)) or real_loads(text, **kw))
+    new, end = run.metrics_since(offset)
+    assert new == [{"step": 100_001, "loss": 0.5}] and end == run.metrics_path.stat().st_size
+    assert 0 < sum(parsed) < 100, parsed  # the new line alone, not the 12 MB before it

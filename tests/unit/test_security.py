@@ -122,7 +122,7 @@ def finished_run(workspace, toy_csv, tiny_bert_dir, monkeypatch):
     })  # fmt: skip
     # A thread job: the spies live in this process (a worker process would load through its own, unspied copy).
     job, _ = JobRegistry(RunStore(workspace / "runs"), mode="thread").start(config)
-    assert job.join(60).state == "finished", job.result
+    assert job.join(300).state == "finished", job.result
     return job.run, asked
 
 
@@ -199,7 +199,7 @@ def test_run_started_from_a_refused_folder_fails_with_the_message(workspace, toy
     config = RunConfig.from_dict({"data": {"train_path": str(toy_csv)},
                                   "model": {"source": str(tiny_bert_dir)}, "train": {"num_threads": 1}})  # fmt: skip
     job, _ = JobRegistry(RunStore(workspace / "runs")).start(config)
-    result = job.join(60)
+    result = job.join(300)
     assert result.state == "failed" and "not allowed on this server" in result.message
     assert not job.run.model_dir.exists()
 
