@@ -78,8 +78,44 @@ def review(rng: random.Random) -> tuple[str, int]:
     return " ".join(words), int(label)
 
 
-def write_reviews(folder: Path, n_train: int = 3000, n_val: int = 500, seed: int = 0) -> tuple[Path, Path]:
-    """Write train.csv and validation.csv (text,label with label names) under ``folder``; deterministic."""
+_OPENERS = ["a", "an", "this", "the film is a", "it is a", "the movie is an", "what a", "here is a"]
+_NOUNS = ["portrait", "comedy", "thriller", "drama", "story", "debut", "adaptation", "film", "romance", "mess",
+          "exercise in style", "character study", "piece of work", "sequel", "ride"]
+_TAILS = ["of a family in crisis", "about growing up in a small town", "with a cast that clearly enjoys itself",
+          "that never quite finds its feet", "for anyone who loved the book", "in the tradition of old hollywood",
+          "that runs out of ideas in the second hour", "whose ending stays with you", "set in a rainy city",
+          "from a director with a sharp eye", "about two brothers and a boat", "that borrows from better films",
+          "with dialogue that sounds lived in", "and its soundtrack", "even when the plot wobbles",
+          "though the middle act drags", "as the credits roll", "and the actors know it"]
+
+
+def short_sentence(rng: random.Random) -> tuple[str, int]:
+    """One short review sentence like those of public sentence-level sentiment sets: about 20 words on average,
+    most between 8 and 35, a long tail to 50. Label 1 when most of its 1-3 opinions are positive (as review())."""
+    target = max(3, min(50, round(rng.lognormvariate(2.9, 0.45))))
+    leaning = rng.random() < 0.5
+    votes, words = 0, []
+    for i in range(rng.choice([1, 1, 1, 2, 3])):
+        positive = leaning if rng.random() < 0.75 else not leaning
+        votes += 1 if positive else -1
+        negated = rng.random() < 0.15
+        adjective = rng.choice(_BAD if positive == negated else _GOOD)
+        lead = rng.choice(_OPENERS) if i == 0 else rng.choice(["but", "and", "yet", "if"])
+        words += f"{lead} {'not ' if negated else ''}{adjective} {rng.choice(_NOUNS)}".split()
+        if len(words) >= target:
+            break
+    while len(words) < target:
+        words += rng.choice(_TAILS).split()
+    return " ".join(words[: max(target, 4)]) + " .", int(votes > 0)
+
+
+def write_reviews(
+    folder: Path, n_train: int = 3000, n_val: int = 500, seed: int = 0, kind: str = "reviews"
+) -> tuple[Path, Path]:
+    """Write train.csv and validation.csv (text,label with label names) under ``folder``; deterministic.
+
+    ``kind``: "reviews" (review(): 5-60 words, ~36 tokens) or "short" (short_sentence(): ~20 words)."""
+    make = short_sentence if kind == "short" else review
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -89,7 +125,7 @@ def write_reviews(folder: Path, n_train: int = 3000, n_val: int = 500, seed: int
             w = csv.writer(fh)
             w.writerow(["text", "label"])
             for _ in range(n):
-                text, y = review(rng)
+                text, y = make(rng)
                 w.writerow([text, "positive" if y else "negative"])
         paths.append(path)
     return paths[0], paths[1]
