@@ -91,7 +91,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.training import FileStopSignal, StopSignal
+    from core.progress import FileStopSignal, StopSignal
 
     store = _store(args)
     rank = _rank()
@@ -298,7 +298,7 @@ def _space(items: list[str]) -> dict[str, list]:
 def cmd_search(args) -> int:
     from core.jobs import JobRegistry
     from core.search import SearchConfig, SearchSpace, SearchStore, best_config, results_table, run_search
-    from core.training import StopSignal
+    from core.progress import StopSignal
 
     base = _config_from_args(args)
     defaults = SearchSpace()

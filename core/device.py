@@ -50,6 +50,18 @@ def cpu_supports_bf16() -> bool:
     return False
 
 
+def cuda_has_native_bf16(device) -> bool:
+    """True on GPUs with bf16 tensor cores (compute capability 8.0, Ampere, and later).
+
+    ``torch.cuda.is_bf16_supported()`` also answers yes where bf16 is only emulated (T4, V100: capability 7.x),
+    where it runs far slower than fp16; there the engine picks fp16 with a gradient scaler instead.
+    """
+    import torch
+
+    index = device.index if getattr(device, "index", None) is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index) >= (8, 0) and torch.cuda.is_bf16_supported()
+
+
 def resolve_precision(precision: str, device) -> str:
     """Return the compute precision actually used: 'fp32', 'bf16' or 'fp16'."""
     import torch
@@ -57,7 +69,7 @@ def resolve_precision(precision: str, device) -> str:
     kind = device.type
     if precision == "auto":
         if kind == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if cuda_has_native_bf16(device) else "fp16"
         if kind == "cpu":
             return "bf16" if cpu_supports_bf16() else "fp32"
         return "fp32"

@@ -52,65 +52,71 @@ def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | N
     """Build the run's model, time ``timed_steps`` optimizer steps (after one warm-up step) on a data sample."""
     import torch
 
-    from core import models
-    from core.batching import collate, pad_multiple
+    from core import components, fastpath, models
+    from core.batching import pad_multiple
     from core.data import prepare_data
-    from core.device import autocast, resolve_device, resolve_precision
-
-    # Reuse the loop's own encoding and optimizer so the timing matches what training will do.
-    from core.training import _encode, _optimizer, build_run_model
+    from core.device import resolve_device, resolve_precision
+    from core.training import TrainStep
 
     tc, mc, task = config.train, config.model, config.model.task
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    device = resolve_device(tc.device)
-    precision = resolve_precision(tc.precision, device)
-    prepared = prepare_data(config.data, task)
-    if len(prepared.train) == 0:
-        raise TrainingError("The training split is empty.", hint="Check the data and the split fractions.")
-    bundle = build_run_model(config, prepared, runs_root)
-    bundle = models.prepare_for_method(bundle, mc)
-    model = bundle.model.to(device).train()
-    trainable, total = models.count_parameters(model)
+    threads_before = torch.get_num_threads()  # process-wide: the server goes on with its own count
+    fast = None
+    try:
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        device = resolve_device(tc.device)
+        precision = resolve_precision(tc.precision, device)
+        prepared = prepare_data(config.data, task)
+        if len(prepared.train) == 0:
+            raise TrainingError("The training split is empty.", hint="Check the data and the split fractions.")
+        bundle = components.build_run_model(config, prepared, runs_root)
+        bundle = models.prepare_for_method(bundle, mc)
+        model = bundle.model.to(device).train()
+        trainable, total = models.count_parameters(model)
 
-    micro_batches = (timed_steps + 1) * tc.grad_accum
-    rng = np.random.default_rng(tc.seed)
-    if task == "generation":
-        data = _encode(bundle, prepared.train, task, tc.max_length)  # blocks: their count sets the epoch length
-        examples = len(data)
-        rows = rng.permutation(examples)
-    else:
-        examples = len(prepared.train)
-        wanted = min(examples, tc.batch_size * micro_batches)
-        sample = prepared.train.iloc[rng.choice(examples, size=wanted, replace=False)]
-        data = _encode(bundle, sample, task, tc.max_length)
-        rows = np.arange(len(data))
-    if len(data) == 0:
-        raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
-    steps_per_epoch = max(1, math.ceil(math.ceil(examples / tc.batch_size) / tc.grad_accum))
-    batches = [np.resize(rows, tc.batch_size * micro_batches)[i::micro_batches] for i in range(micro_batches)]
+        micro_batches = (timed_steps + 1) * tc.grad_accum
+        rng = np.random.default_rng(tc.seed)
+        if task == "generation":
+            # blocks: their count sets the epoch length
+            data = components.encode_split(bundle, prepared.train, task, tc.max_length)
+            examples = len(data)
+            rows = rng.permutation(examples)
+        else:
+            examples = len(prepared.train)
+            wanted = min(examples, tc.batch_size * micro_batches)
+            sample = prepared.train.iloc[rng.choice(examples, size=wanted, replace=False)]
+            data = components.encode_split(bundle, sample, task, tc.max_length)
+            rows = np.arange(len(data))
+        if len(data) == 0:
+            raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+        steps_per_epoch = max(1, math.ceil(math.ceil(examples / tc.batch_size) / tc.grad_accum))
+        batches = [np.resize(rows, tc.batch_size * micro_batches)[i::micro_batches] for i in range(micro_batches)]
 
-    optimizer = _optimizer(model, tc, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    pad_id = bundle.tokenizer.pad_token_id
-    multiple = pad_multiple(device, precision)  # the widths training will use
-    longest = 0
-    started = 0.0
-    for step in range(timed_steps + 1):
-        if step == 1:  # the first step pays for lazy allocations and kernel selection
-            _sync(device)
-            started = time.perf_counter()
-        for k in range(tc.grad_accum):
-            batch, labels = collate(data, batches[step * tc.grad_accum + k], pad_id, device, multiple)
-            longest = max(longest, batch["input_ids"].shape[1])
-            with autocast(device, precision):
-                loss = _loss(model, batch, labels, task)
-            (loss / tc.grad_accum).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    _sync(device)
-    per_step = (time.perf_counter() - started) / max(timed_steps, 1)
+        # The training loop's own step, fast path included (the thread tuner too, as the run would have it).
+        optimizer = components.build_optimizer(model, tc, device)
+        fast = fastpath.install(model, optimizer, device=device, world=1, num_threads=tc.num_threads,
+                                l1_penalty=tc.l1_penalty, on=fastpath.enabled(tc.fast_path))  # fmt: skip
+        step = TrainStep(model, model, data=data, task=task, tc=tc, device=device, precision=precision,
+                         optimizer=optimizer, fast=fast, pad_id=bundle.tokenizer.pad_token_id,
+                         multiple=pad_multiple(device, precision))  # fmt: skip
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started, longest = 0.0, 0
+        for k in range(timed_steps + 1):
+            if k == 1:  # the first step pays for lazy allocations and kernel selection
+                _sync(device)
+                started = time.perf_counter()
+            for j in range(tc.grad_accum):
+                step.forward_backward(batches[k * tc.grad_accum + j])
+                longest = max(longest, step.last_shape[1])
+            step.clip()
+            step.update()
+        _sync(device)
+        per_step = (time.perf_counter() - started) / max(timed_steps, 1)
+    finally:
+        if fast is not None:
+            fast.close()
+        torch.set_num_threads(threads_before)
 
     measured = device.type == "cuda"
     if measured:
@@ -133,17 +139,6 @@ def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | N
         precision=precision,
         notes=notes,
     )
-
-
-def _loss(model, batch, labels, task: str):
-    import torch.nn.functional as F
-
-    if task == "generation":
-        return model(**batch, labels=batch["input_ids"]).loss
-    logits = model(**batch).logits.float()
-    if task == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels.float())
-    return F.cross_entropy(logits, labels)
 
 
 def _sync(device) -> None:

@@ -1,20 +1,30 @@
 """Drop-in replacements that compute the same thing as the stock modules, faster on a CPU.
 
-Measured on the 2-core benchmark machine (bench/profile_step.py): torch's CPU dropout draws each mask bit from
-a scalar Mersenne Twister (about 15 ns per element), which made dropout one of the largest costs of a small-batch
-fine-tuning step. NumPy's PCG64 fills the same Bernoulli mask in a fraction of that time.
+A run gets all of them through one call, ``install(...)``, which returns a ``FastPath``: the loop calls its
+methods at fixed points of the step, and ``close()`` undoes every process-wide change (the thread count, the
+"sdpa" attention routing). One setting turns it off: ``train.fast_path = False`` for a run, or
+``WORKBENCH_FAST_PATH=0`` in the environment for every run of the process; then the loop runs the stock modules.
+
+Why each exists: torch's CPU dropout draws each mask element from a scalar Mersenne Twister, which made dropout
+one of the largest costs of a small-batch fine-tuning step; NumPy's PCG64 fills the same Bernoulli mask in a
+fraction of that time. The figures for this and every other speed-up here are in bench/README.md
+("Measurement history").
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 _LEVELS = 1 << 16  # mask resolution: p is honoured to within 1/65,536
+_LOCK = threading.Lock()
 
 
 class FastDropout(torch.nn.Module):
@@ -79,8 +89,8 @@ def _attention_with_fast_dropout(module, query, key, value, attention_mask, drop
     """transformers' "sdpa" attention, except in CPU training with attention dropout: there, the same math as
     SDPA's own CPU math path (which it takes whenever dropout > 0), with the dropout mask drawn by NumPy.
 
-    torch draws that mask from a scalar Mersenne Twister: with 128-token blocks it was about a fifth of a small
-    GPT-2's training step. Everywhere else (evaluation, generation, GPUs, grouped-query or biased attention) the
+    torch draws that mask from a scalar Mersenne Twister, a large share of a small GPT-2's training step with
+    128-token blocks. Everywhere else (evaluation, generation, GPUs, grouped-query or biased attention) the
     stock function runs unchanged, and models keep "sdpa" in their config, so saved models are stock.
     """
     plain = (
@@ -109,25 +119,47 @@ def _attention_with_fast_dropout(module, query, key, value, attention_mask, drop
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
-def use_fast_attention_dropout() -> bool:
-    """Route transformers' "sdpa" attention through _attention_with_fast_dropout (once per process)."""
-    global _STOCK_SDPA
+_ATTENTION_USERS = 0  # runs that have the routing installed (threads of one process can train at once)
+
+
+def use_fast_attention_dropout() -> Callable[[], None] | None:
+    """Route transformers' "sdpa" attention through _attention_with_fast_dropout; returns the call that undoes it.
+
+    The registration is process-wide, so it is counted: the stock function comes back when the last run that
+    installed it undoes it. None when transformers has no attention registry.
+    """
+    global _STOCK_SDPA, _ATTENTION_USERS
     try:
         from transformers import AttentionInterface
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
     except ImportError:
-        return False
-    if _STOCK_SDPA is None:
-        _STOCK_SDPA = sdpa_attention_forward
-        AttentionInterface.register("sdpa", _attention_with_fast_dropout)
-    return True
+        return None
+    with _LOCK:
+        if _ATTENTION_USERS == 0:
+            _STOCK_SDPA = sdpa_attention_forward
+            AttentionInterface.register("sdpa", _attention_with_fast_dropout)
+        _ATTENTION_USERS += 1
+    undone = False
+
+    def undo() -> None:
+        global _ATTENTION_USERS
+        nonlocal undone
+        with _LOCK:
+            if undone:
+                return
+            undone = True
+            _ATTENTION_USERS -= 1
+            if _ATTENTION_USERS == 0:
+                AttentionInterface.register("sdpa", _STOCK_SDPA)
+
+    return undo
 
 
 class TanhGELU(torch.nn.Module):
     """GPT-2's "gelu_new" (and FastGELU) as torch's one fused kernel: the same tanh formula, not six elementwise ops.
 
     transformers writes it in Python (pow, mul, add, tanh, add, mul), each a pass over the MLP's largest
-    activation, in the forward and again in the backward: about a sixth of a small GPT-2's CPU training step.
+    activation, in the forward and again in the backward.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,8 +239,6 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
 
     Labels are the inputs shifted by one (-100 after each row's last position); where the logits are longer than
     the inputs (peft's prompt tuning prepends virtual tokens) the extra leading positions get -100, as peft does.
-    On the default tiny GPT-2 (4,096-token vocabulary, 16 x 128 tokens) the loss's forward and backward took
-    120 ms on one thread the stock way and 35 ms this way: about a fifth of the training step.
     """
     batch, length = input_ids.shape
     labels = input_ids
@@ -233,8 +263,7 @@ class SparseRowAdamW:
     """Exact AdamW for the token-embedding matrix that touches only the rows that ever had a gradient.
 
     A batch of 16 short texts uses a few hundred of the 30k rows, yet a dense gradient means zero-filling and
-    scattering a 47 MB matrix, measuring its norm, and running Adam over all of it every step: about a fifth of
-    a MiniLM step on 2 cores. Rows that never had a gradient have zero moments, so for them AdamW reduces to
+    scattering a 47 MB matrix, measuring its norm, and running Adam over all of it every step. Rows that never had a gradient have zero moments, so for them AdamW reduces to
     the decoupled weight decay, applied here to the whole matrix as one multiply. Rows that had one are updated
     with the same formula as torch's AdamW, from moments kept in the optimizer's own state (same keys), so
     checkpoints and resume work unchanged and the weights match a dense run to float rounding.
@@ -335,13 +364,12 @@ class ThreadTuner:
     """Chooses torch's CPU thread count by timing training steps, and checks again now and then.
 
     On cores that other programs keep busy, OpenMP threads wait at every barrier for a partner the OS has
-    descheduled: on the 2-core benchmark machine a MiniLM step took 13x longer with 2 threads than with 1 while
-    one other process was busy, yet on idle cores 2 threads are ~1.5x faster. So the candidates are timed in
+    descheduled: with one other busy process, 2 threads can be many times slower than 1, yet on idle cores 2
+    threads are clearly faster. So the candidates are timed in
     rounds, the fewer threads are kept only when clearly faster, and the candidates are timed again every
     ``recheck_every`` steps or when the speed collapses.
 
-    What misled the first version (it kept one thread on idle cores in about one MiniLM run of three: 43 instead
-    of 65 samples/s): the first step at each new batch width is slow whatever the thread count (oneDNN builds
+    What misled the first version (it kept one thread on idle cores in about one MiniLM run of three): the first step at each new batch width is slow whatever the thread count (oneDNN builds
     its kernels for the shape), and the early steps meet one new width after another; and a step has a large
     fixed cost, so tokens per second varies by 2x with the batch's length. So steps at a new shape are not
     timed, the candidates take turns step by step within a round (they meet the same mix of lengths), and
@@ -426,19 +454,83 @@ class ThreadTuner:
         torch.set_num_threads(self.original)
 
 
-_TUNERS: list[ThreadTuner] = []  # the live one, so release_threads() can undo it after a failed run too
-
-
 def thread_tuner(num_threads: int, device, world: int) -> ThreadTuner | None:
     """A tuner when the thread count is left to us (0: automatic) on a multi-core CPU in one process."""
     if num_threads or device.type != "cpu" or world > 1 or torch.get_num_threads() < 2:
         return None
-    tuner = ThreadTuner(torch.get_num_threads())
-    _TUNERS.append(tuner)
-    return tuner
+    return ThreadTuner(torch.get_num_threads())
 
 
-def release_threads() -> None:
-    """Undo every live tuner's thread choice (called when a training run ends, however it ends)."""
-    while _TUNERS:
-        _TUNERS.pop().close()
+# ----------------------------------------------------------------------------------------------- the one door
+ENV_SWITCH = "WORKBENCH_FAST_PATH"  # 0 / false / no / off: every run in this process uses the stock modules
+
+
+def enabled(setting: bool = True) -> bool:
+    """Whether a run uses the fast path: its ``train.fast_path`` setting, unless the environment turns it off."""
+    return bool(setting) and os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class FastPath:
+    """The fast path as one run sees it: what the loop calls at fixed points of its step, each a plain stock call
+    when the fast path is off. ``close()`` undoes every process-wide change ``install`` made."""
+
+    def __init__(self, on: bool, rows: SparseRowAdamW | None = None, tuner: ThreadTuner | None = None):
+        self.on, self.rows, self.tuner = on, rows, tuner
+        self._undo: list[Callable[[], None]] = []
+
+    def lm_loss(self, model, batch: dict) -> torch.Tensor:
+        """The causal-LM loss (labels = the inputs): blocked on a CPU when on, the model's own when off."""
+        if self.on:
+            return language_model_loss(model, batch)
+        return model(**batch, labels=batch["input_ids"]).loss
+
+    def clip_grad_norm_(self, parameters, max_norm: float) -> torch.Tensor:
+        if self.rows is not None:
+            return self.rows.clip_grad_norm_(parameters, max_norm)
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    def before_optimizer_step(self) -> None:
+        if self.rows is not None:
+            self.rows.step()
+
+    def step_begins(self) -> None:
+        if self.tuner is not None:
+            self.tuner.begin()
+
+    def step_counts(self, tokens: int, shape: tuple) -> None:
+        if self.tuner is not None:
+            self.tuner.count(tokens, shape)
+
+    def step_ends(self) -> None:
+        if self.tuner is not None:
+            self.tuner.end()
+
+    def close(self) -> None:
+        """Give back the thread count and the stock "sdpa" attention (safe to call twice)."""
+        while self._undo:
+            self._undo.pop()()
+
+
+def install(model, optimizer, *, device, world: int, num_threads: int, l1_penalty: float, on: bool) -> FastPath:
+    """Put the fast path into one run (or the estimate's timed steps); ``on=False`` gives the stock calls.
+
+    Changes to ``model`` (module swaps, the embedding's sparse gradient) hold no weights and leave saved models
+    stock. The process-wide changes (the thread count the tuner sets, the "sdpa" routing) are undone by close().
+    """
+    if not on:
+        return FastPath(False)
+    use_fused_gelu(model)  # GPT-2's tanh GELU as one kernel instead of six elementwise passes
+    undo: list[Callable[[], None]] = []
+    if device.type == "cpu":
+        use_fast_dropout(model)  # same masks' distribution, a fraction of torch's CPU cost
+        routed = use_fast_attention_dropout()  # the same for the attention probabilities inside "sdpa"
+        if routed is not None:
+            undo.append(routed)
+    # Exact AdamW on only the embedding rows that had a gradient, where that applies (None elsewhere).
+    rows = sparse_row_adamw(model, optimizer, device=device, world=world, l1_penalty=l1_penalty)
+    tuner = thread_tuner(num_threads, device, world)  # None unless the thread count is ours to choose
+    if tuner is not None:
+        undo.append(tuner.close)
+    fast = FastPath(True, rows, tuner)
+    fast._undo = undo
+    return fast

@@ -22,7 +22,7 @@ from typing import Any
 from core.config import RunConfig
 from core.errors import WorkbenchError
 from core.runs import ACTIVE, Run, RunStore
-from core.training import FileStopSignal, Hook, StopSignal, TrainResult, train
+from core.progress import FileStopSignal, Hook, StopSignal, TrainResult
 
 JOB_MODE_ENV = "WORKBENCH_JOB_MODE"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,8 @@ class TrainingJob(_Job):
 
     def _work(self) -> None:
         try:
+            from core.training import train  # the loop is imported only where a thread runs it
+
             self.result = train(self.config, self.run, stop=self.stop_signal, resume=self.resume, hook=self.hook)
         finally:
             with _LIVE_LOCK:

@@ -26,7 +26,7 @@ from typing import Any
 from core.config import RunConfig, TrainConfig
 from core.errors import ConfigError, WorkbenchError
 from core.runs import atomic_write_text, default_workspace
-from core.training import StopSignal
+from core.progress import StopSignal
 
 PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay")
 STRATEGIES = ("grid", "random")

@@ -1,22 +1,25 @@
-"""The explicit training loop: train(config, run, ...) -> TrainResult. Read it top to bottom.
+"""The training recipe: train(config, run, ...) -> TrainResult. Read it top to bottom.
 
 1. seed, threads, device and precision        5. the loop: forward (autocast), loss (+L1), backward,
 2. data: prepared once, splits saved in the       clip, step, schedule; log, evaluate, checkpoint,
    run folder; tokenized once                     stop / time budget / early stopping / NaN checks
 3. model (+ dropout, freezing or LoRA)          6. keep the best, save the final model, score
 4. optimizer (param groups) and schedule           validation and test, write results.json
+
+``Recipe.setup`` does 1-4, ``Recipe.fit`` does 5 (one ``train_step`` per micro-batch, then ``after_update``
+at each optimizer step), ``Recipe.finish`` does 6 and ``Recipe.cleanup`` gives back what the run borrowed
+from the process. Everything the loop changes lives on one ``RunState``; everything it tells the outside
+world goes through one ``Callbacks`` object. The CPU fast path (core.fastpath) enters through one call,
+``fastpath.install``, and is turned off by ``train.fast_path`` or ``WORKBENCH_FAST_PATH=0``.
 """
 
 from __future__ import annotations
 
 import errno
 import gc
-import json
 import math
 import os
-import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,117 +29,69 @@ from typing import Any
 
 import numpy as np
 
+from core import components
 from core.config import RunConfig
 from core.errors import TrainingError, WorkbenchError
 from core.events import JsonlSink, MetricsSink
-from core.runs import Run, atomic_write_text
 
-Hook = Callable[[str, dict[str, Any]], None]
-RESTART_CYCLES = 3  # cosine_with_restarts: the learning rate falls to zero and jumps back this many times
-# On a CPU, freed heap memory goes back to the OS every this many steps (glibc's malloc_trim). With batches of
-# varying width glibc kept ~300 MB of freed activation blocks resident: a MiniLM run's peak fell from 1,382 to
-# 1,316 MB trimming every 4 steps (1,338 every 10; 1,260 every step, but that cost 16% of the step's CPU time,
-# every 4 about 1%).
+# The loop's own types live in a light module (jobs, search and the CLI import them without the loop);
+# they are re-exported here because train() takes and returns them.
+from core.progress import STOP_FILE, FileStopSignal, Hook, Progress, StopSignal, TrainResult  # noqa: F401
+from core.runs import Run
+
+# On a CPU, freed heap memory goes back to the OS every this many steps (glibc's malloc_trim): with batches of
+# varying width glibc keeps freed activation blocks resident (figures in bench/README.md).
 TRIM_EVERY = 4
 
 
-class StopSignal:
-    """Set from any thread; the loop checks it every micro-batch. ``keep_best`` restores the best checkpoint."""
+# ----------------------------------------------------------------------------------------------- callbacks
+class Callbacks:
+    """What the loop tells the outside world, at fixed points. Every method is a no-op here: override some."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.keep_best = False
+    def on_data(self, prepared) -> None:
+        """The data is prepared (before the model is built)."""
 
-    def set(self, keep_best: bool = False) -> None:
-        self.keep_best = self.keep_best or keep_best
-        self._event.set()
+    def on_step(self, step: int, micro: int) -> None:
+        """A micro-batch is about to be computed (``step`` optimizer steps done so far)."""
 
-    def is_set(self) -> bool:
-        return self._event.is_set()
+    def on_eval(self, step: int) -> None:
+        """Validation is about to be scored."""
 
+    def on_save(self, path: Path, step: int) -> None:
+        """A checkpoint's weights are written to ``path`` (a hidden temporary folder, renamed once complete)."""
 
-STOP_FILE = "stop.json"  # in the run folder: a Stop that reaches the run from any process
-
-
-class FileStopSignal(StopSignal):
-    """A stop that crosses processes: ``set`` also writes ``<run>/stop.json``; ``is_set`` also looks for it.
-
-    A training worker process and the server (or a second server, or the CLI) share nothing but the run
-    folder, so the folder carries the request. Looking is a stat() at most every ``every`` seconds; the loop
-    asks every micro-batch.
-    """
-
-    def __init__(self, run_dir: Path, every: float = 0.2) -> None:
-        super().__init__()
-        self.path = Path(run_dir) / STOP_FILE
-        self.every = every
-        self._looked = 0.0
-
-    def set(self, keep_best: bool = False) -> None:
-        super().set(keep_best)
-        atomic_write_text(self.path, json.dumps({"keep_best": self.keep_best, "at": time.time()}))
-
-    def is_set(self) -> bool:
-        if self._event.is_set():
-            return True
-        now = time.monotonic()
-        if now - self._looked < self.every:
-            return False
-        self._looked = now
-        try:
-            request = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return False
-        except (OSError, ValueError):  # half-visible or damaged: a stop was asked for all the same
-            request = {}
-        super().set(keep_best=bool(isinstance(request, dict) and request.get("keep_best")))
-        return True
-
-    def clear(self) -> None:
-        """Forget an old request (before a run starts or resumes), so it cannot stop the new attempt at once."""
-        self._event.clear()
-        self.keep_best = False
-        self.path.unlink(missing_ok=True)
+    def on_log(self, record: dict[str, Any]) -> None:
+        """A metrics line was written."""
 
 
-@dataclass
-class TrainResult:
-    run_id: str
-    state: str
-    message: str = ""
-    steps: int = 0
-    train_seconds: float = 0.0
-    samples_per_s: float = 0.0
-    tokens_per_s: float = 0.0
-    results: dict[str, Any] = field(default_factory=dict)
+class HookCallbacks(Callbacks):
+    """The callbacks as train()'s ``hook(event, info)`` (tests inject faults through it) and ``on_progress``."""
+
+    def __init__(self, hook: Hook | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None):
+        self.hook, self.on_progress = hook, on_progress
+
+    def _call(self, event: str, info: dict[str, Any]) -> None:
+        if self.hook:
+            self.hook(event, info)
+
+    def on_data(self, prepared) -> None:
+        self._call("data", {"prepared": prepared})
+
+    def on_step(self, step: int, micro: int) -> None:
+        self._call("step", {"step": step, "micro": micro})
+
+    def on_eval(self, step: int) -> None:
+        self._call("eval", {"step": step})
+
+    def on_save(self, path: Path, step: int) -> None:
+        self._call("save", {"path": path, "step": step})
+
+    def on_log(self, record: dict[str, Any]) -> None:
+        if self.on_progress:
+            self.on_progress(record)
 
 
-@dataclass
-class Progress:
-    """What a resumed run needs to continue exactly where it stopped (saved in trainer_state.pt)."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    samples: int = 0
-    tokens: int = 0
-    train_seconds: float = 0.0
-    best_metric: float | None = None
-    best_step: int = 0
-    bad_evals: int = 0
-
-
-# ----------------------------------------------------------------------------------------------- setup
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
+# ----------------------------------------------------------------------------------------------- DDP
 def _distributed() -> tuple[int, int]:
     """(rank, world size) when launched by accelerate/torchrun, else (0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -150,8 +105,642 @@ def _init_distributed(device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+def _shard(global_index: np.ndarray, rank: int, world: int) -> tuple[np.ndarray, float]:
+    """This process's rows of a global batch, and the weight of its mean loss.
+
+    Weighting each process's mean loss by its share of the rows makes DDP's average of gradients the mean over
+    the whole batch even when shares differ.
+    """
+    if world == 1:
+        return global_index, 1.0
+    index = global_index[rank::world]
+    return index, len(index) * world / len(global_index)
+
+
+def _agree(stop_now: bool, over_budget: bool, device) -> tuple[bool, bool]:
+    """True on every process when true on any (a stop can reach one process; clocks differ)."""
+    import torch
+    import torch.distributed as dist
+
+    flags = torch.tensor([float(stop_now), float(over_budget)], device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0]), bool(flags[1])
+
+
+def _all_mean(value: float, device) -> float:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()
+
+
+# ----------------------------------------------------------------------------------------------- the step
+def syncs_every_step(device) -> bool:
+    """Whether the loop reads the loss and the gradient norm back every step. On a CPU that costs nothing and a
+    NaN is caught at the very step; on a GPU each read waits for the device to finish all queued work, so there
+    values stay on the device and are read at the log interval (and before evaluating or saving)."""
+    return device.type == "cpu"
+
+
+def _host(value) -> float:
+    """Read a device value on the host: the loop's only synchronising read (a test counts the calls)."""
+    return float(value)
+
+
+class TrainStep:
+    """The one training step, used by the loop and by the pre-launch estimate alike.
+
+    ``forward_backward`` runs one micro-batch (forward under autocast, the task's loss, + L1, backward; with
+    fp16 through a gradient scaler so that small gradients do not underflow); ``update`` clips, steps the
+    optimizer and the schedule, and clears the gradients.
+    """
+
+    def __init__(self, model, trainable, *, data, task: str, tc, device, precision: str, optimizer, fast,
+                 scheduler=None, teacher=None, pad_id: int = 0, multiple: int = 1):  # fmt: skip
+        import torch
+
+        self.model, self.trainable, self.data, self.task, self.tc = model, trainable, data, task, tc
+        self.device, self.precision, self.optimizer, self.scheduler = device, precision, optimizer, scheduler
+        self.fast, self.teacher, self.pad_id, self.multiple = fast, teacher, pad_id, multiple
+        # fp16 has 5 exponent bits: without loss scaling, gradients under ~6e-8 become 0 (bf16 has fp32's range).
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+        self.last_shape: tuple = ()
+
+    def loss(self, batch, labels):
+        import torch.nn.functional as F
+
+        from core import distill
+
+        if self.task == "generation":
+            return self.fast.lm_loss(self.model, batch)
+        logits = self.model(**batch).logits.float()
+        if self.task == "regression":
+            return F.mse_loss(logits.squeeze(-1), labels.float())
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.tc.label_smoothing)
+        if self.teacher is not None:
+            teacher_out = distill.teacher_logits(self.teacher, batch)
+            loss = distill.blend(loss, logits, teacher_out, self.tc.distill_alpha, self.tc.distill_temperature)
+        return loss
+
+    def forward_backward(self, index: np.ndarray, share: float = 1.0):
+        """One micro-batch; returns the task loss (detached, on the device: reading it is the caller's choice)."""
+        from core.batching import collate
+        from core.device import autocast
+
+        self.fast.step_begins()
+        batch, labels = collate(self.data, index, self.pad_id, self.device, self.multiple)
+        with autocast(self.device, self.precision):
+            loss = self.loss(batch, labels)
+        task_loss = loss.detach()
+        if self.tc.l1_penalty:
+            loss = loss + self.tc.l1_penalty * components.l1_norm(self.trainable)
+        scaled = loss * (share / self.tc.grad_accum)
+        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        self.last_shape = tuple(batch["input_ids"].shape)
+        self.fast.step_counts(int(self.data.lengths[index].sum()), self.last_shape)
+        return task_loss
+
+    def clip(self):
+        """Clip the gradients (max_norm inf only measures); returns their norm before clipping, on the device."""
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        return self.fast.clip_grad_norm_(list(self.trainable.parameters()), self.tc.grad_clip or math.inf)
+
+    def update(self) -> None:
+        self.fast.before_optimizer_step()
+        if self.scaler:
+            self.scaler.step(self.optimizer)  # skipped where the scaled gradients overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.fast.step_ends()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+class _NonFinite(TrainingError):
+    def __init__(self, step: int, what: str = "loss", by: bool = False):
+        super().__init__(
+            f"The {what} became NaN/infinite {'by' if by else 'at'} step {step + 1}: training diverged.",
+            hint="Lower the learning rate (e.g. by 10x), keep gradient clipping on, or use fp32 precision.",
+        )
+
+
+class _Window:
+    """The sums behind one metrics line. Where the loop does not sync every step (a GPU), the loss and the
+    gradient norms are summed on the device (a NaN or inf anywhere makes the sum so) and read by ``check``."""
+
+    def __init__(self, eager: bool):
+        self.eager = eager
+        self._norms: Any = None  # lazy mode: the sum of gradient norms not yet checked
+        self.reset()
+
+    def reset(self) -> None:
+        """Start the next metrics line (unchecked gradient norms stay until ``check``)."""
+        self.loss: Any = 0.0
+        self.n = self.samples = self.tokens = 0
+        self.t = time.perf_counter()
+
+    def add_loss(self, loss, share: float, step: int) -> None:
+        if self.eager:
+            value = _host(loss)
+            if not math.isfinite(value):
+                raise _NonFinite(step)
+            self.loss += value * share
+        else:
+            self.loss = self.loss + loss.double() * share
+        self.n += 1
+
+    def add_grad_norm(self, norm, step: int, scaled: bool) -> None:
+        """A finite loss can still bring an infinite gradient: stepping on it would turn the weights into NaN and
+        the next checkpoint would keep them. (Under a gradient scaler an overflow is expected: the scaler skips
+        that step and lowers its scale.)"""
+        if scaled:
+            return
+        if self.eager:
+            if not math.isfinite(_host(norm)):
+                raise _NonFinite(step, "gradient")
+            return
+        self._norms = norm.double() if self._norms is None else self._norms + norm.double()
+
+    def check(self, step: int) -> None:
+        """Lazy mode: the deferred finiteness checks, in one read (eager mode checked every step)."""
+        if self.eager:
+            return
+        if self.n and not math.isfinite(_host(self.loss)):
+            raise _NonFinite(step - 1, by=True)
+        if self._norms is not None:
+            norms, self._norms = self._norms, None
+            if not math.isfinite(_host(norms)):
+                raise _NonFinite(step - 1, "gradient", by=True)
+
+    def mean_loss(self) -> float:
+        return (self.loss if self.eager else _host(self.loss)) / max(self.n, 1)
+
+
+# ----------------------------------------------------------------------------------------------- run state
+@dataclass
+class RunState:
+    """Everything the loop changes as it runs (the rest of the recipe is set once by setup)."""
+
+    progress: Progress = field(default_factory=Progress)
+    state: str = "finished"  # finished | stopped | budget | early
+    message: str = "Training finished."
+    started: float = 0.0  # perf_counter at the start, moved forward by evaluation time
+    window: _Window | None = None
+    last_good: dict[str, Any] | None = None  # the last metrics line written
+    micro: int = 0  # micro-batches into the current accumulation
+
+    @property
+    def running(self) -> bool:
+        return self.state == "finished"
+
+
+# ----------------------------------------------------------------------------------------------- the recipe
+class Recipe:
+    """One run: ``setup()`` (1-4), ``fit()`` (5), ``finish()`` (6), ``cleanup()``."""
+
+    def __init__(self, config: RunConfig, run: Run, *, stop: StopSignal, sink: MetricsSink,
+                 callbacks: Callbacks, writer: Run | None, rank: int, world: int):  # fmt: skip
+        self.config, self.run, self.stop, self.sink, self.callbacks = config, run, stop, sink, callbacks
+        self.writer, self.rank, self.world = writer, rank, world
+        self.tc, self.task = config.train, config.model.task
+        self.fast = None
+        self.s = RunState()
+
+    # 1-4 ------------------------------------------------------------------------------------------------
+    def setup(self, resume: bool) -> None:
+        import torch
+
+        from core import distill, fastpath, models
+        from core.batching import pad_multiple
+        from core.device import resolve_device, resolve_precision
+
+        config, run, tc, mc, task = self.config, self.run, self.tc, self.config.model, self.task
+        # 1. seed, threads, device, precision
+        components.seed_everything(tc.seed)
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        self.device = device = resolve_device(tc.device)
+        self.precision = resolve_precision(tc.precision, device)
+        if self.world > 1:
+            _init_distributed(device)
+
+        # 2. data
+        self.prepared = prepared = _prepare_splits(config, run, resume)
+        self.callbacks.on_data(prepared)
+
+        # 3. model
+        latest = run.latest_checkpoint() if resume else None
+        if resume and latest is None and run.checkpoints():
+            raise TrainingError("This run has no complete checkpoint to resume from.", hint="Start it again instead.")
+        bundle = components.build_run_model(config, prepared, run.dir.parent)
+        if latest is not None and mc.source == "default" and task == "generation":
+            from transformers import AutoTokenizer
+
+            bundle.tokenizer = AutoTokenizer.from_pretrained(latest)  # the BPE trained for this run
+        self.bundle = bundle = models.prepare_for_method(bundle, mc)
+        if latest is not None:
+            load_weights(bundle.model, latest)
+        elif task == "regression":
+            components.center_regression_head(bundle.model, prepared.train["label"].to_numpy(dtype=np.float64))
+        bundle.model.to(device).train()
+        teacher = distill.load_teacher(mc.teacher_run, run.dir.parent, bundle, device) if mc.teacher_run else None
+        trainable, total_params = models.count_parameters(bundle.model)
+        self.train_data = components.encode_split(bundle, prepared.train, task, tc.max_length)
+        self.val_data = components.encode_split(bundle, prepared.validation, task, tc.max_length)
+        if len(self.train_data) == 0:
+            raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+        model = bundle.model
+        if self.world > 1:
+            model = torch.nn.parallel.DistributedDataParallel(model)
+        self.model = model
+
+        # 4. optimizer and schedule
+        batches_per_epoch = math.ceil(len(self.train_data) / tc.batch_size)
+        steps_per_epoch = max(1, math.ceil(batches_per_epoch / tc.grad_accum))
+        self.total_steps = total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+        self.optimizer = components.build_optimizer(bundle.model, tc, device)
+        self.fast = fastpath.install(
+            bundle.model,
+            self.optimizer,
+            device=device,
+            world=self.world,
+            num_threads=tc.num_threads,
+            l1_penalty=tc.l1_penalty,
+            on=fastpath.enabled(tc.fast_path),
+        )
+        self.scheduler = components.build_scheduler(self.optimizer, tc, total_steps)
+        self.step = TrainStep(
+            model,
+            bundle.model,
+            data=self.train_data,
+            task=task,
+            tc=tc,
+            device=device,
+            precision=self.precision,
+            optimizer=self.optimizer,
+            fast=self.fast,
+            scheduler=self.scheduler,
+            teacher=teacher,
+            pad_id=bundle.tokenizer.pad_token_id,
+            multiple=pad_multiple(device, self.precision),  # bounds oneDNN's per-shape primitive cache
+        )
+        if latest is not None:
+            self.s.progress = _restore_state(latest, self.optimizer, self.scheduler, self.step.scaler)
+        self.eval_every = tc.eval_every or steps_per_epoch
+        self.save_every = tc.save_every or self.eval_every
+        header = {
+            "event": "start",
+            "trainable_params": trainable,
+            "total_params": total_params,
+            "device": str(device),
+            "precision": self.precision,
+            "total_steps": total_steps,
+            "steps_per_epoch": steps_per_epoch,
+            "train_examples": len(prepared.train),
+            "validation_examples": len(prepared.validation),
+            "resumed_from_step": self.s.progress.step,
+            "model": bundle.description,
+            "fast_path": self.fast.on,
+        }
+        self.sink.log(header)
+        if self.writer:
+            self.writer.set_status(
+                "running",
+                message="Training",
+                total_steps=total_steps,
+                **{k: header[k] for k in ("trainable_params", "total_params", "device", "precision")},
+            )
+
+    # 5 --------------------------------------------------------------------------------------------------
+    def fit(self) -> None:
+        from core.batching import length_grouped_batches
+
+        s, tc, p = self.s, self.tc, self.s.progress
+        s.started = time.perf_counter() - p.train_seconds
+        s.window = _Window(eager=syncs_every_step(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        while p.step < self.total_steps and s.running:
+            batches = length_grouped_batches(self.train_data.lengths, tc.batch_size, tc.seed + p.epoch)
+            if self.world > 1:
+                # A tail batch with fewer rows than processes would leave one of them nothing to compute.
+                batches = [b for b in batches if len(b) >= self.world]
+            self.batches_in_epoch = len(batches)
+            for b_index in range(p.batch_in_epoch, len(batches)):
+                if self._stop_requested():
+                    break
+                self.callbacks.on_step(p.step, s.micro)
+                closes = s.micro + 1 >= tc.grad_accum or b_index + 1 >= len(batches)
+                if self.train_step(batches[b_index], closes, b_index):
+                    self.after_update()
+                    if p.step >= self.total_steps or not s.running:
+                        break
+            else:
+                p.epoch += 1
+                p.batch_in_epoch = 0
+
+    def _stop_requested(self) -> bool:
+        s, tc = self.s, self.tc
+        stop_now = self.stop.is_set()
+        over_budget = bool(tc.time_budget_min) and time.perf_counter() - s.started > tc.time_budget_min * 60
+        if self.world > 1:
+            # Every process must leave the loop at the same step, or the others wait forever in a collective.
+            stop_now, over_budget = _agree(stop_now, over_budget, self.device)
+        if stop_now:
+            s.state, s.message = "stopped", "Stopped by the user."
+        elif over_budget:
+            s.state = "budget"
+            s.message = f"Time budget of {tc.time_budget_min:g} minutes reached; the model so far was kept."
+        return not s.running
+
+    def train_step(self, global_index: np.ndarray, closes: bool, b_index: int) -> bool:
+        """One micro-batch forward and backward; when it ``closes`` an accumulation, the optimizer step.
+        Returns whether the optimizer stepped."""
+        s, p = self.s, self.s.progress
+        index, share = _shard(global_index, self.rank, self.world)
+        if self.world > 1:
+            # Gradients are all-reduced only on the micro-batch that completes an accumulation.
+            self.model.require_backward_grad_sync = closes
+        loss = self.step.forward_backward(index, share)
+        s.micro += 1
+        p.batch_in_epoch = b_index + 1
+        s.window.samples += len(global_index)
+        s.window.tokens += int(self.train_data.lengths[global_index].sum())  # from the host: no device sync
+        s.window.add_loss(loss, share, p.step)
+        if not closes:
+            return False
+        s.micro = 0
+        s.window.add_grad_norm(self.step.clip(), p.step, scaled=self.step.scaler is not None)
+        self.step.update()
+        p.step += 1
+        return True
+
+    def after_update(self) -> None:
+        """What follows an optimizer step: trim memory, log, evaluate, checkpoint."""
+        from core.device import trim_host_memory
+
+        p, tc = self.s.progress, self.tc
+        if self.device.type == "cpu" and p.step % TRIM_EVERY == 0:
+            trim_host_memory()  # between steps almost nothing is live: see TRIM_EVERY
+        if p.step % tc.log_every == 0 or p.step == self.total_steps:
+            self.log()
+        # No validation rows (val_fraction 0): nothing to score, so no evaluation events at all.
+        if len(self.val_data) and (p.step % self.eval_every == 0 or p.step == self.total_steps):
+            self.validate()
+        if self.s.state != "stopped" and (p.step % self.save_every == 0 or self.s.state == "early"):
+            self.save_checkpoint()
+
+    def _epoch(self) -> float:
+        p = self.s.progress
+        return round(p.epoch + p.batch_in_epoch / self.batches_in_epoch, 4)
+
+    def log(self) -> None:
+        s, p, window = self.s, self.s.progress, self.s.window
+        window.check(p.step)
+        now = time.perf_counter()
+        dt = max(now - window.t, 1e-9)
+        mean_loss = window.mean_loss()
+        if self.world > 1:
+            mean_loss = _all_mean(mean_loss, self.device)
+        p.samples += window.samples
+        p.tokens += window.tokens
+        p.train_seconds = now - s.started
+        record = {
+            "step": p.step,
+            "epoch": self._epoch(),
+            "loss": mean_loss,
+            "lr": self.scheduler.get_last_lr()[0],
+            "samples_per_s": window.samples / dt,
+            "tokens_per_s": window.tokens / dt,
+            "elapsed_s": p.train_seconds,
+            "eta_s": p.train_seconds / p.step * (self.total_steps - p.step),
+        }
+        self.sink.log(record)
+        s.last_good = record
+        self.callbacks.on_log(record)
+        if self.writer:
+            self.writer.set_status(
+                step=p.step,
+                epoch=record["epoch"],
+                loss=mean_loss,
+                samples_per_s=record["samples_per_s"],
+                eta_s=record["eta_s"],
+                elapsed_s=p.train_seconds,
+            )
+        window.reset()
+
+    def validate(self) -> None:
+        """Score the validation split, track the best, decide early stopping. Its time is not training time."""
+        from core.device import trim_host_memory
+        from core.evaluation import metrics_from_scores, score_encoded
+
+        s, p, tc = self.s, self.s.progress, self.tc
+        s.window.check(p.step)
+        t_eval = time.perf_counter()
+        self.callbacks.on_eval(p.step)
+        trim_host_memory()  # scoring's larger batches then start from the pages the steps left free
+        scores = score_encoded(
+            self.bundle.model,
+            self.val_data,
+            self.task,
+            batch_size=tc.batch_size * 4,
+            pad_id=self.bundle.tokenizer.pad_token_id,
+            device=self.device,
+            precision=self.precision,
+            stop=self.stop,
+        )
+        if scores is None:
+            s.state, s.message = "stopped", "Stopped by the user during evaluation."
+            return
+        names = self.prepared.label_names
+        metrics = {f"val_{k}": v for k, v in metrics_from_scores(scores, self.val_data, self.task, names).items()}
+        watched = metrics.get(tc.early_stopping_metric, metrics.get("val_loss"))
+        if self._improved(watched):
+            p.best_metric, p.best_step, p.bad_evals = watched, p.step, 0
+        else:
+            p.bad_evals += 1
+        self.sink.log({"step": p.step, "epoch": self._epoch(), **metrics, "best_step": p.best_step})
+        if self.writer:
+            self.writer.set_status(latest_eval=metrics, best_step=p.best_step)
+        # Evaluation time is not training time: keep throughput figures honest.
+        s.started += time.perf_counter() - t_eval
+        s.window.t += time.perf_counter() - t_eval
+        if tc.early_stopping_patience and p.bad_evals >= tc.early_stopping_patience:
+            s.state = "early"
+            s.message = (
+                f"Early stopping: {tc.early_stopping_metric} did not improve for "
+                f"{tc.early_stopping_patience} evaluations; the best (step {p.best_step}) was kept."
+            )
+
+    def _improved(self, value: float) -> bool:
+        best = self.s.progress.best_metric
+        if best is None or not math.isfinite(best):
+            return True
+        return value > best if self.tc.metric_higher_is_better else value < best
+
+    def save_checkpoint(self) -> None:
+        if self.writer:
+            from core.device import trim_host_memory
+
+            self.s.window.check(self.s.progress.step)  # never keep weights a NaN may have reached
+            trim_host_memory()  # the save allocates on top of whatever the steps left in glibc's heaps
+            save_checkpoint(self.run, self.bundle, self.optimizer, self.scheduler, self.s.progress, self.callbacks,
+                            self.step.scaler)  # fmt: skip
+            _prune_checkpoints(self.run, self.tc.keep_checkpoints, self.s.progress.best_step)
+
+    # 6 --------------------------------------------------------------------------------------------------
+    def finish(self) -> TrainResult:
+        """Keep what was learnt: the last checkpoint, the best weights if asked, the model, the scores."""
+        from core.device import trim_host_memory
+        from core.distill import comparison_results
+        from core.models import save_model
+
+        run, writer, s, p, tc = self.run, self.writer, self.s, self.s.progress, self.tc
+        if writer is None:
+            state = "finished" if s.state in ("finished", "budget", "early") else s.state
+            return TrainResult(run.id, state, s.message, p.step)
+        if p.step == 0:
+            writer.set_status("stopped", message="Stopped before the first training step finished: nothing to keep.")
+            return TrainResult(run.id, "stopped", "nothing to keep")
+        s.window.check(p.step)
+        message = s.message
+        keep_best = (tc.early_stopping_patience > 0 or self.stop.keep_best) and p.best_step
+        if not (run.checkpoints_dir / f"step-{p.step:06d}").exists():
+            self.save_checkpoint()
+        if keep_best and p.best_step != p.step:
+            best = run.checkpoints_dir / f"step-{p.best_step:06d}"
+            if best.exists():
+                load_weights(self.bundle.model, best)
+                message += f" Restored the best model (step {p.best_step})."
+        writer.set_status(message="Saving the model...")
+        trim_host_memory()
+        tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
+        try:
+            save_model(self.bundle, tmp, {"run_id": run.id, "step": p.step, "best_step": p.best_step})
+        except BaseException as err:
+            shutil.rmtree(tmp, ignore_errors=True)  # a half-saved model must not be mistaken for one
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise _disk_full("the final model could not be saved. The checkpoints are intact.") from None
+            raise
+        replace_folder(tmp, run.model_dir)
+        final_state = "stopped" if s.state == "stopped" else "finished"
+        results: dict[str, Any] = {
+            "steps": p.step,
+            "train_seconds": round(p.train_seconds, 2),
+            "samples_per_s": p.samples / max(p.train_seconds, 1e-9),
+            "tokens_per_s": p.tokens / max(p.train_seconds, 1e-9),
+            "best_step": p.best_step,
+            "last_train_loss": (s.last_good or {}).get("loss"),
+        }
+        if final_state == "finished":
+            writer.set_status(message="Scoring validation and test...")
+            results.update(self._final_scores())
+            results.update(comparison_results(run, self.device))  # student vs teacher, only for a distilled run
+        run.write_results(results)
+        writer.set_status(final_state, message=message)
+        return TrainResult(run.id, final_state, message, p.step, p.train_seconds, results["samples_per_s"],
+                           results["tokens_per_s"], results)  # fmt: skip
+
+    def _final_scores(self) -> dict[str, Any]:
+        from core.evaluation import metrics_from_scores, score_encoded
+
+        out: dict[str, Any] = {}
+        for name in ("validation", "test"):
+            frame = getattr(self.prepared, name)
+            if len(frame) == 0:
+                continue
+            data = components.encode_split(self.bundle, frame, self.task, self.tc.max_length)
+            scores = score_encoded(
+                self.bundle.model,
+                data,
+                self.task,
+                batch_size=self.tc.batch_size * 4,
+                pad_id=self.bundle.tokenizer.pad_token_id,
+                device=self.device,
+                precision=self.precision,
+            )
+            out[name] = metrics_from_scores(scores, data, self.task, self.prepared.label_names)
+        return out
+
+    def cleanup(self) -> None:
+        """Give back what the run changed in the process (the fast path's thread count and attention routing)."""
+        if self.fast is not None:
+            self.fast.close()
+
+
+# ----------------------------------------------------------------------------------------------- entry point
+def train(
+    config: RunConfig,
+    run: Run,
+    *,
+    stop: StopSignal | None = None,
+    sink: MetricsSink | None = None,
+    resume: bool = False,
+    hook: Hook | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``config`` into ``run``; never raises for user-fixable problems (the run ends failed with the message)."""
+    stop = stop or StopSignal()
+    rank, world = _distributed()
+    sink = sink or (JsonlSink(run.metrics_path) if rank == 0 else _NullSink())
+    writer = run if rank == 0 else None
+    if writer:
+        writer.set_status("running", message="Preparing data and model...", step=0)
+    import torch
+
+    # The thread count is process-wide: a run's choice (num_threads or the tuner) must not outlive it in a
+    # server that goes on to serve predictions.
+    threads_before = torch.get_num_threads()
+    recipe = Recipe(config, run, stop=stop, sink=sink, callbacks=HookCallbacks(hook, on_progress), writer=writer,
+                    rank=rank, world=world)  # fmt: skip
+    try:
+        recipe.setup(resume)
+        recipe.fit()
+        return recipe.finish()
+    except WorkbenchError as err:
+        return _fail(run, writer, str(err))
+    except Exception as err:  # noqa: BLE001 - every failure ends the run with a readable message
+        from core.device import is_oom
+
+        if is_oom(err):
+            msg = (
+                "The device ran out of memory. Lower the batch size or the max length "
+                "(or use gradient accumulation for the same effective batch), then start again."
+            )
+        else:
+            msg = f"Training failed: {type(err).__name__}: {str(err)[:500]}"
+        return _fail(run, writer, msg)
+    finally:
+        sink.close()
+        recipe.cleanup()
+        torch.set_num_threads(threads_before)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class _NullSink:
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _fail(run: Run, writer: Run | None, message: str) -> TrainResult:
+    if writer:
+        writer.set_status("failed", message=message)
+    return TrainResult(run.id, "failed", message)
+
+
 def _prepare_splits(config: RunConfig, run: Run, resume: bool):
     """Prepare the data once and keep the splits in the run folder, so evaluation and resume see the same rows."""
+    import json
+
     import pandas as pd
 
     from core.data import PreparedData, prepare_data
@@ -172,127 +761,9 @@ def _prepare_splits(config: RunConfig, run: Run, resume: bool):
     return prepared
 
 
-def build_run_model(config: RunConfig, prepared, runs_root: Path | None):
-    """The run's model and tokenizer before any method is applied (shared with the pre-launch estimate)."""
-    from core import models
-
-    tc, mc = config.train, config.model
-    bundle = models.build_model(
-        mc.source,
-        mc.task,
-        label_names=prepared.label_names,
-        train_texts=prepared.train["text"].astype(str).tolist(),
-        max_length=tc.max_length,
-        seed=tc.seed,
-        trust_remote_code=mc.trust_remote_code,
-        runs_root=runs_root,
-    )
-    if tc.max_length > bundle.max_positions:
-        raise TrainingError(
-            f"Max length {tc.max_length} is above this model's limit of {bundle.max_positions} tokens.",
-            hint=f"Set max length to {bundle.max_positions} or less.",
-        )
-    return bundle
-
-
-def _encode(bundle, frame, task: str, max_length: int):
-    from core.batching import encode_blocks, encode_pairs
-
-    if task == "generation":
-        texts = frame["text"].astype(str).tolist()
-        if "text_pair" in frame:
-            texts = [f"{p} {r}" for p, r in zip(texts, frame["text_pair"].astype(str))]
-        return encode_blocks(bundle.tokenizer, texts, max_length)
-    pairs = frame["text_pair"].astype(str).tolist() if "text_pair" in frame else None
-    dtype = np.float32 if task == "regression" else np.int64
-    labels = frame["label"].to_numpy().astype(dtype) if "label" in frame else None
-    return encode_pairs(bundle.tokenizer, frame["text"].astype(str).tolist(), pairs, labels, max_length)
-
-
-def _param_groups(model, cfg) -> list[dict[str, Any]]:
-    """No weight decay on biases and norm weights (1-D tensors); optional layer-wise LR decay for encoders."""
-    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", 0) or 0
-    groups: dict[tuple[float, float], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        decay = cfg.weight_decay if p.ndim >= 2 else 0.0
-        scale = 1.0
-        if cfg.layerwise_lr_decay < 1.0 and n_layers:
-            match = re.search(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.", name)
-            if match:
-                depth = n_layers - int(match.group(1))
-            elif "embed" in name or "wte" in name or "wpe" in name:
-                depth = n_layers + 1
-            else:
-                depth = 0  # head and pooler learn at the full rate
-            scale = cfg.layerwise_lr_decay**depth
-        groups.setdefault((decay, scale), []).append(p)
-    return [{"params": ps, "weight_decay": d, "lr": cfg.learning_rate * s} for (d, s), ps in groups.items()]
-
-
-def _optimizer(model, cfg, device):
-    import torch
-
-    groups = _param_groups(model, cfg)
-    if not groups:
-        raise TrainingError("No parameter is left to train.", hint="Freeze fewer layers or use LoRA.")
-    # Fused kernels do the whole update in one pass: measured the largest single gain after bf16 on CPU,
-    # since with small batches the step over 22.7M parameters is a big share of each iteration.
-    fused = device.type in ("cpu", "cuda") and all(p.dtype == torch.float32 for g in groups for p in g["params"])
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused)
-    if cfg.optimizer == "adam":
-        # Plain Adam: weight decay is L2 added to the gradient (the classic form), not decoupled.
-        return torch.optim.Adam(groups, lr=cfg.learning_rate, fused=fused)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum)
-    from transformers.optimization import Adafactor
-
-    return Adafactor(groups, lr=cfg.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
-
-
-def _scheduler(optimizer, cfg, total_steps: int):
-    from transformers import get_scheduler
-
-    warmup = cfg.warmup_steps or int(round(cfg.warmup_ratio * total_steps))
-    if warmup >= total_steps > 1:
-        raise TrainingError(
-            f"Warmup ({warmup} steps) is as long as the whole training ({total_steps} steps).",
-            hint="Lower warmup_steps / warmup_ratio or train longer.",
-        )
-    name = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
-    # transformers' default is one cycle, which is plain cosine: without this the restarts never happen.
-    extra = {"num_cycles": RESTART_CYCLES} if cfg.schedule == "cosine_with_restarts" else None
-    return get_scheduler(
-        name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1), scheduler_specific_kwargs=extra
-    )
-
-
-def _center_regression_head(model, targets: np.ndarray) -> None:
-    """Start the regression head at the targets' mean and spread: a fresh head outputs about 0, and targets
-    far from 0 (ratings 1-5, prices) otherwise spend the whole run learning one offset."""
-    import torch
-
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
-    if not head or len(targets) == 0:
-        return
-    std = float(targets.std()) or 1.0
-    with torch.no_grad():
-        head[-1].weight.mul_(std)
-        if head[-1].bias is not None:
-            head[-1].bias.fill_(float(targets.mean()))
-
-
-def _l1_norm(model):
-    import torch
-
-    terms = [p.abs().sum() for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    return torch.stack(terms).sum() if terms else torch.zeros(())
-
-
 # ----------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, hook: Hook | None) -> Path:
+def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, callbacks: Callbacks | None = None,
+                    scaler=None) -> Path:  # fmt: skip
     """Write into a hidden temporary folder, then rename: a kill mid-save never leaves a checkpoint resume would pick."""
     import torch
 
@@ -302,14 +773,15 @@ def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, 
     tmp = run.checkpoints_dir / f".tmp-{final.name}-{uuid.uuid4().hex[:6]}"
     try:
         save_model(bundle, tmp, {"step": progress.step})
-        if hook:
-            hook("save", {"path": tmp, "step": progress.step})
+        if callbacks:
+            callbacks.on_save(tmp, progress.step)
         state = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "progress": dict(progress.__dict__),
+            "scaler": scaler.state_dict() if scaler is not None else {},
         }
         torch.save(state, tmp / "trainer_state.pt")
         replace_folder(tmp, final)
@@ -322,6 +794,20 @@ def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _restore_state(path: Path, optimizer, scheduler, scaler=None) -> Progress:
+    import torch
+
+    state = torch.load(path / "trainer_state.pt", weights_only=True, map_location="cpu")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return Progress(**state["progress"])
 
 
 def replace_folder(new: Path, target: Path) -> None:
@@ -374,515 +860,3 @@ def load_weights(model, folder: Path) -> None:
     real_missing = [k for k in missing if not k.endswith(("lm_head.weight", "position_ids"))]
     if real_missing:
         raise TrainingError(f"The checkpoint {folder.name} does not fit this model (missing {real_missing[:3]}).")
-
-
-def _restore_state(path: Path, optimizer, scheduler) -> Progress:
-    import torch
-
-    state = torch.load(path / "trainer_state.pt", weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng_cpu"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    return Progress(**state["progress"])
-
-
-# ----------------------------------------------------------------------------------------------- the loop
-def train(
-    config: RunConfig,
-    run: Run,
-    *,
-    stop: StopSignal | None = None,
-    sink: MetricsSink | None = None,
-    resume: bool = False,
-    hook: Hook | None = None,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-) -> TrainResult:
-    """Train ``config`` into ``run``; never raises for user-fixable problems (the run ends failed with the message)."""
-    stop = stop or StopSignal()
-    rank, world = _distributed()
-    sink = sink or (JsonlSink(run.metrics_path) if rank == 0 else _NullSink())
-    writer = run if rank == 0 else None
-    if writer:
-        writer.set_status("running", message="Preparing data and model...", step=0)
-    import torch
-
-    # The thread count is process-wide: a run's choice (num_threads or the tuner) must not outlive it in a
-    # server that goes on to serve predictions.
-    threads_before = torch.get_num_threads()
-    try:
-        return _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, world)
-    except WorkbenchError as err:
-        return _fail(run, writer, str(err))
-    except Exception as err:  # noqa: BLE001 - every failure ends the run with a readable message
-        from core.device import is_oom
-
-        if is_oom(err):
-            msg = (
-                "The device ran out of memory. Lower the batch size or the max length "
-                "(or use gradient accumulation for the same effective batch), then start again."
-            )
-        else:
-            msg = f"Training failed: {type(err).__name__}: {str(err)[:500]}"
-        return _fail(run, writer, msg)
-    finally:
-        sink.close()
-        from core.fastpath import release_threads
-
-        release_threads()
-        torch.set_num_threads(threads_before)
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
-
-
-class _NullSink:
-    def log(self, record: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _fail(run: Run, writer: Run | None, message: str) -> TrainResult:
-    if writer:
-        writer.set_status("failed", message=message)
-    return TrainResult(run.id, "failed", message)
-
-
-def _train(config, run, stop, sink, resume, hook, on_progress, writer, rank, world) -> TrainResult:
-    import torch
-
-    from core import distill, models
-    from core.batching import collate, length_grouped_batches, pad_multiple
-    from core.device import autocast, resolve_device, resolve_precision, trim_host_memory
-    from core.evaluation import metrics_from_scores, score_encoded
-    from core.fastpath import (
-        language_model_loss,
-        sparse_row_adamw,
-        thread_tuner,
-        use_fast_attention_dropout,
-        use_fast_dropout,
-        use_fused_gelu,
-    )
-
-    tc, mc, task = config.train, config.model, config.model.task
-    # 1. seed, threads, device, precision
-    _seed_everything(tc.seed)
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    device = resolve_device(tc.device)
-    precision = resolve_precision(tc.precision, device)
-    if world > 1:
-        _init_distributed(device)
-
-    # 2. data
-    prepared = _prepare_splits(config, run, resume)
-    if hook:
-        hook("data", {"prepared": prepared})
-
-    # 3. model
-    latest = run.latest_checkpoint() if resume else None
-    if resume and latest is None and run.checkpoints():
-        raise TrainingError("This run has no complete checkpoint to resume from.", hint="Start it again instead.")
-    bundle = build_run_model(config, prepared, run.dir.parent)
-    if latest is not None and mc.source == "default" and task == "generation":
-        from transformers import AutoTokenizer
-
-        bundle.tokenizer = AutoTokenizer.from_pretrained(latest)  # the BPE trained for this run
-    bundle = models.prepare_for_method(bundle, mc)
-    if latest is not None:
-        load_weights(bundle.model, latest)
-    elif task == "regression":
-        _center_regression_head(bundle.model, prepared.train["label"].to_numpy(dtype=np.float64))
-    bundle.model.to(device).train()
-    teacher = distill.load_teacher(mc.teacher_run, run.dir.parent, bundle, device) if mc.teacher_run else None
-    trainable, total_params = models.count_parameters(bundle.model)
-    train_data = _encode(bundle, prepared.train, task, tc.max_length)
-    val_data = _encode(bundle, prepared.validation, task, tc.max_length)
-    if len(train_data) == 0:
-        raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
-    use_fused_gelu(bundle.model)  # GPT-2's tanh GELU as one kernel instead of six elementwise passes
-    if device.type == "cpu":
-        use_fast_dropout(bundle.model)  # same masks' distribution, a fraction of torch's CPU cost
-        use_fast_attention_dropout()  # the same for the attention probabilities inside "sdpa" attention
-    model = bundle.model
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
-
-    # 4. optimizer and schedule
-    batches_per_epoch = math.ceil(len(train_data) / tc.batch_size)
-    steps_per_epoch = max(1, math.ceil(batches_per_epoch / tc.grad_accum))
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = _optimizer(bundle.model, tc, device)
-    # Exact AdamW on only the embedding rows that had a gradient, where that applies (None elsewhere).
-    rows = sparse_row_adamw(bundle.model, optimizer, device=device, world=world, l1_penalty=tc.l1_penalty)
-    clip_grad_norm_ = rows.clip_grad_norm_ if rows else torch.nn.utils.clip_grad_norm_
-    tuner = thread_tuner(tc.num_threads, device, world)  # None unless the thread count is ours to choose
-    scheduler = _scheduler(optimizer, tc, total_steps)
-    progress = _restore_state(latest, optimizer, scheduler) if latest is not None else Progress()
-    eval_every = tc.eval_every or steps_per_epoch
-    save_every = tc.save_every or eval_every
-    pad_id = bundle.tokenizer.pad_token_id
-    multiple = pad_multiple(device, precision)  # bounds oneDNN's per-shape primitive cache
-    header = {
-        "event": "start",
-        "trainable_params": trainable,
-        "total_params": total_params,
-        "device": str(device),
-        "precision": precision,
-        "total_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "train_examples": len(prepared.train),
-        "validation_examples": len(prepared.validation),
-        "resumed_from_step": progress.step,
-        "model": bundle.description,
-    }
-    sink.log(header)
-    if writer:
-        writer.set_status(
-            "running",
-            message="Training",
-            total_steps=total_steps,
-            **{k: header[k] for k in ("trainable_params", "total_params", "device", "precision")},
-        )
-
-    def evaluate() -> dict[str, Any] | None:
-        if hook:
-            hook("eval", {"step": progress.step})
-        trim_host_memory()  # scoring's larger batches then start from the pages the steps left free
-        scores = score_encoded(
-            bundle.model,
-            val_data,
-            task,
-            batch_size=tc.batch_size * 4,
-            pad_id=pad_id,
-            device=device,
-            precision=precision,
-            stop=stop,
-        )
-        if scores is None:
-            return None
-        return {f"val_{k}": v for k, v in metrics_from_scores(scores, val_data, task, prepared.label_names).items()}
-
-    def improved(value: float) -> bool:
-        if progress.best_metric is None or not math.isfinite(progress.best_metric):
-            return True
-        return value > progress.best_metric if tc.metric_higher_is_better else value < progress.best_metric
-
-    def checkpoint() -> None:
-        if writer:
-            trim_host_memory()  # the save allocates on top of whatever the steps left in glibc's heaps
-            save_checkpoint(run, bundle, optimizer, scheduler, progress, hook)
-            _prune_checkpoints(run, tc.keep_checkpoints, progress.best_step)
-
-    # 5. the loop
-    state, message = "finished", "Training finished."
-    started = time.perf_counter() - progress.train_seconds
-    window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t": time.perf_counter()}
-    last_good: dict[str, Any] | None = None
-    micro = 0
-    optimizer.zero_grad(set_to_none=True)
-    lengths = train_data.lengths
-    while progress.step < total_steps and state == "finished":
-        batches = length_grouped_batches(lengths, tc.batch_size, tc.seed + progress.epoch)
-        if world > 1:
-            # A tail batch with fewer rows than processes would leave one of them nothing to compute.
-            batches = [b for b in batches if len(b) >= world]
-        for b_index in range(progress.batch_in_epoch, len(batches)):
-            stop_now = stop.is_set()
-            over_budget = bool(tc.time_budget_min) and time.perf_counter() - started > tc.time_budget_min * 60
-            if world > 1:
-                # Every process must leave the loop at the same step, or the others wait forever in a collective.
-                stop_now, over_budget = _agree(stop_now, over_budget, device)
-            if stop_now:
-                state, message = "stopped", "Stopped by the user."
-                break
-            if over_budget:
-                message = f"Time budget of {tc.time_budget_min:g} minutes reached; the model so far was kept."
-                state = "budget"
-                break
-            if hook:
-                hook("step", {"step": progress.step, "micro": micro})
-            global_index = index = batches[b_index]
-            share = 1.0
-            if world > 1:
-                # Each process takes its share of the same global batch. Weighting its mean loss by its share of
-                # the rows makes DDP's average of gradients the mean over the whole batch even when shares differ.
-                index = global_index[rank::world]
-                share = len(index) * world / len(global_index)
-                # Gradients are all-reduced only on the micro-batch that completes an accumulation.
-                model.require_backward_grad_sync = micro + 1 >= tc.grad_accum or b_index + 1 >= len(batches)
-            if tuner:
-                tuner.begin()
-            batch, labels = collate(train_data, index, pad_id, device, multiple)
-            with autocast(device, precision):
-                if task == "generation":
-                    loss = language_model_loss(model, batch)
-                else:
-                    logits = model(**batch).logits.float()
-                    if task == "regression":
-                        loss = torch.nn.functional.mse_loss(logits.squeeze(-1), labels.float())
-                    else:
-                        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=tc.label_smoothing)
-                        if teacher is not None:
-                            teacher_out = distill.teacher_logits(teacher, batch)
-                            loss = distill.blend(loss, logits, teacher_out, tc.distill_alpha, tc.distill_temperature)
-            task_loss = loss.detach()
-            if tc.l1_penalty:
-                loss = loss + tc.l1_penalty * _l1_norm(bundle.model)
-            (loss * (share / tc.grad_accum)).backward()
-            micro += 1
-            progress.batch_in_epoch = b_index + 1
-            window["samples"] += len(global_index)
-            step_tokens = int(lengths[global_index].sum())  # from the host: no device sync per step
-            window["tokens"] += step_tokens
-            if tuner:
-                tuner.count(step_tokens, tuple(batch["input_ids"].shape))
-            loss_value = float(task_loss)
-            if not math.isfinite(loss_value):
-                raise _NonFinite(progress.step)
-            window["loss"] += loss_value * share
-            window["n"] += 1
-            if micro < tc.grad_accum and b_index + 1 < len(batches):
-                continue
-            micro = 0
-            # A finite loss can still bring an infinite gradient: stepping on it would turn the weights into NaN
-            # and the next checkpoint would keep them as the "last good" one. (max_norm inf only measures.)
-            grad_norm = clip_grad_norm_(list(bundle.model.parameters()), tc.grad_clip or math.inf)
-            if not math.isfinite(float(grad_norm)):
-                raise _NonFinite(progress.step, "gradient")
-            if rows:
-                rows.step()
-            optimizer.step()
-            if tuner:
-                tuner.end()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            progress.step += 1
-            if device.type == "cpu" and progress.step % TRIM_EVERY == 0:
-                trim_host_memory()  # between steps almost nothing is live: see TRIM_EVERY
-            if progress.step % tc.log_every == 0 or progress.step == total_steps:
-                now = time.perf_counter()
-                dt = max(now - window["t"], 1e-9)
-                mean_loss = window["loss"] / max(window["n"], 1)
-                if world > 1:
-                    mean_loss = _all_mean(mean_loss, device)
-                progress.samples += window["samples"]
-                progress.tokens += window["tokens"]
-                progress.train_seconds = now - started
-                record = {
-                    "step": progress.step,
-                    "epoch": round(progress.epoch + progress.batch_in_epoch / len(batches), 4),
-                    "loss": mean_loss,
-                    "lr": scheduler.get_last_lr()[0],
-                    "samples_per_s": window["samples"] / dt,
-                    "tokens_per_s": window["tokens"] / dt,
-                    "elapsed_s": progress.train_seconds,
-                    "eta_s": progress.train_seconds / progress.step * (total_steps - progress.step),
-                }
-                sink.log(record)
-                last_good = record
-                if on_progress:
-                    on_progress(record)
-                if writer:
-                    writer.set_status(
-                        step=progress.step,
-                        epoch=record["epoch"],
-                        loss=mean_loss,
-                        samples_per_s=record["samples_per_s"],
-                        eta_s=record["eta_s"],
-                        elapsed_s=progress.train_seconds,
-                    )
-                window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t": time.perf_counter()}
-            # No validation rows (val_fraction 0): nothing to score, so no evaluation events at all.
-            if len(val_data) and (progress.step % eval_every == 0 or progress.step == total_steps):
-                t_eval = time.perf_counter()
-                metrics = evaluate()
-                if metrics is None:
-                    state, message = "stopped", "Stopped by the user during evaluation."
-                    break
-                watched = metrics.get(tc.early_stopping_metric, metrics.get("val_loss"))
-                if improved(watched):
-                    progress.best_metric, progress.best_step, progress.bad_evals = watched, progress.step, 0
-                else:
-                    progress.bad_evals += 1
-                sink.log(
-                    {
-                        "step": progress.step,
-                        "epoch": round(progress.epoch + progress.batch_in_epoch / len(batches), 4),
-                        **metrics,
-                        "best_step": progress.best_step,
-                    }
-                )
-                if writer:
-                    writer.set_status(latest_eval=metrics, best_step=progress.best_step)
-                # Evaluation time is not training time: keep throughput figures honest.
-                started += time.perf_counter() - t_eval
-                window["t"] += time.perf_counter() - t_eval
-                if tc.early_stopping_patience and progress.bad_evals >= tc.early_stopping_patience:
-                    state = "early"
-                    message = (
-                        f"Early stopping: {tc.early_stopping_metric} did not improve for "
-                        f"{tc.early_stopping_patience} evaluations; the best (step {progress.best_step}) was kept."
-                    )
-            if progress.step % save_every == 0 or state == "early":
-                checkpoint()
-            if progress.step >= total_steps or state != "finished":
-                break
-        else:
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-
-    # 6. finish: keep what was learnt
-    return _finish(
-        run,
-        writer,
-        bundle,
-        optimizer,
-        scheduler,
-        progress,
-        state,
-        message,
-        stop,
-        tc,
-        hook,
-        last_good,
-        prepared,
-        task,
-        device,
-    )
-
-
-class _NonFinite(TrainingError):
-    def __init__(self, step: int, what: str = "loss"):
-        super().__init__(
-            f"The {what} became NaN/infinite at step {step + 1}: training diverged.",
-            hint="Lower the learning rate (e.g. by 10x), keep gradient clipping on, or use fp32 precision.",
-        )
-
-
-def _agree(stop_now: bool, over_budget: bool, device) -> tuple[bool, bool]:
-    """True on every process when true on any (a stop can reach one process; clocks differ)."""
-    import torch
-    import torch.distributed as dist
-
-    flags = torch.tensor([float(stop_now), float(over_budget)], device=device)
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    return bool(flags[0]), bool(flags[1])
-
-
-def _all_mean(value: float, device) -> float:
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t) / dist.get_world_size()
-
-
-def _finish(
-    run,
-    writer,
-    bundle,
-    optimizer,
-    scheduler,
-    progress,
-    state,
-    message,
-    stop,
-    tc,
-    hook,
-    last_good,
-    prepared,
-    task,
-    device,
-) -> TrainResult:
-    from core.models import save_model
-
-    if writer is None:
-        return TrainResult(
-            run.id, "finished" if state in ("finished", "budget", "early") else state, message, progress.step
-        )
-    if progress.step == 0:
-        writer.set_status("stopped", message="Stopped before the first training step finished: nothing to keep.")
-        return TrainResult(run.id, "stopped", "nothing to keep")
-    keep_best = (tc.early_stopping_patience > 0 or stop.keep_best) and progress.best_step
-    if not (run.checkpoints_dir / f"step-{progress.step:06d}").exists():
-        save_checkpoint(run, bundle, optimizer, scheduler, progress, hook)
-        _prune_checkpoints(run, tc.keep_checkpoints, progress.best_step)
-    if keep_best and progress.best_step != progress.step:
-        best = run.checkpoints_dir / f"step-{progress.best_step:06d}"
-        if best.exists():
-            load_weights(bundle.model, best)
-            message += f" Restored the best model (step {progress.best_step})."
-    writer.set_status(message="Saving the model...")
-    from core.device import trim_host_memory
-
-    trim_host_memory()
-    tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
-    try:
-        save_model(bundle, tmp, {"run_id": run.id, "step": progress.step, "best_step": progress.best_step})
-    except BaseException as err:
-        shutil.rmtree(tmp, ignore_errors=True)  # a half-saved model must not be mistaken for one
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            raise _disk_full("the final model could not be saved. The checkpoints are intact.") from None
-        raise
-    replace_folder(tmp, run.model_dir)
-    final_state = "stopped" if state == "stopped" else "finished"
-    results: dict[str, Any] = {
-        "steps": progress.step,
-        "train_seconds": round(progress.train_seconds, 2),
-        "samples_per_s": progress.samples / max(progress.train_seconds, 1e-9),
-        "tokens_per_s": progress.tokens / max(progress.train_seconds, 1e-9),
-        "best_step": progress.best_step,
-        "last_train_loss": (last_good or {}).get("loss"),
-    }
-    if final_state == "finished":
-        writer.set_status(message="Scoring validation and test...")
-        results.update(_final_scores(bundle, prepared, task, tc, device))
-        from core.distill import comparison_results
-
-        results.update(comparison_results(run, device))  # student vs teacher, only for a distilled run
-    run.write_results(results)
-    writer.set_status(final_state, message=message)
-    return TrainResult(
-        run.id,
-        final_state,
-        message,
-        progress.step,
-        progress.train_seconds,
-        results["samples_per_s"],
-        results["tokens_per_s"],
-        results,
-    )
-
-
-def _final_scores(bundle, prepared, task, tc, device) -> dict[str, Any]:
-    from core.device import resolve_precision
-    from core.evaluation import metrics_from_scores, score_encoded
-
-    precision = resolve_precision(tc.precision, device)
-    out: dict[str, Any] = {}
-    for name in ("validation", "test"):
-        frame = getattr(prepared, name)
-        if len(frame) == 0:
-            continue
-        data = _encode(bundle, frame, task, tc.max_length)
-        scores = score_encoded(
-            bundle.model,
-            data,
-            task,
-            batch_size=tc.batch_size * 4,
-            pad_id=bundle.tokenizer.pad_token_id,
-            device=device,
-            precision=precision,
-        )
-        out[name] = metrics_from_scores(scores, data, task, prepared.label_names)
-    return out

@@ -14,9 +14,11 @@ from core.errors import ConfigError
 
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """Pretend one CUDA GPU with bf16 is visible (nothing is ever allocated on it)."""
+    """Pretend one CUDA GPU with native bf16 (an Ampere, capability 8.0) is visible (nothing is ever allocated)."""
     monkeypatch.setattr(dev, "cuda_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
 
 
@@ -30,6 +32,15 @@ def test_auto_picks_cuda_and_bf16_when_a_gpu_is_visible(fake_cuda):
 def test_auto_falls_back_to_fp16_on_gpus_without_bf16(fake_cuda, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert dev.resolve_precision("auto", dev.resolve_device("auto")) == "fp16"
+
+
+@pytest.mark.parametrize("capability", [(7, 0), (7, 5)])  # V100, T4
+def test_auto_picks_fp16_where_bf16_is_only_emulated(fake_cuda, monkeypatch, capability):
+    """Recent torch says bf16 is supported on a T4 or V100 (emulated, slow): auto must not believe it."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    assert torch.cuda.is_bf16_supported()  # what misled the old choice
+    assert dev.resolve_precision("auto", dev.resolve_device("auto")) == "fp16"
+    assert dev.resolve_precision("bf16", torch.device("cuda")) == "bf16"  # an explicit choice still wins
 
 
 def test_each_distributed_process_takes_its_own_gpu(fake_cuda, monkeypatch):

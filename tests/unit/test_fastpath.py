@@ -266,8 +266,9 @@ def test_thread_tuner_drops_to_one_thread_when_cores_turn_busy(tuner_env):
 def test_thread_tuner_is_only_used_when_the_thread_count_is_automatic(tuner_env):
     fp, _, _ = tuner_env
     cpu = torch.device("cpu")
-    assert isinstance(fp.thread_tuner(0, cpu, world=1), fp.ThreadTuner)
-    fp.release_threads()
+    tuner = fp.thread_tuner(0, cpu, world=1)
+    assert isinstance(tuner, fp.ThreadTuner)
+    tuner.close()
     assert fp.thread_tuner(4, cpu, world=1) is None  # the user chose
     assert fp.thread_tuner(0, cpu, world=2) is None  # DDP: the launcher sets threads per process
     assert fp.thread_tuner(0, torch.device("cuda"), world=1) is None
@@ -307,7 +308,8 @@ def test_attention_with_fast_dropout_is_the_same_attention(monkeypatch):
                 gpt(input_ids=ids, attention_mask=mask).logits]  # fmt: skip
 
     stock = outputs()
-    assert fastpath.use_fast_attention_dropout()
+    undo = fastpath.use_fast_attention_dropout()
+    assert undo is not None
     real, drawn = fastpath._keep_mask, []
     monkeypatch.setattr(fastpath, "_keep_mask", lambda shape, p: drawn.append(p) or real(shape, p))
     for model in (bert, gpt):
@@ -319,12 +321,14 @@ def test_attention_with_fast_dropout_is_the_same_attention(monkeypatch):
     assert (ours[0] - stock[0])[valid].abs().max() < 1e-5
     assert (ours[1] - stock[1]).abs().max() < 1e-5
     assert (ours[2] - stock[2])[valid].abs().max() < 1e-5
+    undo()
 
 
 def test_attention_dropout_drops_at_rate_p_repeats_with_the_seed_and_is_off_in_eval():
     from core import fastpath
 
-    assert fastpath.use_fast_attention_dropout()
+    undo = fastpath.use_fast_attention_dropout()
+    assert undo is not None
     _, gpt = _tiny_models()
     _set_attention_dropout(gpt, 0.5)
     ids = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(2))
@@ -339,6 +343,7 @@ def test_attention_dropout_drops_at_rate_p_repeats_with_the_seed_and_is_off_in_e
     assert torch.equal(gpt(input_ids=ids).logits, gpt(input_ids=ids).logits)  # no dropout when evaluating
     keep = fastpath._keep_mask(torch.Size([200_000]), 0.3)
     assert abs(keep.float().mean().item() - 0.7) < 0.01
+    undo()
 
 
 def test_fused_gelu_computes_gpt2_gelu_and_leaves_saved_models_stock(tmp_path):

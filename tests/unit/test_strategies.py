@@ -13,7 +13,8 @@ from core import models
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ModelError
 from core.runs import RunStore
-from core.training import RESTART_CYCLES, _optimizer, _param_groups, _scheduler, train
+from core.components import RESTART_CYCLES, build_optimizer, build_scheduler, param_groups
+from core.training import train
 from tests.conftest import tiny_run_config, toy_sentiment_rows
 
 
@@ -188,7 +189,7 @@ def _lr_curve(schedule: str, total: int = 100, warmup: int = 10) -> list[float]:
     param = torch.nn.Parameter(torch.zeros(2, 2))
     cfg = TrainConfig(learning_rate=1.0, schedule=schedule, warmup_steps=warmup, optimizer="sgd")
     optimizer = torch.optim.SGD([param], lr=cfg.learning_rate)
-    scheduler = _scheduler(optimizer, cfg, total)
+    scheduler = build_scheduler(optimizer, cfg, total)
     lrs = []
     for _ in range(total):
         lrs.append(scheduler.get_last_lr()[0])
@@ -226,7 +227,7 @@ def tiny_classifier(tiny_bert_dir):
 
 
 def test_weight_decay_spares_biases_and_layernorm(tiny_classifier):
-    groups = _param_groups(tiny_classifier, TrainConfig(weight_decay=0.1))
+    groups = param_groups(tiny_classifier, TrainConfig(weight_decay=0.1))
     names = {id(p): n for n, p in tiny_classifier.named_parameters()}
     for group in groups:
         for p in group["params"]:
@@ -239,7 +240,7 @@ def test_weight_decay_spares_biases_and_layernorm(tiny_classifier):
 def test_layerwise_lr_decay_lowers_the_rate_going_down(tiny_classifier):
     cfg = TrainConfig(learning_rate=1e-3, layerwise_lr_decay=0.5)
     lr_of = {}
-    for group in _param_groups(tiny_classifier, cfg):
+    for group in param_groups(tiny_classifier, cfg):
         for p in group["params"]:
             lr_of[id(p)] = group["lr"]
     named = dict(tiny_classifier.named_parameters())
@@ -255,7 +256,7 @@ def test_layerwise_lr_decay_lowers_the_rate_going_down(tiny_classifier):
     ("name", "cls"), [("adamw", "AdamW"), ("adam", "Adam"), ("sgd", "SGD"), ("adafactor", "Adafactor")]
 )
 def test_optimizer_choice_gives_that_optimizer(tiny_classifier, name, cls):
-    opt = _optimizer(tiny_classifier, TrainConfig(optimizer=name, momentum=0.8), torch.device("cpu"))
+    opt = build_optimizer(tiny_classifier, TrainConfig(optimizer=name, momentum=0.8), torch.device("cpu"))
     assert type(opt).__name__ == cls
     if name == "sgd":
         assert opt.param_groups[0]["momentum"] == 0.8
