@@ -297,8 +297,8 @@ def _space(items: list[str]) -> dict[str, list]:
 
 def cmd_search(args) -> int:
     from core.jobs import JobRegistry
-    from core.search import SearchConfig, SearchSpace, SearchStore, best_config, results_table, run_search
     from core.progress import StopSignal
+    from core.search import SearchConfig, SearchSpace, SearchStore, best_config, results_table, run_search
 
     base = _config_from_args(args)
     defaults = SearchSpace()

@@ -64,7 +64,6 @@ def cuda_has_native_bf16(device) -> bool:
 
 def resolve_precision(precision: str, device) -> str:
     """Return the compute precision actually used: 'fp32', 'bf16' or 'fp16'."""
-    import torch
 
     kind = device.type
     if precision == "auto":

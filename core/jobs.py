@@ -21,8 +21,8 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import WorkbenchError
-from core.runs import ACTIVE, Run, RunStore
 from core.progress import FileStopSignal, Hook, StopSignal, TrainResult
+from core.runs import ACTIVE, Run, RunStore
 
 JOB_MODE_ENV = "WORKBENCH_JOB_MODE"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -25,8 +25,8 @@ from typing import Any
 
 from core.config import RunConfig, TrainConfig
 from core.errors import ConfigError, WorkbenchError
-from core.runs import atomic_write_text, default_workspace
 from core.progress import StopSignal
+from core.runs import atomic_write_text, default_workspace
 
 PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay")
 STRATEGIES = ("grid", "random")

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file
 
 from core import models
+from core.components import RESTART_CYCLES, build_optimizer, build_scheduler, param_groups
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.errors import ModelError
 from core.runs import RunStore
-from core.components import RESTART_CYCLES, build_optimizer, build_scheduler, param_groups
 from core.training import train
 from tests.conftest import tiny_run_config, toy_sentiment_rows
 
