@@ -126,6 +126,8 @@ def _trainer(args: dict[str, Any], *, bf16: bool) -> dict[str, Any]:
 
 CONFIGS = {
     "engine": engine,
+    # The engine with its CPU fast path off (stock PyTorch modules): the fast path's share, on request only.
+    "engine_stock": lambda a: engine({**a, "train": {**a.get("train", {}), "fast_path": False}}),
     "trainer_fp32": lambda a: _trainer(a, bf16=False),
     "trainer_bf16": lambda a: _trainer(a, bf16=True),
 }
@@ -133,13 +135,15 @@ LABELS = {
     "engine": "engine (defaults)",
     "trainer_fp32": "Trainer fp32, packed blocks",
     "trainer_bf16": "Trainer bf16 + adamw_torch_fused, packed blocks",
+    "engine_stock": "engine, fast path off (stock PyTorch modules)",
 }
+DEFAULT = [name for name in CONFIGS if name != "engine_stock"]  # the comparison with the Trainer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=6000, help="training reviews (one paragraph each)")
-    parser.add_argument("--only", default=",".join(CONFIGS))
+    parser.add_argument("--only", default=",".join(DEFAULT))
     parser.add_argument("--engine-train", default="{}", help="JSON overrides of the engine's train settings")
     opts = parser.parse_args()
 
