@@ -192,7 +192,7 @@ class TrainConfig:
     num_threads: int = 0
     """CPU threads for torch (0: automatic: the engine times steps with all cores and with fewer, and keeps the faster)."""
     fast_path: bool = True
-    """Use the engine's exact CPU speed-ups (core.fastpath); off: stock PyTorch modules. WORKBENCH_FAST_PATH=0 turns it off for every run."""
+    """Use the engine's exact CPU speed-ups (same results, faster); off: stock PyTorch modules (WORKBENCH_FAST_PATH=0: off for every run)."""
     distill_alpha: float = 0.5
     """Distillation: weight of the teacher's softened probabilities in the loss (the rest is the labels)."""
     distill_temperature: float = 2.0
