@@ -11,6 +11,7 @@ import streamlit as st
 
 from ui import nav
 from ui.guard import guarded
+from ui.safe import md, md_code
 
 HERE = Path(__file__).parent
 
@@ -38,8 +39,8 @@ def _running_job_body() -> None:
     for run in runs:
         status = run.status()
         step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
-        st.markdown(f"**Training:** `{run.id}`")
-        st.progress(min(step / total, 1.0) if total else 0.0, text=f"step {step} of {total or '?'}")
+        st.markdown(f"**Training:** {md_code(run.id)}")
+        st.progress(min(step / total, 1.0) if total else 0.0, text=f"step {md(step)} of {md(total or '?')}")
         if st.button("Open the live view", key=f"sidebar_open_{run.id}"):
             st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
 

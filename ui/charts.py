@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from ui.safe import plot_text, plot_texts
+
 HEIGHT = 340
 _X_TITLES = {"step": "Optimizer step", "epoch": "Epoch (passes over the training data)"}
 
@@ -53,7 +55,7 @@ def compare_curves(curves: dict[str, tuple[pd.DataFrame, pd.DataFrame]], *, x: s
         colour = palette[i % len(palette)]
         if "loss" in train.columns and len(train):
             fig.add_trace(
-                go.Scatter(x=train[x], y=train["loss"], mode="lines", name=f"{name}: training", line={"color": colour})
+                go.Scatter(x=train[x], y=train["loss"], mode="lines", name=f"{plot_text(name)}: training", line={"color": colour})
             )
         if "val_loss" in evals.columns and len(evals):
             fig.add_trace(
@@ -61,7 +63,7 @@ def compare_curves(curves: dict[str, tuple[pd.DataFrame, pd.DataFrame]], *, x: s
                     x=evals[x],
                     y=evals["val_loss"],
                     mode="lines+markers",
-                    name=f"{name}: validation",
+                    name=f"{plot_text(name)}: validation",
                     line={"color": colour, "dash": "dot"},
                 )
             )
@@ -69,7 +71,8 @@ def compare_curves(curves: dict[str, tuple[pd.DataFrame, pd.DataFrame]], *, x: s
 
 
 def class_balance(counts: dict[str, int]) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), text=list(counts.values()), textposition="auto"))
+    # Class names come from the data: escaped, so a label holding <a href=...> is shown, not followed.
+    fig = go.Figure(go.Bar(x=plot_texts(counts), y=list(counts.values()), text=list(counts.values()), textposition="auto"))
     return _layout(fig, "Rows per class", "Class", "Rows (count)", height=300)
 
 
@@ -90,8 +93,8 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str]) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
-            x=labels,
-            y=labels,
+            x=plot_texts(labels),
+            y=plot_texts(labels),
             colorscale="Blues",
             text=matrix,
             texttemplate="%{text}",
@@ -114,7 +117,7 @@ def per_class_scores(per_class: dict[str, dict[str, float]]) -> go.Figure:
     names = list(per_class)
     fig = go.Figure()
     for metric in ("precision", "recall", "f1"):
-        fig.add_trace(go.Bar(x=names, y=[per_class[n][metric] for n in names], name=metric))
+        fig.add_trace(go.Bar(x=plot_texts(names), y=[per_class[n][metric] for n in names], name=metric))
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1.05])
     return _layout(fig, "Per-class precision, recall and F1", "Class", "Score (0 to 1)", height=320)
@@ -125,7 +128,7 @@ def probabilities(names: list[str], probs: Sequence[float], title: str = "Probab
     fig = go.Figure(
         go.Bar(
             x=[float(probs[i]) for i in order],
-            y=[names[i] for i in order],
+            y=[plot_text(names[i]) for i in order],
             orientation="h",
             text=[f"{probs[i]:.1%}" for i in order],
             textposition="auto",
@@ -133,4 +136,4 @@ def probabilities(names: list[str], probs: Sequence[float], title: str = "Probab
     )
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, "Probability (0 to 1)", "Class", height=max(200, 45 * len(names) + 110))
+    return _layout(fig, plot_text(title), "Probability (0 to 1)", "Class", height=max(200, 45 * len(names) + 110))

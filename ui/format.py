@@ -41,4 +41,7 @@ STATE_COLOUR = {
 
 
 def state_badge(state: str) -> str:
-    return f":{STATE_COLOUR.get(state, 'gray')}-badge[{state}]"
+    # The state comes from status.json on disk: a word we wrote, but escaped all the same.
+    from ui.safe import md
+
+    return f":{STATE_COLOUR.get(state, 'gray')}-badge[{md(state)}]"

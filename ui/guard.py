@@ -9,19 +9,21 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core.errors import WorkbenchError
+from ui.safe import hide_paths, md
 
 log = logging.getLogger("workbench")
 
 
 def show_error(err: BaseException, doing: str = "this") -> None:
     if isinstance(err, WorkbenchError):
-        st.error(str(err), icon=":material/error:")
+        # Messages name files, columns and labels from the user's data: text, never markup; no server paths.
+        st.error(md(hide_paths(str(err))), icon=":material/error:")
         return
     # Full details go to the server log, where whoever runs the server can read them.
     log.exception("Unexpected error while %s", doing, exc_info=err)
-    first = (str(err).strip().splitlines() or [""])[0][:200]
+    first = md(hide_paths((str(err).strip().splitlines() or [""])[0][:200]))
     st.error(
-        f"Something went wrong while {doing} ({type(err).__name__}{': ' + first if first else ''}). "
+        f"Something went wrong while {md(doing)} ({md(type(err).__name__)}{': ' + first if first else ''}). "
         "Your runs and datasets are safe on disk. Try again; if it keeps happening, reload the page "
         "and check the server log.",
         icon=":material/error:",

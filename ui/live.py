@@ -11,6 +11,7 @@ from core.runs import ACTIVE
 from ui import charts, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
+from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
 REFRESH_S = 2.0
@@ -61,11 +62,11 @@ def live_panel(run_id: str) -> None:
         log_y = bool(st.session_state.get(f"log_{run.id}", False))
         records, train, evals, loss_fig, lr_fig = live_view(run, x, log_y, fresh=state not in ACTIVE)
         head = start_record(records)
-        st.markdown(f"### Run `{run.id}` {state_badge(state)}")
+        st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
         if status.get("message"):
-            (st.error if state == "failed" else st.caption)(status["message"])
+            (st.error if state == "failed" else st.caption)(md(hide_paths(status["message"])))
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
-        st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {step} of {total or '?'}")
+        st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
         latest = status.get("latest_eval") or {}
         c = st.columns(5)
         c[0].metric("Samples per second", f"{status.get('samples_per_s', 0) or 0:.1f}")
@@ -74,14 +75,14 @@ def live_panel(run_id: str) -> None:
         c[3].metric("Validation loss", metric(latest["val_loss"]) if "val_loss" in latest else "–")
         headline = next((k for k in ("val_accuracy", "val_r2", "val_perplexity") if k in latest), None)
         c[4].metric(
-            headline.replace("val_", "Validation ") if headline else "Validation score",
+            md(headline.replace("val_", "Validation ")) if headline else "Validation score",
             metric(latest[headline]) if headline else "–",
         )
         if head:
             st.caption(
                 f"{head.get('trainable_params', 0):,} of {head.get('total_params', 0):,} parameters train; "
-                f"{head.get('train_examples', 0):,} training examples; device {head.get('device')}, "
-                f"precision {head.get('precision')}."
+                f"{head.get('train_examples', 0):,} training examples; device {md(head.get('device'))}, "
+                f"precision {md(head.get('precision'))}."
             )
         _controls(run, state, evals)
         # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
@@ -127,7 +128,7 @@ def _controls(run, state: str, evals) -> None:
         job, created = registry().resume(run.id)
         select_run(job.run_id)
         if not created:
-            st.session_state["flash"] = f"Another run is training on this device ({job.run_id}); wait or stop it."
+            st.session_state["flash"] = f"Another run is training on this device ({md_code(job.run_id)}); wait or stop it."
         st.rerun()
 
 

@@ -10,6 +10,7 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded, show_error
 from ui.pickers import run_label
+from ui.safe import hide_paths, md
 from ui.state import RUN_PARAM, finished_runs, load_bundle
 
 
@@ -73,7 +74,7 @@ def settings_diff(runs: list) -> None:
     def value(cfg: dict, dotted: str):
         for part in dotted.split("."):
             cfg = cfg.get(part) if isinstance(cfg, dict) else None
-        return "–" if cfg is None else str(cfg)
+        return "–" if cfg is None else hide_paths(str(cfg))
 
     st.dataframe(
         [{"setting": k, **{rid: value(cfg, k) for rid, cfg in configs.items()}} for k in keys], hide_index=True
@@ -105,19 +106,20 @@ def side_by_side(runs: list, with_base: bool) -> None:
     cols = st.columns(len(entries))
     for col, (name, run, base) in zip(cols, entries):
         with col, st.container(border=True):
-            st.markdown(f"**{name}**")
+            st.markdown(f"**{md(name)}**")
             try:
                 with st.spinner("Thinking..."):
                     bundle = load_bundle(run, base=base)
                     if task == "generation":
-                        st.write(generate(bundle, text, settings))
+                        # Model output is text: a generated link or image must not come alive.
+                        st.text(generate(bundle, text, settings))
                     else:
                         probs = predict_proba(bundle, [text])[0]
                         if task == "regression":
                             st.metric("Predicted value", f"{probs[0]:.3f}")
                         else:
                             names = bundle.label_names or [str(i) for i in range(len(probs))]
-                            st.metric("Label", names[int(probs.argmax())], f"{probs.max():.1%}", delta_color="off")
+                            st.metric("Label", md(names[int(probs.argmax())]), f"{probs.max():.1%}", delta_color="off")
                             st.plotly_chart(charts.probabilities(names, probs.tolist()), key=f"cmp_p_{name}")
             except Exception as err:  # noqa: BLE001 - one model failing must not hide the others
                 show_error(err, f"running {name}")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui import charts, nav
 from ui.guard import guarded
+from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
@@ -183,7 +184,8 @@ def split_settings(task: str, file_key: str):
 
 def show_findings(report) -> None:
     for finding in report.findings:
-        LEVEL_SHOW.get(finding.level, st.info)(f"**{finding.title}.** {finding.detail}")
+        # Findings quote column names, labels and texts from the file: escaped, so none becomes a link.
+        LEVEL_SHOW.get(finding.level, st.info)(f"**{md(finding.title)}.** {md(finding.detail)}")
 
 
 def augmentation(frame, columns, file_key: str) -> tuple[list[str], int]:
@@ -233,7 +235,7 @@ def save_section(path: Path, original: str, settings, extra, rows: int, usable: 
         st.session_state["saved_dataset"] = dataset.name
     saved = st.session_state.get("saved_dataset")
     if saved and store.find(saved) is not None:
-        st.success(f"Saved as dataset **{saved}**.")
+        st.success(f"Saved as dataset **{md(saved)}**.")
         if st.button("Train with this dataset", type="primary", icon=":material/model_training:"):
             st.session_state["train_dataset"] = saved
             st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: saved})
@@ -247,7 +249,10 @@ def saved_datasets() -> None:
             st.caption("None yet.")
         for ds in datasets:
             c1, c2 = st.columns([4, 1])
-            c1.write(f"**{ds.name}**: {ds.settings.task}, {ds.rows or '?'} rows, from {ds.original_name or ds.file}")
+            c1.markdown(
+                f"**{md(ds.name)}**: {md(ds.settings.task)}, {md(ds.rows or '?')} rows, "
+                f"from {md(ds.original_name or ds.file)}"
+            )
             if c2.button("Delete", key=f"del_ds_{ds.name}"):
                 store.delete(ds.name)
                 st.rerun()
@@ -276,9 +281,9 @@ def main() -> None:
     corpus = task == "generation"
     table = read(str(path), stamp, corpus)
     frame = table.frame
-    st.markdown(f"**{original}**: {len(frame):,} rows, {len(frame.columns)} columns, read as {table.format}.")
+    st.markdown(f"**{md(original)}**: {len(frame):,} rows, {len(frame.columns):,} columns, read as {md(table.format)}.")
     for note in table.notes:
-        st.caption(note)
+        st.caption(md(note))
     st.dataframe(frame.head(200), width="stretch", height=240)
 
     file_key = f"{path.name}-{task}"
@@ -319,7 +324,7 @@ def main() -> None:
         split,
     )
     if split_error is not None:
-        st.error(str(split_error))
+        st.error(md(str(split_error)))
     elif sizes is not None:
         st.info(f"Split: {sizes[0]:,} training, {sizes[1]:,} validation and {sizes[2]:,} test rows.")
     show_findings(report)

@@ -8,6 +8,7 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
+from ui.safe import md
 from ui.state import dataset_store, load_bundle, run_store
 
 HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l")
@@ -54,7 +55,7 @@ def headline(report) -> None:
     shown["rows"] = len(report.predictions)
     cols = st.columns(min(len(shown), 6))
     for i, (k, v) in enumerate(shown.items()):
-        cols[i % len(cols)].metric(k.replace("_", " ").capitalize(), v)
+        cols[i % len(cols)].metric(md(k.replace("_", " ").capitalize()), md(v))
 
 
 def classification(report) -> None:

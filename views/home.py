@@ -11,6 +11,7 @@ import streamlit as st
 
 from ui import nav
 from ui.guard import guarded
+from ui.safe import md, md_code
 from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
@@ -71,7 +72,7 @@ with guarded():
     if running:
         for run in running:
             status = run.status()
-            st.write(f"`{run.id}`: {status.get('message', status.get('state'))}")
+            st.markdown(f"{md_code(run.id)}: {md(status.get('message', status.get('state')))}")
             st.page_link(nav.TRAIN.path, label="Open the live view", query_params={"run": run.id})
     else:
         st.caption("Nothing is training.")

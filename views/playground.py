@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
 from core.inference import describe_run_model
 from ui import charts
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
+from ui.safe import hide_paths, html_text, md, md_block
 from ui.state import load_bundle
 
 MAX_TEXTS = 50
@@ -37,7 +36,7 @@ def highlighted(pieces: list[tuple[str, float]]) -> str:
         colour = f"rgba(22,163,74,{alpha:.2f})" if weight >= 0 else f"rgba(220,38,38,{alpha:.2f})"
         spans.append(
             f'<span style="background:{colour};padding:1px 2px;border-radius:3px" '
-            f'title="{weight:+.3f}">{html.escape(token)}</span>'
+            f'title="{weight:+.3f}">{html_text(token)}</span>'
         )
     return " ".join(spans)
 
@@ -84,7 +83,7 @@ def classify(run, bundle, base: bool) -> None:
     )
     for i, (text, p) in enumerate(list(zip(texts, probs))[:5]):
         with st.container(border=True):
-            st.markdown(f"**{names[int(p.argmax())]}** ({p.max():.1%}): {text[:300]}")
+            st.markdown(f"**{md(names[int(p.argmax())])}** ({p.max():.1%}): {md(text, max_chars=300)}")
             st.plotly_chart(charts.probabilities(names, p.tolist()), key=f"proba_{i}")
             if explain_on:
                 explain_text(bundle, text, pairs[i] if pairs else None)
@@ -166,8 +165,9 @@ def generate(run, bundle) -> None:
     )
     if st.button("Generate", type="primary", icon=":material/send:"):
         with st.container(border=True):
-            st.markdown(f"**{html.escape(prompt)}**", unsafe_allow_html=True)
-            st.write_stream(stream(bundle, prompt, settings))
+            st.markdown(f"**Prompt:** {md_block(prompt)}")
+            # The model's words are text: a generated link or image stays characters on the screen.
+            st.write_stream(md_block(piece) for piece in stream(bundle, prompt, settings))
 
 
 def main() -> None:
@@ -182,7 +182,7 @@ def main() -> None:
     )
     with st.spinner("Loading the model..."):
         bundle = load_bundle(run, base=base)
-    st.caption(describe_run_model(run, base=base))
+    st.caption(md(hide_paths(describe_run_model(run, base=base))))
     if bundle.task == "generation":
         generate(run, bundle)
     else:

@@ -11,6 +11,7 @@ from core.runs import DAMAGED
 from ui import nav
 from ui.format import duration, state_badge
 from ui.guard import guarded
+from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run, selected_run_id
 
 
@@ -29,9 +30,9 @@ def table(rows: list[dict]) -> None:
 def actions(run) -> None:
     status = run.status()
     state = status.get("state")
-    st.markdown(f"#### `{run.id}` {state_badge(state)}")
+    st.markdown(f"#### {md_code(run.id)} {state_badge(state)}")
     if status.get("message"):
-        st.caption(status["message"])
+        st.caption(md(hide_paths(status["message"])))
     has_model = run.has_model()
     c = st.columns(4)
     for col, (label, page, icon) in zip(
@@ -57,7 +58,7 @@ def actions(run) -> None:
         ):
             job, created = registry().resume(run.id)
             if not created:
-                st.warning(f"Another run is training on this device ({job.run_id}); wait for it or stop it.")
+                st.warning(f"Another run is training on this device ({md_code(job.run_id)}); wait for it or stop it.")
             else:
                 st.switch_page(nav.TRAIN.path, query_params={"run": job.run_id})
 
@@ -93,7 +94,7 @@ def actions(run) -> None:
         ):
             with st.spinner("Merging..."):
                 merged = merge_run_adapter(run)
-            st.success(f"Merged model saved in {merged}.")
+            st.success(f"Merged model saved in {md(hide_paths(str(merged)))}.")
         merged = run.dir / "merged"
         if merged.is_dir():
             c[2].download_button(
@@ -115,13 +116,13 @@ def delete_section(run_id: str) -> None:
             st.session_state["confirm_delete"] = run_id
             st.rerun()
         return
-    st.warning(f"Delete run `{run_id}` with its model and checkpoints? This cannot be undone.")
+    st.warning(f"Delete run {md_code(run_id)} with its model and checkpoints? This cannot be undone.")
     c1, c2 = st.columns(2)
     if c1.button("Yes, delete it", type="primary"):
         st.session_state.pop("confirm_delete", None)
         run_store().delete(run_id)
         select_run(None)
-        st.toast(f"Deleted {run_id}.")
+        st.toast(f"Deleted {md(run_id)}.")
         st.rerun()
     if c2.button("Cancel"):
         st.session_state.pop("confirm_delete", None)
@@ -143,8 +144,8 @@ def main() -> None:
         select_run(chosen)
     row = rows[ids.index(chosen)]
     if row["state"] == DAMAGED:
-        st.markdown(f"#### `{chosen}` {state_badge(DAMAGED)}")
-        st.error(row["message"], icon=":material/error:")
+        st.markdown(f"#### {md_code(chosen)} {state_badge(DAMAGED)}")
+        st.error(md(hide_paths(row["message"])), icon=":material/error:")
         delete_section(chosen)
         return
     actions(run_store().get(chosen))

@@ -12,6 +12,7 @@ from ui.format import duration
 from ui.forms import field_widget, fields_grid
 from ui.guard import guarded, show_error
 from ui.live import live_panel
+from ui.safe import md, md_code
 from ui.state import (
     DATASET_PARAM,
     dataset_store,
@@ -64,12 +65,12 @@ def choose_dataset():
     dataset = store.get(name)
     s = dataset.settings
     cols = ", ".join(
-        f"{k} = `{v}`"
+        f"{md(k)} = {md_code(v)}"
         for k, v in (("text", s.text_column), ("second text", s.text_pair_column), ("label", s.label_column))
         if v
     )
     st.caption(
-        f"Task **{s.task}**; {dataset.rows or '?'} rows; columns {cols or 'guessed'}; "
+        f"Task **{md(s.task)}**; {md(dataset.rows or '?')} rows; columns {cols or 'guessed'}; "
         f"validation {s.val_fraction:.0%}, test {s.test_fraction:.0%}."
     )
     return dataset
@@ -103,7 +104,7 @@ def choose_model(task: str):
     trust = False
     if kind == builtin:
         source = "default"
-        st.caption(OFFLINE_DEFAULTS[task] + ".")
+        st.caption(md(OFFLINE_DEFAULTS[task] + "."))
         if task == "generation":
             st.info(
                 "The generation default is a **tiny GPT-2 trained from scratch** on your text: it knows no "
@@ -134,7 +135,7 @@ def choose_model(task: str):
         return None, trust, None
     if source != "default":
         st.caption(
-            f"{shape.parameters / 1e6:.1f}M parameters, {shape.layers} layers, up to {shape.max_positions} tokens."
+            f"{shape.parameters / 1e6:.1f}M parameters, {shape.layers:,} layers, up to {shape.max_positions:,} tokens."
         )
     return source, trust, shape
 
@@ -151,7 +152,7 @@ def choose_method(task: str, shape) -> dict:
             max(shape.layers, 1),
             min(shape.layers // 2, shape.layers),
             key="freeze_layers",
-            help=f"The model has {shape.layers} layers; the frozen ones do not learn.",
+            help=f"The model has {shape.layers:,} layers; the frozen ones do not learn.",
         )
         out["freeze_embeddings"] = c2.checkbox(
             "Freeze the token embeddings",
@@ -275,7 +276,7 @@ def device_settings(prefix: str) -> dict:
     c1, c2 = st.columns(2)
     device = field_widget(TrainConfig, "device", "auto", f"{prefix}device", container=c1)
     precision = field_widget(TrainConfig, "precision", "auto", f"{prefix}precision", container=c2)
-    st.caption(f"Detected: {hardware_line(hw)}. 'auto' uses {auto_device} with {auto_precision}.")
+    st.caption(f"Detected: {md(hardware_line(hw))}. 'auto' uses {md(auto_device)} with {md(auto_precision)}.")
     return {"device": device, "precision": precision}
 
 
@@ -327,11 +328,11 @@ def estimate_section(config) -> None:
     c[3].metric(
         "Whole run (approx.)",
         duration(est.seconds_per_epoch * epochs),
-        f"{est.steps_per_epoch} steps/epoch",
+        f"{est.steps_per_epoch:,} steps/epoch",
         delta_color="off",
     )
     for note in est.notes:
-        st.caption(note)
+        st.caption(md(note))
 
 
 def start(config) -> None:
@@ -350,7 +351,7 @@ def start(config) -> None:
     select_run(job.run_id)
     if not created:
         st.session_state["flash"] = (
-            f"A run is already training on this device (`{job.run_id}`); it is shown "
+            f"A run is already training on this device ({md_code(job.run_id)}); it is shown "
             "below. Stop it or wait for it before starting another."
         )
     st.rerun()
@@ -390,13 +391,15 @@ def new_run_form() -> None:
 def main() -> None:
     st.title("Train")
     if "flash" in st.session_state:
-        st.warning(st.session_state.pop("flash"))
+        flash = st.session_state.pop("flash")  # written by this program, its run id through md_code
+        st.warning(flash)
     run_id = selected_run_id()
     if run_id is None:
         active = registry().active_jobs()
         run_id = active[0].run_id if active else None
     if run_id is not None and run_id not in {r.id for r in run_store().list()}:
-        st.warning(f"There is no run named '{run_id}' (deleted?). Start a new one below.")
+        # The URL is anyone's to write: the name is shown as text, never as a link or an image.
+        st.warning(f"There is no run named '{md(run_id)}' (deleted?). Start a new one below.")
         select_run(None)
         run_id = None
     if run_id is None:

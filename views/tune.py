@@ -10,6 +10,7 @@ from ui import nav
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
+from ui.safe import md, md_code
 from ui.state import dataset_store, registry, workspace
 
 SEARCH_PARAM = "search"
@@ -66,8 +67,8 @@ def search_status(search_id: str) -> None:
     metric = record["config"]["metric"]
     trials = record["trials"]
     done = sum(t["state"] not in ("pending", "running") for t in trials)
-    st.markdown(f"**{record['name']}** {state_badge(record['state'])}  \n{record['message']}")
-    st.progress(done / len(trials), text=f"{done} of {len(trials)} trials done")
+    st.markdown(f"**{md(record['name'])}** {state_badge(record['state'])}  \n{md(record['message'])}")
+    st.progress(done / len(trials), text=f"{done:,} of {len(trials):,} trials done")
     rows = results_table(record)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Click a column header to sort. Each trial is a normal run: open it on the Runs page.")
@@ -97,11 +98,11 @@ def show_search(search_id: str) -> None:
     if best is None:
         return
     params = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in best["params"].items())
-    st.success(f"Best: trial {best['trial']} ({params}).")
+    st.success(f"Best: trial {md(best['trial'])} ({md(params)}).")
     if st.button("Start the best config as a full run", type="primary", icon=":material/play_arrow:"):
         job, created = registry().start(best_config(record))
         if not created:
-            st.warning(f"A run is already training on this device (`{job.run_id}`); wait for it, then try again.")
+            st.warning(f"A run is already training on this device ({md_code(job.run_id)}); wait for it, then try again.")
             return
         st.switch_page(nav.TRAIN.path, query_params={"run": job.run_id})
 
@@ -192,7 +193,7 @@ def main() -> None:
         "score on the validation data (never the test data); trials run one at a time and can be stopped."
     )
     if "tune_flash" in st.session_state:
-        st.warning(st.session_state.pop("tune_flash"))
+        st.warning(md(st.session_state.pop("tune_flash")))
     searches = runner().store.list()
     active = runner().active()
     chosen = st.query_params.get(SEARCH_PARAM) or (active.search_id if active else None)
