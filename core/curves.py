@@ -21,9 +21,15 @@ def curve_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFr
 
     A resumed run logs the steps after its last checkpoint again; the later record of a step wins.
     """
-    train = [r for r in records if "event" not in r and "loss" in r]
-    evals = [r for r in records if "event" not in r and any(k.startswith("val_") for k in r)]
+    # Only records a chart can place: an object with a numeric step (a hand-edited or damaged line is skipped).
+    points = [r for r in records if isinstance(r, dict) and "event" not in r and _is_number(r.get("step"))]
+    train = [r for r in points if "loss" in r]
+    evals = [r for r in points if any(str(k).startswith("val_") for k in r)]
     return _tidy(train), _tidy(evals)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -67,7 +73,7 @@ def overfitting(evals: pd.DataFrame, metric: str = "val_loss", evaluations: int 
 
 def start_record(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The latest 'start' event (trainable parameters, device, precision, total steps)."""
-    starts = [r for r in records if r.get("event") == "start"]
+    starts = [r for r in records if isinstance(r, dict) and r.get("event") == "start"]
     return starts[-1] if starts else {}
 
 

@@ -12,6 +12,8 @@ import io
 import json
 import math
 import re
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,10 @@ NAME_LIKE = re.compile(r"[A-Za-z_][\w \-/#]{0,39}")
 MAX_CLASSES = 200
 CORPUS_CHUNK_CHARS = 2000
 LONG_TEXT_CHARS = 100_000
+# Limits that keep one hostile file from holding the server (issue 19): a training table with more columns
+# than this is an export of something else; the data check stops after CHECK_SECONDS and says what it skipped.
+MAX_COLUMNS = 1_000
+CHECK_SECONDS = 5.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -262,7 +268,7 @@ def _decode_without_bom(raw: bytes, path: Path, notes: list[str]) -> tuple[str, 
     if _mostly_control_bytes(sample):
         raise _binary_error(path)
     # Bytes 0x80-0x9F are printable only in Windows-1252 (smart quotes, euro sign); Latin-1 maps them to controls.
-    if any(0x80 <= b <= 0x9F for b in raw):
+    if re.search(rb"[\x80-\x9f]", raw):  # a C-speed scan: a Python loop over 200 MB takes seconds
         try:
             text = raw.decode("cp1252")
             notes.append("The file is not UTF-8; it was read as Windows-1252 (Latin-1 with curly quotes).")
@@ -320,6 +326,7 @@ def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
     rows = _parse_rows(text, delimiter or "\x1f")
     if not rows:
         raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+    _check_width(len(rows[0][1]), path)
     _check_quotes(rows, text, path)
     _check_ragged(rows, path)
     cells = _drop_blank_columns([r for _, r in rows])
@@ -337,16 +344,26 @@ def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
         notes.append(f"The file has no header row; the columns were named {', '.join(header)}.")
     if delimiter and delimiter != {"csv": ",", "tsv": "\t"}[fmt]:
         notes.append(f"Columns are separated by {DELIMITER_NAMES[delimiter]}.")
-    return _typed_frame(pd.DataFrame(body, columns=header, dtype=object)), delimiter, has_header
+    return _typed_frame(header, body), delimiter, has_header
+
+
+def _check_width(width: int, path: Path) -> None:
+    if width > MAX_COLUMNS:
+        raise DataError(
+            f"{path.name} has {width:,} columns; the workbench reads at most {MAX_COLUMNS:,}.",
+            hint="A training table needs a text column and a label column: keep those (and a few others) and "
+            "save the file again.",
+        )
 
 
 def _drop_blank_columns(cells: list[list[str]]) -> list[list[str]]:
     # A separator at the end of every line makes an unnamed column with nothing in it: drop it quietly.
     width = len(cells[0])
-    blank = [j for j in range(width) if all(not r[j].strip() for r in cells)]
+    blank = {j for j in range(width) if all(not r[j].strip() for r in cells)}
     if not blank or len(blank) == width:
         return cells
-    return [[c for j, c in enumerate(r) if j not in blank] for r in cells]
+    kept = [j for j in range(width) if j not in blank]
+    return [[r[j] for j in kept] for r in cells]
 
 
 def _sniff_delimiter(text: str, fmt: str) -> str | None:
@@ -361,6 +378,7 @@ def _sniff_delimiter(text: str, fmt: str) -> str | None:
         sniffed = preferred
     best, best_key = None, None
     for d in DELIMITERS:
+        _allow_fields_up_to(len(sample) + 1)
         widths = [len(r) for r in csv.reader(io.StringIO(sample), delimiter=d) if any(c.strip() for c in r)][:200]
         if not widths:
             continue
@@ -374,8 +392,16 @@ def _sniff_delimiter(text: str, fmt: str) -> str | None:
     return best
 
 
+def _allow_fields_up_to(chars: int) -> None:
+    # csv refuses a field over 131,072 characters with a raw error; the file-size cap already bounds a field, so
+    # the limit is raised to the text's length (process-wide, only ever raised, so concurrent reads agree).
+    if chars > csv.field_size_limit():
+        csv.field_size_limit(min(chars, sys.maxsize // 2))
+
+
 def _parse_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
     """Rows as (first line number, cells), skipping blank lines and rows of empty cells."""
+    _allow_fields_up_to(len(text) + 1)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     rows, start = [], 1
     for row in reader:
@@ -467,17 +493,22 @@ def _label_position(cells: list[list[str]]) -> int:
     return max(range(len(cells[0])), key=score)
 
 
-def _typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Blank cells become missing; columns whose filled cells are all numbers become numeric."""
-    for col in frame.columns:
-        stripped = frame[col].astype(str).str.strip()
-        blank = stripped == ""
-        filled = stripped[~blank]
-        if len(filled) and filled.str.fullmatch(NUMBER.pattern).all():
-            frame[col] = pd.to_numeric(stripped.where(~blank))
+def _typed_frame(header: list[str], body: list[list[str]]) -> pd.DataFrame:
+    """Blank cells become missing; columns whose filled cells are all numbers become numeric.
+
+    One pass over the cells in plain Python: pandas' string methods cost ~10 ms of fixed overhead per call, so
+    a column at a time they took 20 s for 1,000 columns of two rows.
+    """
+    columns: dict[str, pd.Series] = {}
+    for j, name in enumerate(header):
+        cells = [row[j] for row in body]
+        stripped = [c.strip() for c in cells]
+        filled = [s for s in stripped if s]
+        if filled and all(NUMBER.fullmatch(s) for s in filled):
+            columns[name] = pd.to_numeric(pd.Series([s or None for s in stripped], dtype=object))
         else:
-            frame[col] = frame[col].where(~blank).astype("str")
-    return frame
+            columns[name] = pd.Series([c if s else None for c, s in zip(cells, stripped)], dtype="str")
+    return pd.DataFrame(columns)
 
 
 # ---- JSON / JSON Lines
@@ -488,6 +519,8 @@ def _read_json_text(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
         return _records_frame(_jsonl_records(text, path), path), "jsonl"
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise _too_deep(path) from None
     except json.JSONDecodeError as err:
         if err.msg == "Extra data" and text.lstrip().startswith("{"):
             notes.append("The file holds one JSON object per line (JSON Lines); it was read that way.")
@@ -506,6 +539,8 @@ def _jsonl_records(text: str, path: Path) -> list[dict[str, Any]]:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise _too_deep(path, f"Line {number} of ") from None
         except json.JSONDecodeError as err:
             raise DataError(
                 f"Line {number} of {path.name} is not valid JSON ({err.msg}, column {err.colno}).",
@@ -518,6 +553,14 @@ def _jsonl_records(text: str, path: Path) -> list[dict[str, Any]]:
             )
         records.append(obj)
     return records
+
+
+def _too_deep(path: Path, where: str = "") -> DataError:
+    # Python's parser gives up (RecursionError) near 1,000 levels; a table is one or two levels deep.
+    return DataError(
+        f"{where}{path.name} is nested too deeply (lists or objects inside each other hundreds of times).",
+        hint='A table is a list of flat records such as [{"text": "...", "label": "..."}]; export it again.',
+    )
 
 
 def _json_records(obj: Any, path: Path, notes: list[str]) -> list[dict[str, Any]]:
@@ -564,6 +607,11 @@ def _json_kind(obj: Any) -> str:
 def _records_frame(records: list[dict[str, Any]], path: Path) -> pd.DataFrame:
     if not records:
         raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+    names: set[str] = set()
+    for record in records:  # before pandas builds a frame of 100,000 columns
+        names.update(record)
+        if len(names) > MAX_COLUMNS:
+            _check_width(len(names), path)
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:
         if frame[col].dtype == object:
@@ -593,6 +641,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path.name} could not be read as Parquet ({err}).", hint="Save it again as Parquet."
         ) from None
+    _check_width(len(schema.names), path)
     _check_duplicate_names([str(n) for n in schema.names], path)
     for f in schema:
         if pat.is_nested(f.type):
@@ -643,22 +692,28 @@ def _corpus_chunks(text: str, limit: int = CORPUS_CHUNK_CHARS) -> list[str]:
 def _split_long_line(line: str, limit: int) -> list[str]:
     if len(line) <= limit:
         return [line] if line.strip() else []
-    pieces, current = [], ""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
     for word in line.split(" "):
-        if current and len(current) + 1 + len(word) > limit:
-            pieces.append(current)
-            current = ""
-        current = f"{current} {word}" if current else word
-        while len(current) > limit:  # one "word" longer than the limit (no spaces at all)
-            pieces.append(current[:limit])
-            current = current[limit:]
-    return pieces + ([current] if current.strip() else [])
+        if current and size + 1 + len(word) > limit:
+            pieces.append(" ".join(current))
+            current, size = [], 0
+        if len(word) > limit:  # one "word" longer than the limit (no spaces at all): cut it by index
+            cuts = range(0, len(word), limit)
+            pieces += [word[i : i + limit] for i in cuts][:-1]
+            word = word[cuts[-1] :]
+        current.append(word)
+        size += len(word) + (1 if len(current) > 1 else 0)
+    joined = " ".join(current)
+    return pieces + ([joined] if joined.strip() else [])
 
 
 # ---- Common finish
 
 
 def _finish_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    _check_width(len(frame.columns), path)
     frame.columns = [str(c).strip() or f"column_{i + 1}" for i, c in enumerate(frame.columns)]
     _check_duplicate_names(list(frame.columns), path)
     if len(frame) == 0:
@@ -667,7 +722,7 @@ def _finish_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _check_duplicate_names(names: list[str], path: Path) -> None:
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, k in Counter(names).items() if k > 1)  # one pass: names.count was quadratic
     if repeated:
         raise DataError(
             f"{path.name} has more than one column named {', '.join(repr(n) for n in repeated)}.",
@@ -879,8 +934,14 @@ def check_data(
     max_length: int = 128,
     tokenizer: Any = None,
     splits: Splits | None = None,
+    budget_s: float | None = CHECK_SECONDS,
 ) -> DataReport:
-    """Look the data over before training: rows, gaps, duplicates, balance, lengths and leakage."""
+    """Look the data over before training: rows, gaps, duplicates, balance, lengths and leakage.
+
+    ``budget_s`` bounds the time a check may hold its thread (a page's server thread): the stages run cheapest
+    first, and when the time is spent the rest are skipped with a finding that says so (None: no limit).
+    """
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     findings = [_rows_finding(len(frame))]
     try:
         validate_columns(frame, columns, task)
@@ -901,18 +962,50 @@ def check_data(
         if task == "classification":
             class_counts = _class_counts(labels)
             findings.append(_balance_finding(class_counts))
-    findings += _duplicate_findings(texts, pairs, labels)
-    lengths = token_lengths(texts.tolist(), None if pairs is None else pairs.tolist(), tokenizer)
-    truncated = sum(n > max_length for n in lengths)
-    findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
     findings += _long_text_findings(texts)
-    if splits is not None:
-        findings.append(_leakage_finding(splits, columns.text))
+    lengths: list[int] = []
+    truncated = 0
+    stages = ["duplicates", "lengths"] + (["leakage"] if splits is not None else [])
+    for stage in stages:
+        if _spent(deadline):
+            findings.append(_cut_short(budget_s or 0.0, stages[stages.index(stage) :]))
+            break
+        if stage == "duplicates":
+            findings += _duplicate_findings(texts, pairs, labels)
+        elif stage == "lengths":
+            lengths = token_lengths(
+                texts.tolist(), None if pairs is None else pairs.tolist(), tokenizer, deadline=deadline
+            )
+            truncated = sum(n > max_length for n in lengths)
+            findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
+            if len(lengths) < len(texts):
+                findings.append(_cut_short(budget_s or 0.0, [f"lengths beyond the first {len(lengths):,} rows"]))
+        else:
+            findings.append(_leakage_finding(splits, columns.text))
     return DataReport(findings, len(frame), class_counts, lengths, max_length, truncated)
 
 
-def token_lengths(texts: list[str], pairs: list[str] | None = None, tokenizer: Any = None) -> list[int]:
-    """Tokens per row; without a tokenizer, whitespace words x 1.3 (a typical subword ratio for English)."""
+def _spent(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _cut_short(budget_s: float, skipped: list[str]) -> Finding:
+    return Finding(
+        "warning",
+        "Check cut short",
+        f"This file is large: the data check stopped after {budget_s:g} s and skipped {', '.join(skipped)}. "
+        "Training still reads every row and stops with a message if one is unusable.",
+    )
+
+
+def token_lengths(
+    texts: list[str], pairs: list[str] | None = None, tokenizer: Any = None, *, deadline: float | None = None
+) -> list[int]:
+    """Tokens per row; without a tokenizer, whitespace words x 1.3 (a typical subword ratio for English).
+
+    With a ``deadline`` (time.monotonic) the tokenizer stops between batches once it is reached: the list is
+    then shorter than ``texts`` (the first rows only).
+    """
     if tokenizer is None:
         counts = [len(t.split()) for t in texts]
         if pairs is not None:
@@ -920,6 +1013,8 @@ def token_lengths(texts: list[str], pairs: list[str] | None = None, tokenizer: A
         return [round(c * 1.3) for c in counts]
     lengths: list[int] = []
     for start in range(0, len(texts), 1000):  # batches keep memory flat on large files
+        if start and _spent(deadline):
+            break
         batch = texts[start : start + 1000]
         second = pairs[start : start + 1000] if pairs is not None else None
         ids = tokenizer(batch, second, truncation=False)["input_ids"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,13 @@ from core.errors import DataError
 from core.runs import atomic_write_text, default_workspace
 
 INFO_FILE = "dataset.json"
+STAGING = ".staging"
+# A staged upload nobody touched for this long was abandoned (the page re-stages the file it shows on every
+# rerun, which refreshes its time, so a page left open keeps its file).
+STAGING_GRACE_S = 3600.0
 _MAX_NAME = 60
+_MAX_SHOWN_NAME = 120
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # Device names Windows refuses as file names; harmless elsewhere, but a shared workspace may move.
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
@@ -35,6 +43,13 @@ def safe_name(raw: str, fallback: str = "dataset") -> str:
     if not text or text.split(".")[0].lower() in _RESERVED:
         text = f"{fallback}-{text}" if text else fallback
     return text
+
+
+def display_name(raw: str) -> str:
+    """An upload's original name as stored and shown: last path part, no control or bidi characters, at most
+    120 characters. It stays text (pages escape it); this keeps a name from carrying paths or line breaks."""
+    text = unicodedata.normalize("NFC", str(raw or "")).replace("\\", "/").split("/")[-1]
+    return " ".join(CONTROL_CHARS.sub(" ", text).split())[:_MAX_SHOWN_NAME]
 
 
 def _file_name(raw: str) -> str:
@@ -52,8 +67,9 @@ def stage_upload(file_name: str, content: bytes, root: Path | None = None) -> Pa
     """Write an upload where read_table can open it; named by content hash, so the same upload is staged once."""
     import hashlib
 
-    folder = (Path(root) if root is not None else default_workspace() / "datasets") / ".staging"
+    folder = (Path(root) if root is not None else default_workspace() / "datasets") / STAGING
     folder.mkdir(parents=True, exist_ok=True)
+    clean_staging(folder.parent)
     digest = hashlib.sha1(content).hexdigest()[:12]
     # The hash goes in the folder, not the file name: read errors name the file, and the user should see
     # "reviews.csv is empty", not "da39a3ee5e6b-reviews.csv is empty".
@@ -63,7 +79,36 @@ def stage_upload(file_name: str, content: bytes, root: Path | None = None) -> Pa
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # two sessions may stage at once
         tmp.write_bytes(content)
         tmp.replace(target)
+    else:
+        os.utime(target.parent)  # still in use: the grace period starts again
     return target
+
+
+def discard_staged(path: str | Path, root: Path | None = None) -> bool:
+    """Delete one staged upload (its hash folder); anything outside the staging folder is left alone."""
+    staging = ((Path(root) if root is not None else default_workspace() / "datasets") / STAGING).resolve()
+    folder = Path(path).resolve().parent
+    if folder.parent != staging:
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def clean_staging(root: Path | None = None, grace_s: float = STAGING_GRACE_S) -> int:
+    """Delete staged uploads untouched for ``grace_s`` seconds (abandoned pages, deleted datasets)."""
+    staging = (Path(root) if root is not None else default_workspace() / "datasets") / STAGING
+    if not staging.is_dir():
+        return 0
+    cutoff = time.time() - grace_s
+    removed = 0
+    for folder in staging.iterdir():
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+                removed += 1
+        except OSError:
+            continue  # another session removed or re-staged it meanwhile
+    return removed
 
 
 @dataclass
@@ -160,13 +205,15 @@ class DatasetStore:
             main = _write(folder, "train", file_name, source, max_mb)
             val = _write(folder, "validation", validation[0], validation[1], max_mb) if validation else None
             tst = _write(folder, "test", test[0], test[1], max_mb) if test else None
-            dataset = Dataset(
-                folder, folder.name, main, settings, val, tst, Path(str(file_name)).name, rows, time.time()
-            )
+            dataset = Dataset(folder, folder.name, main, settings, val, tst, display_name(file_name), rows, time.time())
             atomic_write_text(folder / INFO_FILE, json.dumps(dataset.to_dict(), indent=2))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        # The dataset holds its own copies now: the staged uploads it came from are not needed any more.
+        for src in (source, validation and validation[1], test and test[1]):
+            if isinstance(src, (str, Path)):
+                discard_staged(src, self.root)
         return dataset
 
     def _new_folder(self, base: str) -> Path:
@@ -207,6 +254,7 @@ class DatasetStore:
 
     def delete(self, name: str) -> None:
         shutil.rmtree(self.get(name).dir)
+        clean_staging(self.root)
 
     def _load(self, folder: Path) -> Dataset:
         try:
@@ -230,7 +278,7 @@ class DatasetStore:
             settings,
             files[1],
             files[2],
-            raw.get("original_name", ""),
+            display_name(raw.get("original_name", "")),  # saved before names were cleaned, or hand-edited
             raw.get("rows"),
             float(raw.get("created_at", 0.0)),
         )

@@ -73,13 +73,17 @@ def read_jsonl(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         records = json.loads(b"[" + data[:end].replace(b"\n", b",") + b"]")
         if all(isinstance(r, dict) for r in records):
             return records, offset + end + 1
-    except ValueError:  # JSONDecodeError, or UnicodeDecodeError from bytes a crash or a disk error left
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError from bytes a crash left, or nesting
         pass
     records = []
     for raw in data[: end + 1].splitlines():
         if raw.strip():
             try:
-                records.append(json.loads(raw))
-            except ValueError:
+                record = json.loads(raw)
+            except (ValueError, RecursionError):
                 continue  # a torn or garbled line from a killed writer: skip it, keep the rest
+            # Valid JSON that is not a record (null, 12345, a list) would break every reader that calls .get():
+            # it is skipped like a torn line.
+            if isinstance(record, dict):
+                records.append(record)
     return records, offset + end + 1

@@ -163,11 +163,18 @@ class Run:
         return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
 
     def latest_checkpoint(self) -> Path | None:
-        done = [p for p in self.checkpoints() if (p / "trainer_state.pt").exists()]
+        """The newest checkpoint that can be resumed: its training state and its weights are both there."""
+        done = [p for p in self.checkpoints() if checkpoint_complete(p)]
         return done[-1] if done else None
 
     def has_model(self) -> bool:
         return (self.model_dir / "workbench.json").exists()
+
+
+def checkpoint_complete(folder: Path) -> bool:
+    # A checkpoint whose weights were deleted or lost would offer a Resume that fails the same way forever.
+    has_weights = (folder / "adapter_model.safetensors").exists() or any(folder.glob("model*.safetensors"))
+    return (folder / "trainer_state.pt").exists() and has_weights
 
 
 class RunStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import nav
+from ui.safe import md
 from ui.state import finished_runs, select_run, selected_run_id
 
 
@@ -25,13 +26,25 @@ def pick_finished_run(label: str = "Run", key: str = "pick_run", task: str | Non
         return None
     ids = [r.id for r in runs]
     wanted = selected_run_id()
+    unknown = wanted is not None and wanted not in ids
+    if unknown:
+        unknown_run_warning(wanted, "finished run")
     chosen = st.selectbox(
         label,
         ids,
-        index=ids.index(wanted) if wanted in ids else 0,
+        # A link naming a run that is not here opens nothing: the newest run is not what its sender meant.
+        index=None if unknown else ids.index(wanted) if wanted in ids else 0,
         key=key,
         format_func=lambda i: run_label(runs[ids.index(i)]),
+        placeholder="Choose a run",
     )
+    if chosen is None:
+        return None
     if chosen != wanted:
         select_run(chosen)
     return runs[ids.index(chosen)]
+
+
+def unknown_run_warning(run_id: str, what: str = "run") -> None:
+    """Say that the URL names no such run (as text: anyone can write a URL); nothing is opened in its place."""
+    st.warning(f"There is no {md(what)} named '{md(run_id, max_chars=120)}' (deleted, or a wrong link). Choose one below.")

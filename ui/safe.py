@@ -14,12 +14,19 @@ import html
 import re
 from typing import Any
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one is always a
-# literal: that one rule disarms links, images, emphasis, HTML, autolinks (``https\://``), headings, lists,
-# tables, and Streamlit's own extensions (``:red[...]``, ``:material/icon:``, emoji shortcodes, ``$math$``).
-_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+from core.datasets import CONTROL_CHARS
+
+# Any ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one is a literal.
+# Escaped here: every character that can open markup: links and images ([ ] !), HTML and autolinks (< >),
+# bare URL and e-mail autolinks (the : of https:// and the @; a colon before a space is plain), emphasis and code (* _ ` ~), tables (|),
+# headings (#), Streamlit's extensions (:red[...], :material/icon:, emoji shortcodes, $math$, {}), the
+# backslash itself, and the dot of "www." (GFM links www.example.com without a scheme). Quotes, commas,
+# brackets and dots elsewhere stay as they are, so a message reads the same in the page source and in tests.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>!|~$#@&]|(?<=[wW]{3})\.|:(?=\S))")
+# Every ASCII punctuation character, for HTML text (html_text).
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # Line breaks and other control characters (and the bidi overrides that can make a name read backwards).
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS = CONTROL_CHARS
 
 
 def md(value: Any, *, max_chars: int | None = None) -> str:
@@ -52,7 +59,6 @@ def plot_texts(values) -> list[str]:
     return [plot_text(v) for v in values]
 
 
-
 def hide_paths(text: str) -> str:
     """A message with the server's folders cut out: paths inside the workspace or the app become relative.
 
@@ -79,4 +85,4 @@ def hide_paths(text: str) -> str:
 def html_text(value: Any) -> str:
     """Text for inside an HTML element that markdown also reads (``unsafe_allow_html``): every markup
     character as a numeric entity, which neither HTML nor markdown treats as syntax."""
-    return _MARKDOWN_SPECIAL.sub(lambda m: f"&#{ord(m.group(1))};", _CONTROLS.sub(" ", str(value)))
+    return _PUNCTUATION.sub(lambda m: f"&#{ord(m.group(1))};", _CONTROLS.sub(" ", str(value)))

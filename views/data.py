@@ -10,6 +10,7 @@ from ui import charts, nav
 from ui.guard import guarded
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
+from ui.uploads import stage
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 TASK_HELP = {
@@ -62,12 +63,6 @@ def check(
     return report, sizes, split_error
 
 
-def staged(upload) -> Path:
-    from core.datasets import stage_upload
-
-    return stage_upload(upload.name, upload.getvalue(), dataset_store().root)
-
-
 def choose_file() -> tuple[Path | None, str]:
     from core.data import EXTENSIONS
 
@@ -83,7 +78,7 @@ def choose_file() -> tuple[Path | None, str]:
         )
         if upload is None:
             return None, ""
-        return staged(upload), upload.name
+        return stage(upload, "data"), upload.name
     samples = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in EXTENSIONS) if SAMPLES.is_dir() else []
     if not samples:
         st.info("No bundled samples are installed.")
@@ -145,7 +140,7 @@ def split_settings(task: str, file_key: str):
         test_up = c2.file_uploader("Test file", type=types, key=f"test_upload_{file_key}")
         for role, up in (("validation", val_up), ("test", test_up)):
             if up is not None:
-                extra[role] = (up.name, staged(up))
+                extra[role] = (up.name, stage(up, role))
     c1, c2, c3, c4 = st.columns(4)
     val = c1.number_input(
         "Validation share",
@@ -253,8 +248,20 @@ def saved_datasets() -> None:
                 f"**{md(ds.name)}**: {md(ds.settings.task)}, {md(ds.rows or '?')} rows, "
                 f"from {md(ds.original_name or ds.file)}"
             )
-            if c2.button("Delete", key=f"del_ds_{ds.name}"):
+            if st.session_state.get("confirm_delete_ds") != ds.name:
+                if c2.button("Delete", key=f"del_ds_{ds.name}"):
+                    st.session_state["confirm_delete_ds"] = ds.name
+                    st.rerun()
+                continue
+            # A dataset is someone's upload: one click must not lose it.
+            st.warning(f"Delete dataset **{md(ds.name)}** and its files? Runs trained on it keep their copy.")
+            y, n = st.columns(2)
+            if y.button("Yes, delete it", type="primary", key=f"del_ds_yes_{ds.name}"):
+                st.session_state.pop("confirm_delete_ds", None)
                 store.delete(ds.name)
+                st.rerun()
+            if n.button("Cancel", key=f"del_ds_no_{ds.name}"):
+                st.session_state.pop("confirm_delete_ds", None)
                 st.rerun()
 
 

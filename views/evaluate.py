@@ -9,7 +9,8 @@ from ui.format import metric
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
 from ui.safe import md
-from ui.state import dataset_store, load_bundle, run_store
+from ui.state import load_bundle, run_store
+from ui.uploads import stage
 
 HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l")
 
@@ -38,7 +39,6 @@ def choose_data(run) -> tuple[str, str | None] | None:
             return None
         return st.selectbox("Split", splits, key="eval_split"), None
     from core.data import EXTENSIONS
-    from core.datasets import stage_upload
 
     up = st.file_uploader(
         "Test file with the same columns as the training data",
@@ -47,7 +47,7 @@ def choose_data(run) -> tuple[str, str | None] | None:
     )
     if up is None:
         return None
-    return "file", str(stage_upload(up.name, up.getvalue(), dataset_store().root))
+    return "file", str(stage(up, "evaluate"))
 
 
 def headline(report) -> None:

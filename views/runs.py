@@ -11,6 +11,7 @@ from core.runs import DAMAGED
 from ui import nav
 from ui.format import duration, state_badge
 from ui.guard import guarded
+from ui.pickers import unknown_run_warning
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run, selected_run_id
 
@@ -139,7 +140,18 @@ def main() -> None:
     table(rows)
     ids = [r["run"] for r in rows]
     wanted = selected_run_id()
-    chosen = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="runs_pick")
+    unknown = wanted is not None and wanted not in ids
+    if unknown:  # never the newest run's Delete button in place of the one a link named
+        unknown_run_warning(wanted)
+    chosen = st.selectbox(
+        "Run",
+        ids,
+        index=None if unknown else ids.index(wanted) if wanted in ids else 0,
+        key="runs_pick",
+        placeholder="Choose a run",
+    )
+    if chosen is None:
+        return
     if chosen != wanted:
         select_run(chosen)
     row = rows[ids.index(chosen)]

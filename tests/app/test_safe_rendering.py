@@ -240,7 +240,7 @@ def test_md_leaves_no_markup_character_unescaped(text):
     escaped = safe.md(text)
     # Every markup character is preceded by a backslash; removing the escapes gives the text back.
     assert escaped.replace("\\", "") == text.replace("\\", "")
-    for ch in "[]()!<>:*`#$_":
+    for ch in "[]!<>:*`#$_@":
         assert f"\\{ch}" in escaped or ch not in text
     assert "\n" not in safe.md("one\ntwo") and "\u202e" not in safe.md("a\u202eb")
 
