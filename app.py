@@ -46,7 +46,7 @@ def _running_job_body() -> None:
 
 
 def run() -> None:
-    st.set_page_config(page_title="Fine-Tuning Workbench", page_icon=":material/build:", layout="wide")
+    st.set_page_config(page_title="Fine-Tuning Workbench", page_icon="🛠️", layout="wide")
     page = st.navigation(_pages())
     with st.sidebar, guarded("reading the running job"):
         from ui.state import active_runs
