@@ -18,11 +18,11 @@ from core.datasets import CONTROL_CHARS
 
 # Any ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one is a literal.
 # Escaped here: every character that can open markup: links and images ([ ] !), HTML and autolinks (< >),
-# bare URL and e-mail autolinks (the : of https:// and the @; a colon before a space is plain), emphasis and code (* _ ` ~), tables (|),
+# bare URL and e-mail autolinks (the : of https:// and the @; a colon before a space is plain), emphasis and code (* ` ~, and _ except inside a word such as max_length, where it cannot open emphasis), tables (|),
 # headings (#), Streamlit's extensions (:red[...], :material/icon:, emoji shortcodes, $math$, {}), the
 # backslash itself, and the dot of "www." (GFM links www.example.com without a scheme). Quotes, commas,
 # brackets and dots elsewhere stay as they are, so a message reads the same in the page source and in tests.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>!|~$#@&]|(?<=[wW]{3})\.|:(?=\S))")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*{}\[\]<>!|~$#@&]|(?<=[wW]{3})\.|:(?=\S)|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 # Every ASCII punctuation character, for HTML text (html_text).
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # Line breaks and other control characters (and the bidi overrides that can make a name read backwards).

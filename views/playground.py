@@ -165,7 +165,7 @@ def generate(run, bundle) -> None:
     )
     if st.button("Generate", type="primary", icon=":material/send:"):
         with st.container(border=True):
-            st.markdown(f"**Prompt:** {md_block(prompt)}")
+            st.markdown(f"**{md(prompt)}**")
             # The model's words are text: a generated link or image stays characters on the screen.
             st.write_stream(md_block(piece) for piece in stream(bundle, prompt, settings))
 
