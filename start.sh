@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/bootstrap.sh requirements.txt
 export HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
-exec .venv/bin/python -m streamlit run app.py "$@"
+# serve.py runs app.py with response headers that refuse framing (see docs/SECURITY.md).
+exec .venv/bin/python -m streamlit run serve.py "$@"

@@ -23,6 +23,8 @@ from core.datasets import CONTROL_CHARS
 # backslash itself, and the dot of "www." (GFM links www.example.com without a scheme). Quotes, commas,
 # brackets and dots elsewhere stay as they are, so a message reads the same in the page source and in tests.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*{}\[\]<>!|~$#@&]|(?<=[wW]{3})\.|:(?=\S)|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_AUTOLINK = re.compile(r"(?i)[a-z][a-z0-9+.-]*:(?=//)|(?<![a-z0-9])www(?=\.)|@")
+_JOINER = "\u2060"
 # Every ASCII punctuation character, for HTML text (html_text).
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # Line breaks and other control characters (and the bidi overrides that can make a name read backwards).
@@ -34,7 +36,14 @@ def md(value: Any, *, max_chars: int | None = None) -> str:
     text = _CONTROLS.sub(" ", str(value))
     if max_chars is not None and len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _break_autolinks(text))
+
+
+def _break_autolinks(text: str) -> str:
+    # Streamlit's GFM finds bare URLs (https://..., www.x, a@b.c) in the text *after* escapes are decoded, so no
+    # escape stops them (measured in Chromium: "https\://evil.example" became a link). An invisible word joiner
+    # (U+2060) after the scheme's colon, after "www" and after "@" breaks the pattern and shows the same text.
+    return _AUTOLINK.sub(lambda m: m.group(0) + _JOINER, text)
 
 
 def md_block(value: Any) -> str:
@@ -85,4 +94,4 @@ def hide_paths(text: str) -> str:
 def html_text(value: Any) -> str:
     """Text for inside an HTML element that markdown also reads (``unsafe_allow_html``): every markup
     character as a numeric entity, which neither HTML nor markdown treats as syntax."""
-    return _PUNCTUATION.sub(lambda m: f"&#{ord(m.group(1))};", _CONTROLS.sub(" ", str(value)))
+    return _PUNCTUATION.sub(lambda m: f"&#{ord(m.group(1))};", _break_autolinks(_CONTROLS.sub(" ", str(value))))

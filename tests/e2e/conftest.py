@@ -46,12 +46,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workspace: Path, log: Path, timeout: float = 60.0) -> Server:
-    """`streamlit run app.py` as start.sh runs it, on a free port, with its own workspace."""
+def start_server(workspace: Path, log: Path, timeout: float = 60.0, script: str = "app.py") -> Server:
+    """`streamlit run app.py` on a free port, with its own workspace (``script="serve.py"``: as start.sh runs it,
+    with the security headers)."""
     port = free_port()
     env = dict(os.environ, WORKBENCH_HOME=str(workspace), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.update(TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_TELEMETRY="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port)]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     out = log.open("wb")
     # A session of its own, so the finaliser can end the server and anything it spawned in one signal.
