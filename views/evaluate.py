@@ -12,6 +12,7 @@ from ui.safe import md
 from ui.state import load_bundle, run_store
 from ui.uploads import stage
 
+MAX_ROWS_SHOWN = 1_000
 HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l")
 
 
@@ -96,7 +97,9 @@ def classification(report) -> None:
     st.caption(f"{len(wrong):,} of {len(report.predictions):,} examples shown (the model got them wrong).")
     shown = wrong.drop(columns=[c for c in ("label", "correct") if c in wrong.columns])
     shown = shown.rename(columns={"label_name": "true class", "predicted": "predicted class"})
-    st.dataframe(shown.sort_values("confidence", ascending=False), hide_index=True)
+    if len(shown) > MAX_ROWS_SHOWN:  # a browser table of 100,000 rows stalls the page; the download has them all
+        st.caption(f"The {MAX_ROWS_SHOWN:,} most confident mistakes are shown; download the predictions for all.")
+    st.dataframe(shown.sort_values("confidence", ascending=False).head(MAX_ROWS_SHOWN), hide_index=True)
 
 
 def regression(report) -> None:
