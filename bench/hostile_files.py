@@ -42,6 +42,7 @@ def deep_json(path: Path, depth: int) -> Path:
 
 
 CASES = {
+    "wide-1k": lambda d: wide_csv(d / "wide1k.csv", 1_000),  # at the column limit: read and checked
     "wide-10k": lambda d: wide_csv(d / "wide10k.csv", 10_000),
     "wide-100k": lambda d: wide_csv(d / "wide100k.csv", 100_000),
     "long-200k": lambda d: long_csv(d / "long.csv", 200_000),
