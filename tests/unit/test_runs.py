@@ -82,6 +82,8 @@ def test_checkpoints_are_sorted_and_only_complete_ones_count(store):
     assert [p.name for p in run.checkpoints()] == ["step-000002", "step-000010", "step-000100"]
     assert run.latest_checkpoint() is None  # none has its trainer state yet
     (run.checkpoints_dir / "step-000010" / "trainer_state.pt").write_bytes(b"x")
+    assert run.latest_checkpoint() is None  # a trainer state without weights cannot be resumed (issue 19)
+    (run.checkpoints_dir / "step-000010" / "model.safetensors").write_bytes(b"x")
     assert run.latest_checkpoint().name == "step-000010"
 
 
