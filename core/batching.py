@@ -19,6 +19,8 @@ class Encoded:
     token_type_ids: list[list[int]] | None
     labels: np.ndarray | None  # int64 class ids or float32 targets; None for language modelling
     max_length: int | None = None  # the truncation length: padding never goes beyond it
+    token_labels: list[list[int]] | None = None  # per-token LM targets aligned with input_ids (-100: not learned)
+    position_ids: list[list[int]] | None = None  # packed rows: positions restart at 0 with each example
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -61,6 +63,33 @@ def encode_blocks(tokenizer, texts: list[str], block_size: int) -> Encoded:
     usable = (len(flat) // block_size) * block_size
     arr = np.asarray(flat[:usable], dtype=np.int64).reshape(-1, block_size)
     return Encoded(arr.tolist(), None, None)
+
+
+def pack(data: Encoded, max_length: int) -> Encoded:
+    """Put several labelled examples in each row of at most ``max_length`` tokens (first fit, longest first).
+
+    Positions restart at 0 with each example and no attention mask (nor cache) is passed, so transformers builds
+    a block-diagonal causal mask from the positions: no token attends to another example. The loss cannot cross
+    either, since every example's first label is -100.
+    """
+    order = np.argsort(-data.lengths, kind="stable")
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in order:
+        n = len(data.input_ids[i])
+        slot = next((r for r, room in enumerate(free) if room >= n), None)
+        if slot is None:
+            rows.append([])
+            free.append(max_length)
+            slot = len(rows) - 1
+        rows[slot].append(int(i))
+        free[slot] -= n
+    ids, labels, positions = [], [], []
+    for members in rows:
+        ids.append([t for i in members for t in data.input_ids[i]])
+        labels.append([t for i in members for t in data.token_labels[i]])
+        positions.append([p for i in members for p in range(len(data.input_ids[i]))])
+    return Encoded(ids, None, None, max_length, token_labels=labels, position_ids=positions)
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True) -> list[np.ndarray]:
@@ -114,8 +143,28 @@ def collate(data: Encoded, index: np.ndarray, pad_id: int, device, multiple: int
     labels = None
     if data.labels is not None:
         labels = torch.as_tensor(data.labels[index])
+    if data.token_labels is not None:
+        labels = _pad_rows([data.token_labels[i] for i in index], width, -100)
+    if data.position_ids is not None:
+        # Packed rows: the positions (a new run of them per example, padding included) make the mask.
+        positions = _pad_rows([data.position_ids[i] for i in index], width, None)
+        batch = {"input_ids": ids, "position_ids": positions}
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if data.position_ids is not None:
+        batch["use_cache"] = False  # transformers reads packed positions only without a cache (see pack)
     return batch, (labels.to(device, non_blocking=True) if labels is not None else None)
+
+
+def _pad_rows(rows: list[list[int]], width: int, fill: int | None):
+    """Rows as one tensor of ``width`` columns; ``fill`` None: pad with positions 0, 1, 2... (a separate example)."""
+    import torch
+
+    out = torch.full((len(rows), width), fill if fill is not None else 0, dtype=torch.long)
+    for j, row in enumerate(rows):
+        out[j, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        if fill is None:
+            out[j, len(row) :] = torch.arange(width - len(row))
+    return out
 
 
 def real_tokens(batch) -> int:

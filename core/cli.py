@@ -244,7 +244,13 @@ def cmd_generate(args) -> int:
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
+    formatted = bundle.sft is not None and bundle.sft.formatted
     for prompt in _texts(args):
+        if formatted or args.file:
+            # One JSON object per line: the prompt and only the model's answer (up to its stop token).
+            response = "".join(stream(bundle, prompt, settings, device=args.device))
+            print(json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False), flush=True)
+            continue
         print(prompt, end="", flush=True)
         for piece in stream(bundle, prompt, settings, device=args.device):
             print(piece, end="", flush=True)
@@ -409,7 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, helptext in (
         ("predict", cmd_predict, "Classify text; prints one JSON line per text."),
-        ("generate", cmd_generate, "Continue a prompt with a generation run."),
+        (
+            "generate",
+            cmd_generate,
+            "Answer prompts with a generation run (formatted as it was trained); with --file, or for a run "
+            "trained on prompt/response or chat data, prints one JSON line per prompt: {prompt, response}.",
+        ),
     ):
         g = sub.add_parser(name, help=helptext)
         g.add_argument("run", help="Run id")

@@ -30,19 +30,21 @@ def seed_everything(seed: int) -> None:
 
 def build_run_model(config: RunConfig, prepared, runs_root: Path | None):
     """The run's model and tokenizer before any method is applied (shared with the pre-launch estimate)."""
-    from core import models
+    from core import models, sft
 
     tc, mc = config.train, config.model
     bundle = models.build_model(
         mc.source,
         mc.task,
         label_names=prepared.label_names,
-        train_texts=prepared.train["text"].astype(str).tolist(),
+        train_texts=sft.tokenizer_texts(prepared.train),
         max_length=tc.max_length,
         seed=tc.seed,
         trust_remote_code=mc.trust_remote_code,
         runs_root=runs_root,
+        quantize_4bit=mc.method == "qlora",
     )
+    bundle.sft = sft.options_for_run(config, prepared) if mc.task == "generation" else None
     if tc.max_length > bundle.max_positions:
         raise TrainingError(
             f"Max length {tc.max_length} is above this model's limit of {bundle.max_positions} tokens.",
@@ -52,14 +54,14 @@ def build_run_model(config: RunConfig, prepared, runs_root: Path | None):
 
 
 def encode_split(bundle, frame, task: str, max_length: int):
-    """Tokenize a split once: packed blocks for generation, one row per example otherwise."""
-    from core.batching import encode_blocks, encode_pairs
+    """Tokenize a split once: for generation a corpus in packed blocks, prompt/response and chats as labelled
+    examples (core.sft); one row per example otherwise."""
+    from core.batching import encode_pairs
 
     if task == "generation":
-        texts = frame["text"].astype(str).tolist()
-        if "text_pair" in frame:
-            texts = [f"{p} {r}" for p, r in zip(texts, frame["text_pair"].astype(str))]
-        return encode_blocks(bundle.tokenizer, texts, max_length)
+        from core.sft import encode_for_run
+
+        return encode_for_run(bundle, frame, max_length)
     pairs = frame["text_pair"].astype(str).tolist() if "text_pair" in frame else None
     dtype = np.float32 if task == "regression" else np.int64
     labels = frame["label"].to_numpy().astype(dtype) if "label" in frame else None

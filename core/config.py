@@ -16,7 +16,7 @@ from typing import Any
 from core.errors import ConfigError
 
 TASKS = ("classification", "regression", "generation")
-METHODS = ("full", "freeze", "lora", "prefix", "prompt")
+METHODS = ("full", "freeze", "lora", "qlora", "prefix", "prompt")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor")
 SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -43,6 +43,10 @@ class DataConfig:
     """Second text column for sentence-pair tasks (None: single sentence)."""
     label_column: str | None = None
     """Column holding the label or numeric target (None: guessed; unused for generation)."""
+    instruction_column: str | None = None
+    """Generation: a column with an instruction put before each prompt (Alpaca's 'instruction'; None: guessed)."""
+    system_column: str | None = None
+    """Generation: a column with a system message for each row (None: guessed from a column named 'system')."""
     validation_path: str | None = None
     """Optional separate validation file (then val_fraction is ignored)."""
     test_path: str | None = None
@@ -85,8 +89,9 @@ class ModelConfig:
     task: str = "classification"
     """classification, regression or generation (causal language modelling)."""
     method: str = "full"
-    """full (all weights), freeze (embeddings / first layers), lora (adapters only), prefix or prompt tuning
-    (generation: learn virtual tokens, the model stays frozen)."""
+    """full (all weights), freeze (embeddings / first layers), lora (adapters only), qlora (adapters on a model
+    loaded in 4 bits: CUDA with bitsandbytes only), prefix or prompt tuning (generation: learn virtual tokens,
+    the model stays frozen)."""
     freeze_embeddings: bool = False
     """Freeze the token embeddings (a large share of a small model's parameters)."""
     freeze_layers: int = 0
@@ -109,6 +114,8 @@ class ModelConfig:
     """Knowledge distillation: id of a finished run whose model teaches this one (None: no distillation)."""
     student_layers: int = 0
     """Keep only the first N transformer layers of the source model (a smaller student; 0: keep all)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: much less memory for long inputs, about 30% slower."""
 
     def __post_init__(self) -> None:
         _check(bool(self.source and str(self.source).strip()), "source", "name a model or 'default'.")
@@ -125,6 +132,11 @@ class ModelConfig:
             self.method not in ("prefix", "prompt") or self.task == "generation",
             "method",
             "prefix and prompt tuning are offered for generation models; use lora for classification.",
+        )
+        _check(
+            self.method != "qlora" or self.task == "generation",
+            "method",
+            "qlora is offered for generation models; use lora for classification.",
         )
         _check(
             not self.teacher_run or self.task == "classification",
@@ -197,6 +209,11 @@ class TrainConfig:
     """Distillation: weight of the teacher's softened probabilities in the loss (the rest is the labels)."""
     distill_temperature: float = 2.0
     """Distillation: temperature that softens teacher and student probabilities."""
+    train_on_prompt: bool = False
+    """Generation from prompt/response or chat data: learn the prompt too (off: the loss covers answers only)."""
+    packing: bool = False
+    """Generation from prompt/response or chat data: put several examples in each row (they never see each other)
+    instead of padding rows grouped by length."""
 
     def __post_init__(self) -> None:
         _check(0 < self.learning_rate <= 1.0, "learning_rate", "must be above 0 and at most 1 (try 5e-5).")

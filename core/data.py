@@ -66,7 +66,8 @@ PAIR_NAMES = (
 GENERATION_PAIRS = (
     ("prompt", "response"), ("prompt", "completion"), ("input", "output"), ("question", "answer"),
     ("instruction", "output"), ("instruction", "response"), ("source", "target"), ("query", "response"),
-    ("context", "response"), ("prompt", "answer"),
+    ("context", "response"), ("prompt", "answer"), ("article", "headline"), ("article", "summary"),
+    ("document", "summary"), ("text", "summary"), ("question", "response"),
 )  # fmt: skip
 KNOWN_NAMES = {*LABEL_NAMES, *TEXT_NAMES, *(n for pair in PAIR_NAMES + GENERATION_PAIRS for n in pair), "id", "idx"}
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -111,6 +112,10 @@ class ColumnChoice:
     text: str
     text_pair: str | None = None
     label: str | None = None
+    instruction: str | None = None
+    """Generation: a column put before each prompt (Alpaca's instruction; the prompt column is then its input)."""
+    system: str | None = None
+    """Generation: a column with each row's system message."""
 
 
 @dataclass
@@ -612,6 +617,9 @@ def _records_frame(records: list[dict[str, Any]], path: Path) -> pd.DataFrame:
         names.update(record)
         if len(names) > MAX_COLUMNS:
             _check_width(len(names), path)
+    from core.sft import chat_columns_to_json
+
+    chat_columns_to_json(records)  # conversations (messages / ShareGPT) are the one nested value we read
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:
         if frame[col].dtype == object:
@@ -739,6 +747,10 @@ def guess_columns(frame: pd.DataFrame, task: str) -> ColumnChoice:
     if len(frame.columns) == 0:
         raise DataError("The table has no columns.", hint="Choose a file with at least a text column.")
     lower = {str(c).strip().lower(): str(c) for c in frame.columns}
+    if task == "generation":
+        guessed = _guess_generation_columns(frame, lower)
+        if guessed is not None:
+            return guessed
     pairs = GENERATION_PAIRS if task == "generation" else PAIR_NAMES
     for first, second in pairs:
         if first in lower and second in lower:
@@ -750,6 +762,24 @@ def guess_columns(frame: pd.DataFrame, task: str) -> ColumnChoice:
     if task != "generation" and label is None:
         label = _guess_label(frame, task, {text})
     return ColumnChoice(text, None, label)
+
+
+def _guess_generation_columns(frame: pd.DataFrame, lower: dict[str, str]) -> ColumnChoice | None:
+    """Chat data (a messages / conversations column), Alpaca (instruction, input, output), or a prompt/response
+    pair with a system column; None: fall back to the generic pairs."""
+    from core.sft import chat_column
+
+    chat = chat_column(frame)
+    if chat is not None:
+        return ColumnChoice(chat)
+    system = lower.get("system")
+    if all(n in lower for n in ("instruction", "input", "output")):
+        return ColumnChoice(lower["input"], lower["output"], instruction=lower["instruction"], system=system)
+    if system is not None:
+        for first, second in GENERATION_PAIRS:
+            if first in lower and second in lower:
+                return ColumnChoice(lower[first], lower[second], system=system)
+    return None
 
 
 def _text_columns(frame: pd.DataFrame) -> list[str]:
@@ -812,7 +842,15 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
             f"The second text column '{columns.text_pair}' is the same as the first.",
             hint="A sentence-pair task needs two different text columns; pick another, or none.",
         )
-    _check_text_column(frame, columns.text, path_name)
+    if task == "generation" and (columns.instruction or columns.system):
+        for role, name in (("instruction", columns.instruction), ("system", columns.system)):
+            if name is not None and name not in available:
+                raise DataError(
+                    f"There is no column '{name}' (chosen as the {role}) in {path_name}.",
+                    hint=f"Available columns: {', '.join(available)}.",
+                )
+    # Alpaca's input is often empty: then the instruction is the prompt.
+    _check_text_column(frame, columns.instruction or columns.text, path_name)
     if columns.text_pair is not None:
         _check_text_column(frame, columns.text_pair, path_name)
     if task == "generation":
@@ -965,6 +1003,7 @@ def check_data(
     findings += _long_text_findings(texts)
     lengths: list[int] = []
     truncated = 0
+    formatted = task == "generation" and (columns.text_pair is not None or _is_chat(frame, columns))
     stages = ["duplicates", "lengths"] + (["leakage"] if splits is not None else [])
     for stage in stages:
         if _spent(deadline):
@@ -977,7 +1016,12 @@ def check_data(
                 texts.tolist(), None if pairs is None else pairs.tolist(), tokenizer, deadline=deadline
             )
             truncated = sum(n > max_length for n in lengths)
-            findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
+            if formatted:  # prompt/response or chat: the lengths of prompts and responses, answers cut
+                from core import sft
+
+                findings += sft.findings(frame, columns, max_length, tokenizer) if valid else []
+            else:
+                findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
             if len(lengths) < len(texts):
                 findings.append(_cut_short(budget_s or 0.0, [f"lengths beyond the first {len(lengths):,} rows"]))
         else:
@@ -1295,11 +1339,26 @@ def _chosen_columns(frame: pd.DataFrame, cfg: DataConfig, task: str) -> ColumnCh
     label = None if task == "generation" else cfg.label_column or guessed.label
     if label is not None and label in (text, pair) and not cfg.label_column:
         label = _guess_label(frame, task, {text, pair or ""})
-    return ColumnChoice(text, pair, label)
+    if task != "generation":
+        return ColumnChoice(text, pair, label)
+    # An explicit text column means the user mapped the columns: their instruction/system choice stands.
+    instruction = cfg.instruction_column if cfg.text_column else (cfg.instruction_column or guessed.instruction)
+    system = cfg.system_column if cfg.text_column else (cfg.system_column or guessed.system)
+    return ColumnChoice(text, pair, label, instruction, system)
+
+
+def _is_chat(frame: pd.DataFrame, columns: ColumnChoice) -> bool:
+    from core.sft import CHAT_COLUMNS
+
+    return columns.text_pair is None and str(columns.text).strip().lower() in CHAT_COLUMNS
 
 
 def _standardize(frame: pd.DataFrame, columns: ColumnChoice, task: str, name: str, notes: list[str]) -> pd.DataFrame:
     """Columns text / text_pair / label; rows with an empty text or no label are dropped (and noted)."""
+    if task == "generation" and (columns.text_pair or _is_chat(frame, columns)):
+        from core.sft import standardize
+
+        return standardize(frame, columns, name, notes)  # prompt/response or chat: see core.sft
     out = pd.DataFrame({"text": _as_text(frame[columns.text]).str.strip()})
     keep = out["text"] != ""
     if columns.text_pair:

@@ -119,6 +119,8 @@ class DatasetSettings:
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None
+    instruction_column: str | None = None
+    system_column: str | None = None
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     stratify: bool = True

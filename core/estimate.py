@@ -122,7 +122,7 @@ def estimate_run(config: RunConfig, *, timed_steps: int = 3, runs_root: Path | N
     if measured:
         memory = torch.cuda.max_memory_allocated(device)
     else:
-        memory = _memory_bytes(model, trainable, total, tc, longest, precision, task)
+        memory = _memory_bytes(model, trainable, total, tc, longest, precision, task, mc)
     notes = [f"Timed on {timed_steps} steps of {tc.batch_size * tc.grad_accum} examples; evaluation time not included."]
     if mc.teacher_run or mc.student_layers:
         notes.append("Distillation adds a teacher forward pass per step: expect it to take longer.")
@@ -148,11 +148,13 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _memory_bytes(model, trainable: int, total: int, tc, seq: int, precision: str, task: str) -> int:
+def _memory_bytes(model, trainable: int, total: int, tc, seq: int, precision: str, task: str, mc=None) -> int:
     """Weights + gradients + optimizer state + activations.
 
     Activations per transformer layer follow Korthikanti et al. (2022): about s*b*h*34 + 5*a*s^2*b bytes in
-    16-bit, doubled in fp32; they dominate for long inputs, the optimizer state for large models.
+    16-bit, doubled in fp32; they dominate for long inputs, the optimizer state for large models. Gradient
+    checkpointing keeps only each layer's input (s*b*h values) and one layer's full activations at a time;
+    QLoRA holds the frozen weights in 4 bits (half a byte each).
     """
     cfg = model.config
     hidden = _first(cfg, "hidden_size", "n_embd", "d_model") or 768
@@ -161,11 +163,17 @@ def _memory_bytes(model, trainable: int, total: int, tc, seq: int, precision: st
     vocab = _first(cfg, "vocab_size") or 0
     scale = 1 if precision in ("bf16", "fp16") else 2
     b = tc.batch_size
-    activations = layers * (seq * b * hidden * 34 + 5 * heads * seq * seq * b) * scale
+    per_layer = (seq * b * hidden * 34 + 5 * heads * seq * seq * b) * scale
+    activations = layers * per_layer
+    if mc is not None and mc.gradient_checkpointing:
+        activations = layers * seq * b * hidden * 2 * scale + per_layer
     if task == "generation":
         activations += b * seq * vocab * 4 * 2  # fp32 logits and their gradient
     state = trainable * (4 + _OPTIMIZER_BYTES.get(tc.optimizer, 8))
-    return int(total * 4 + state + activations)
+    weights = total * 4
+    if mc is not None and mc.method == "qlora":
+        weights = trainable * 4 + (total - trainable) // 2
+    return int(weights + state + activations)
 
 
 def _first(cfg, *names: str) -> int | None:

@@ -46,15 +46,72 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     }
 
 
+def has_cjk(texts: list[str]) -> bool:
+    """Whether any text holds Chinese, Japanese or Korean characters (then scores count characters, not words)."""
+    from core.sft import CJK
+
+    return any(CJK.search(t) for t in texts)
+
+
+class _CharTokenizer:
+    """rouge-score's tokenizer keeps only [a-z0-9], so a Chinese sentence has no tokens and ROUGE is always 0.
+    This one makes each CJK character a token and keeps other words whole (lower-cased, any script)."""
+
+    pattern = None
+
+    def tokenize(self, text: str) -> list[str]:
+        import re
+
+        from core.sft import CJK
+
+        if self.pattern is None:
+            type(self).pattern = re.compile(f"{CJK.pattern}|[^\\W_]+")
+        return self.pattern.findall(text.lower())
+
+
+def _normalized(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def text_metrics(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Corpus BLEU (sacrebleu) and mean ROUGE-L F1 (rouge-score) of generations against references."""
+    """Corpus BLEU (sacrebleu), mean ROUGE-L F1 (rouge-score) and exact match (after collapsing whitespace) of
+    generations against references. CJK text is scored by characters: sacrebleu's ``zh`` tokenizer and a character tokenizer for ROUGE-L."""
     import sacrebleu
+
+    cjk = has_cjk(references)
+    # Effective order: answers of under four tokens (a headline word, a label) would otherwise score BLEU 0.
+    tokenize = "zh" if cjk else "13a"
+    bleu = sacrebleu.corpus_bleu(predictions, [references], tokenize=tokenize, use_effective_order=True).score
+    rouge = _rouge_l(predictions, references, cjk)
+    exact = [_normalized(p) == _normalized(r) for p, r in zip(predictions, references)]
+    return {
+        "bleu": float(bleu),
+        "rouge_l": float(np.mean(rouge)) if rouge else 0.0,
+        "exact_match": float(np.mean(exact)) if exact else 0.0,
+    }
+
+
+def _rouge_l(predictions: list[str], references: list[str], cjk: bool) -> list[float]:
     from rouge_score import rouge_scorer
 
-    bleu = sacrebleu.corpus_bleu(predictions, [references]).score
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
-    return {"bleu": float(bleu), "rouge_l": float(np.mean(rouge)) if rouge else 0.0}
+    if cjk:
+        scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_CharTokenizer())
+    else:
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+
+
+def example_scores(predictions: list[str], references: list[str]) -> dict[str, list]:
+    """Per-example sentence BLEU, ROUGE-L F1 and exact match (the Evaluate page's table)."""
+    import sacrebleu
+
+    cjk = has_cjk(references)
+    tokenize = "zh" if cjk else "13a"
+    return {
+        "bleu": [sacrebleu.sentence_bleu(p, [r], tokenize=tokenize).score for p, r in zip(predictions, references)],
+        "rouge_l": _rouge_l(predictions, references, cjk),
+        "exact": [_normalized(p) == _normalized(r) for p, r in zip(predictions, references)],
+    }
 
 
 def perplexity(loss: float) -> float:
@@ -91,8 +148,9 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
                 return None
             batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
             if task == "generation":
-                loss = language_model_loss(model, batch)  # the same computation as training's
-                n = int(batch["attention_mask"][:, 1:].sum())
+                loss = language_model_loss(model, batch, labels)  # the same computation as training's
+                learned = labels[:, 1:] != -100 if labels is not None else batch["attention_mask"][:, 1:]
+                n = int(learned.sum())
                 total_loss += float(loss) * n
                 total_n += n
                 tokens += n
@@ -153,8 +211,12 @@ def evaluate_model(
     generate_references: bool = True,
     max_generations: int = 50,
     precision: str = "auto",
+    progress=None,
 ) -> EvalReport:
-    """Score a loaded model on a standardized frame (columns text[, text_pair][, label])."""
+    """Score a loaded model on a standardized frame (columns text[, text_pair][, label]).
+
+    A generation run trained on prompt/response or chat data answers up to ``max_generations`` of the prompts
+    (``progress(done, total)`` after each batch) and is scored against the references; see ``evaluate_sft``."""
     import pandas as pd
 
     from core.batching import encode_blocks, encode_pairs
@@ -165,6 +227,12 @@ def evaluate_model(
     precision = resolve_precision("auto" if precision == "fp16" and dev.type != "cuda" else precision, dev)
     tok, task = bundle.tokenizer, bundle.task
     bundle.model.to(dev)
+    sft_options = getattr(bundle, "sft", None)
+    if task == "generation" and sft_options is not None and sft_options.formatted:
+        return evaluate_sft(
+            bundle, frame, max_length=max_length, device=dev, precision=precision,
+            max_generations=max_generations if generate_references else 0, progress=progress,
+        )  # fmt: skip
     if task == "generation":
         texts = frame["text"].astype(str).tolist()
         if "text_pair" in frame:
@@ -209,8 +277,66 @@ def evaluate_model(
     return EvalReport(task, metrics, table, names)
 
 
+GENERATION_BATCH = 8  # prompts answered at once during evaluation (left-padded; one progress step each)
+
+
+def evaluate_sft(
+    bundle, frame, *, max_length: int, device, precision: str, max_generations: int = 50, progress=None
+) -> EvalReport:
+    """Perplexity on the response tokens of every row, then answers to the first ``max_generations`` prompts
+    (greedy, up to the stop token) scored with BLEU, ROUGE-L and exact match; one table row per answered prompt."""
+    import pandas as pd
+
+    from core import sft
+    from core.generation import GenerationSettings, generate_with_stops
+
+    tok = bundle.tokenizer
+    data = sft.encode_frame(tok, frame, min(max_length, bundle.max_positions))
+    scores = score_encoded(
+        bundle.model, data, "generation", batch_size=8, pad_id=tok.pad_token_id, device=device, precision=precision
+    )
+    metrics: dict[str, Any] = {"loss": scores.loss, "perplexity": perplexity(scores.loss), "tokens": scores.tokens}
+    convs = sft.conversations(frame)[:max_generations]
+    prompts, refs = [], []
+    for conv in convs:
+        last = max(i for i, m in enumerate(conv) if m["role"] == "assistant")
+        prompts.append(conv[:last])
+        refs.append(conv[last]["content"])
+    # Answers long enough for the longest reference (and a margin), within what the model can hold.
+    longest = max((len(tok(r, add_special_tokens=False)["input_ids"]) for r in refs), default=16)
+    settings = GenerationSettings(max_new_tokens=max(8, min(512, 2 * longest + 8)), repetition_penalty=1.0)
+    outs: list[tuple[str, bool]] = []
+    for start in range(0, len(prompts), GENERATION_BATCH):
+        outs += generate_with_stops(bundle, prompts[start : start + GENERATION_BATCH], settings, device=str(device))
+        if progress:
+            progress(len(outs), len(prompts))
+    bundle.model.eval()
+    texts = [text.strip() for text, _ in outs]
+    table = pd.DataFrame(
+        {
+            "prompt": [next((m["content"] for m in reversed(p) if m["role"] == "user"), "") for p in prompts],
+            "reference": refs,
+            "generation": texts,
+        }
+    )
+    if prompts:
+        metrics.update(text_metrics(texts, refs))
+        metrics["stopped"] = float(np.mean([stopped for _, stopped in outs]))
+        metrics["generated"] = len(prompts)
+        for name, values in example_scores(texts, refs).items():
+            table[name] = values
+        table["stopped"] = [stopped for _, stopped in outs]
+    return EvalReport("generation", metrics, table)
+
+
 def evaluate_run(
-    run, split: str = "test", file: Path | None = None, device: str = "cpu", bundle: Any = None
+    run,
+    split: str = "test",
+    file: Path | None = None,
+    device: str = "cpu",
+    bundle: Any = None,
+    max_generations: int = 50,
+    progress=None,
 ) -> EvalReport:
     """Score a finished run on one of its saved splits, or on a new file mapped with the run's columns.
 
@@ -239,7 +365,13 @@ def evaluate_run(
     # Score in the precision the run trained in, so its numbers match the ones logged during training.
     try:
         return evaluate_model(
-            bundle, frame, max_length=cfg.train.max_length, device=device, precision=cfg.train.precision
+            bundle,
+            frame,
+            max_length=cfg.train.max_length,
+            device=device,
+            precision=cfg.train.precision,
+            max_generations=max_generations,
+            progress=progress,
         )
     finally:
         bundle.model.eval()  # scoring leaves it in training mode; a cached model is shared with the Playground

@@ -234,14 +234,15 @@ class _BlockedCrossEntropy(torch.autograd.Function):
         return grad, None, None
 
 
-def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """The loss transformers computes for ``model(input_ids, labels=input_ids)``, a block of rows at a time.
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss transformers computes for ``model(input_ids, labels=labels)``, a block of rows at a time.
 
-    Labels are the inputs shifted by one (-100 after each row's last position); where the logits are longer than
-    the inputs (peft's prompt tuning prepends virtual tokens) the extra leading positions get -100, as peft does.
+    ``labels`` are aligned with the inputs (the input ids for plain language modelling, or ids with -100 where a
+    token is not learned, such as a prompt); they are shifted by one here, as transformers does, and -100 is
+    skipped. Where the logits are longer than the labels (peft's prompt tuning prepends virtual tokens) the
+    extra leading positions get -100, as peft does.
     """
-    batch, length = input_ids.shape
-    labels = input_ids
+    batch, length = labels.shape
     if logits.shape[1] > length:
         prefix = torch.full((batch, logits.shape[1] - length), -100, dtype=labels.dtype, device=labels.device)
         labels = torch.cat([prefix, labels], dim=1)
@@ -251,12 +252,14 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
     return _BlockedCrossEntropy.apply(logits.reshape(-1, vocab), targets, rows)
 
 
-def language_model_loss(model, batch: dict) -> torch.Tensor:
-    """The causal-LM loss of ``model`` on ``batch`` (labels = the inputs), as training and evaluation compute it:
-    on a CPU in blocks of rows (causal_lm_loss, no fp32 copy of all the logits), elsewhere the model's own."""
-    if batch["input_ids"].device.type == "cpu":
-        return causal_lm_loss(model(**batch).logits, batch["input_ids"])
-    return model(**batch, labels=batch["input_ids"]).loss
+def language_model_loss(model, batch: dict, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The causal-LM loss of ``model`` on ``batch`` as training and evaluation compute it: on a CPU in blocks of
+    rows (causal_lm_loss, no fp32 copy of all the logits), elsewhere the model's own. ``labels`` (aligned with
+    the inputs, -100 where not learned) default to the inputs themselves."""
+    labels = batch["input_ids"] if labels is None else labels
+    if labels.device.type == "cpu":
+        return causal_lm_loss(model(**batch).logits, labels)
+    return model(**batch, labels=labels).loss
 
 
 class SparseRowAdamW:
@@ -478,11 +481,12 @@ class FastPath:
         self.on, self.rows, self.tuner = on, rows, tuner
         self._undo: list[Callable[[], None]] = []
 
-    def lm_loss(self, model, batch: dict) -> torch.Tensor:
-        """The causal-LM loss (labels = the inputs): blocked on a CPU when on, the model's own when off."""
+    def lm_loss(self, model, batch: dict, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The causal-LM loss (``labels`` aligned with the inputs, -100 where not learned; None: the inputs):
+        blocked on a CPU when on, the model's own when off."""
         if self.on:
-            return language_model_loss(model, batch)
-        return model(**batch, labels=batch["input_ids"]).loss
+            return language_model_loss(model, batch, labels)
+        return model(**batch, labels=batch["input_ids"] if labels is None else labels).loss
 
     def clip_grad_norm_(self, parameters, max_norm: float) -> torch.Tensor:
         if self.rows is not None:

@@ -94,33 +94,78 @@ def predict_proba(
     return scores.logits if bundle.task == "regression" else softmax(scores.logits)
 
 
-def _inputs(bundle, prompts: list[str], dev):
+Prompt = str | list  # a text, or a conversation so far: [{"role": "user", "content": ...}, ...]
+
+
+def _formatted(bundle) -> bool:
+    sft = getattr(bundle, "sft", None)
+    return bool(sft is not None and sft.formatted)
+
+
+def format_prompts(bundle, prompts: list[Prompt]) -> list[str]:
+    """The text the model continues: for a run trained on prompt/response or chat data, each prompt through the
+    run's chat template (ending with the answer's start); for a plain-text run, the prompt itself."""
+    if not _formatted(bundle):
+        return [p if isinstance(p, str) else "\n".join(m["content"] for m in p) for p in prompts]
+    from core.sft import prompt_text
+
+    return [prompt_text(bundle.tokenizer, p) for p in prompts]
+
+
+def _kwargs(bundle, settings: GenerationSettings) -> dict:
+    kwargs = settings.generate_kwargs(bundle.tokenizer)
+    if _formatted(bundle):
+        from core.sft import stop_token_ids
+
+        kwargs["eos_token_id"] = stop_token_ids(bundle.tokenizer)  # EOS and the template's end of turn
+    return kwargs
+
+
+def _is_empty(prompt: Prompt) -> bool:
+    if isinstance(prompt, str):
+        return not prompt.strip()
+    return not prompt or not str(prompt[-1].get("content", "")).strip()
+
+
+def _inputs(bundle, prompts: list[Prompt], dev):
     tok = bundle.tokenizer
     tok.padding_side = "left"  # decoder-only models continue from the last real token
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tok(format_prompts(bundle, prompts), return_tensors="pt", padding=True, add_special_tokens=False)
     if enc["input_ids"].shape[1] == 0:
         raise ConfigError("The prompt is empty.", hint="Type a few words for the model to continue.")
     return {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
 
-def generate_batch(bundle, prompts: list[str], settings: GenerationSettings, device: str = "cpu") -> list[str]:
-    """Continuations (without the prompt) for several prompts at once."""
+def generate_batch(bundle, prompts: list[Prompt], settings: GenerationSettings, device: str = "cpu") -> list[str]:
+    """Answers (only the new text, up to the stop token) for several prompts at once."""
+    return [text for text, _ in generate_with_stops(bundle, prompts, settings, device)]
+
+
+def generate_with_stops(
+    bundle, prompts: list[Prompt], settings: GenerationSettings, device: str = "cpu"
+) -> list[tuple[str, bool]]:
+    """(answer, whether it ended with a stop token rather than at max_new_tokens) for each prompt."""
     import torch
 
     from core.device import resolve_device
 
     dev = resolve_device(device)
     bundle.model.to(dev).eval()
-    prompts = [p if p.strip() else (bundle.tokenizer.eos_token or " ") for p in prompts]
+    if not _formatted(bundle):
+        prompts = [p if not _is_empty(p) else (bundle.tokenizer.eos_token or " ") for p in prompts]
     enc = _inputs(bundle, prompts, dev)
+    kwargs = _kwargs(bundle, settings)
     torch.manual_seed(settings.seed)
     with torch.inference_mode():
-        out = bundle.model.generate(**enc, **settings.generate_kwargs(bundle.tokenizer))
+        out = bundle.model.generate(**enc, **kwargs)
     new = out[:, enc["input_ids"].shape[1] :]
-    return bundle.tokenizer.batch_decode(new, skip_special_tokens=True)
+    stops = kwargs["eos_token_id"]
+    stops = set(stops if isinstance(stops, list) else [stops])
+    texts = bundle.tokenizer.batch_decode(new, skip_special_tokens=True)
+    return [(text, bool(stops & set(row.tolist()))) for text, row in zip(texts, new)]
 
 
-def generate(bundle, prompt: str, settings: GenerationSettings, device: str = "cpu") -> str:
+def generate(bundle, prompt: Prompt, settings: GenerationSettings, device: str = "cpu") -> str:
     return generate_batch(bundle, [prompt], settings, device)[0]
 
 
@@ -172,7 +217,7 @@ def ready_end(text: str, shown: int, done: bool) -> int:
 
 
 def stream(
-    bundle, prompt: str, settings: GenerationSettings, device: str = "cpu", interval: float = STREAM_INTERVAL_S
+    bundle, prompt: Prompt, settings: GenerationSettings, device: str = "cpu", interval: float = STREAM_INTERVAL_S
 ) -> Iterator[str]:
     """Yield text pieces as they are generated: the first word at once, then what is new every ``interval`` s.
 
@@ -185,7 +230,7 @@ def stream(
 
     from core.device import resolve_device
 
-    if not prompt.strip():
+    if _is_empty(prompt):
         raise ConfigError("The prompt is empty.", hint="Type a few words for the model to continue.")
     if settings.strategy == "beam":
         # transformers cannot stream beam search (the best beam is known only at the end).
@@ -202,7 +247,7 @@ def stream(
     def work() -> None:
         torch.manual_seed(settings.seed)
         with torch.inference_mode():
-            bundle.model.generate(**enc, **settings.generate_kwargs(bundle.tokenizer), streamer=feed)
+            bundle.model.generate(**enc, **_kwargs(bundle, settings), streamer=feed)
 
     worker = greenlet(work)
     shown = 0

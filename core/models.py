@@ -45,6 +45,7 @@ class ModelBundle:
     source: str
     description: str
     max_positions: int
+    sft: Any = None  # core.sft.SftOptions of a generation run: how its prompts are formatted (None: plain text)
 
 
 def minilm_path() -> str:
@@ -185,10 +186,22 @@ def _head_kwargs(task: str, label_names: list[str] | None) -> dict[str, Any]:
     return {}
 
 
-def _load_pretrained(path_or_id: str, task: str, label_names, trust_remote_code: bool, is_local: bool):
+def _load_pretrained(
+    path_or_id: str, task: str, label_names, trust_remote_code: bool, is_local: bool, quantize_4bit: bool = False
+):
     import transformers
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if quantize_4bit:
+        import torch
+
+        kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        kwargs["device_map"] = {"": 0}
     if not is_local:
         # A missing hub is common here; fail fast instead of retrying for minutes.
         kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -217,15 +230,24 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    from core.sft import DEFAULT_TEMPLATE, MARKERS
+
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<|endoftext|>"],
+        # EOS (also the padding) and the default chat template's role markers, each one token
+        special_tokens=["<|endoftext|>", *MARKERS],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        additional_special_tokens=list(MARKERS),
+    )
     fast.pad_token = fast.eos_token
+    fast.chat_template = DEFAULT_TEMPLATE  # saved with the tokenizer: every later use formats prompts the same way
     return fast
 
 
@@ -259,11 +281,15 @@ def build_model(
     seed: int = 42,
     trust_remote_code: bool = False,
     runs_root: Path | None = None,
+    quantize_4bit: bool = False,
 ) -> ModelBundle:
-    """Load (or, for the generation default, build) a model with a head for ``task``."""
+    """Load (or, for the generation default, build) a model with a head for ``task``; ``quantize_4bit`` loads
+    its weights in 4 bits for QLoRA (CUDA with bitsandbytes only)."""
     import torch
 
     check_remote_code(trust_remote_code)
+    if quantize_4bit:
+        check_qlora(source)
     quiet_transformers()
     torch.manual_seed(seed)
     if source == "default":
@@ -285,10 +311,35 @@ def build_model(
                     hint="Start from its base model instead.",
                 )
         else:
-            model, tokenizer = _load_pretrained(path, task, label_names, trust_remote_code, is_local)
+            model, tokenizer = _load_pretrained(path, task, label_names, trust_remote_code, is_local, quantize_4bit)
         description = source
     _ensure_pad_token(model, tokenizer)
     return ModelBundle(model, tokenizer, task, label_names, source, description, _max_positions(model, tokenizer))
+
+
+def qlora_unavailable_reason() -> str | None:
+    """Why QLoRA (LoRA on a 4-bit model) cannot run here, or None when it can: it needs CUDA and bitsandbytes."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return "QLoRA loads the model in 4 bits with bitsandbytes, which needs an NVIDIA GPU (CUDA); none is available here."
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "QLoRA needs the bitsandbytes package, which is not installed (pip install bitsandbytes)."
+    return None
+
+
+def check_qlora(source: str) -> None:
+    """Refuse QLoRA where it cannot run, saying why."""
+    reason = qlora_unavailable_reason()
+    if reason:
+        raise ModelError(reason, hint="Use LoRA (method 'lora'): it trains the same adapters on the full model.")
+    if source == "default":
+        raise ModelError(
+            "QLoRA quantizes a pretrained model; the built-in generation model is trained from scratch.",
+            hint="Pick a pretrained causal language model as the source, or use full fine-tuning.",
+        )
 
 
 def _ensure_pad_token(model, tokenizer) -> None:
@@ -450,7 +501,13 @@ def prepare_for_method(bundle: ModelBundle, model_cfg) -> ModelBundle:
     if model_cfg.method in ("prefix", "prompt"):
         bundle.model = apply_virtual_tokens(bundle, model_cfg.method, model_cfg.num_virtual_tokens)
         bundle.max_positions -= virtual_token_count(bundle.model)
-    elif model_cfg.method == "lora":
+    elif model_cfg.method in ("lora", "qlora"):
+        if model_cfg.method == "qlora":
+            from peft import prepare_model_for_kbit_training
+
+            bundle.model = prepare_model_for_kbit_training(
+                bundle.model, use_gradient_checkpointing=model_cfg.gradient_checkpointing
+            )
         bundle.model = apply_lora(
             bundle.model,
             bundle.task,
@@ -461,7 +518,25 @@ def prepare_for_method(bundle: ModelBundle, model_cfg) -> ModelBundle:
         )
     elif model_cfg.method == "freeze" or model_cfg.freeze_embeddings:
         freeze(bundle.model, embeddings=model_cfg.freeze_embeddings, layers=model_cfg.freeze_layers)
+    if model_cfg.gradient_checkpointing:
+        use_gradient_checkpointing(bundle.model)
     return bundle
+
+
+def use_gradient_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them: less memory, ~30% more
+    compute. The non-reentrant form also works when the inputs need no gradient (LoRA on frozen embeddings)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise ModelError(
+            f"{type(base).__name__} does not support gradient checkpointing.", hint="Turn gradient checkpointing off."
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers 5's name; the old one warns
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    base.config.use_cache = False
 
 
 def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | None = None) -> None:
@@ -479,6 +554,8 @@ def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | N
         "description": bundle.description,
         "adapter": (folder / "adapter_config.json").exists(),
     }
+    if getattr(bundle, "sft", None) is not None:
+        meta["sft"] = bundle.sft.to_meta()  # generation formats prompts as training did
     meta.update(extra_meta or {})
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -517,6 +594,8 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         raise ModelError(f"Could not load the saved model in '{folder}': {_short(err)}") from None
     model.to(device).eval()
     _ensure_pad_token(model, tokenizer)
+    from core.sft import SftOptions
+
     return ModelBundle(
         model,
         tokenizer,
@@ -525,6 +604,7 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         meta.get("source", str(folder)),
         meta.get("description", str(folder)),
         _max_positions(model, tokenizer) - virtual_token_count(model),
+        SftOptions.from_meta(meta.get("sft")),
     )
 
 

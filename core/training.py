@@ -174,7 +174,7 @@ class TrainStep:
         from core import distill
 
         if self.task == "generation":
-            return self.fast.lm_loss(self.model, batch)
+            return self.fast.lm_loss(self.model, batch, labels)  # labels: -100 where not learned (prompts)
         logits = self.model(**batch).logits.float()
         if self.task == "regression":
             return F.mse_loss(logits.squeeze(-1), labels.float())

@@ -338,6 +338,144 @@ def qa_rows(n: int = 200) -> list[tuple[str, str]]:
     return rows[:n]
 
 
+# ---------------------------------------------------------------------------------------------- headlines
+
+TOWNS = [
+    "Brookvale", "Harrowmere", "Eastfield", "Lindqvist Bay", "Marlow Cross", "Oakhaven", "Pennick", "Redwater",
+    "Saltcombe", "Thornby", "Upper Ashford", "Westmoor", "Kellerton", "Ravensholm", "Fairbridge", "Glenmore",
+]  # fmt: skip
+OFFICIALS = ["Ina Holt", "Bram Castell", "Odile Fenwick", "Rui Matsuda", "Greta Solberg", "Kwame Asante", "Lena Petrov"]
+BUILDINGS = ["library", "swimming pool", "bridge", "primary school", "health centre", "sports hall", "bus station"]
+COMPANIES = ["Norvik Foods", "Calder Steel", "Brightline Software", "Aldous Textiles", "Pemberton Glass",
+             "Halden Motors", "Quayside Shipping"]  # fmt: skip
+SPORTS = [("football", "cup final"), ("rugby", "league final"), ("hockey", "championship"), ("basketball", "final")]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+EXHIBITS = ["Viking tools", "early photographs", "local paintings", "Roman coins", "old maps", "wartime letters"]
+
+
+def _headline_row(rng: random.Random) -> tuple[str, str]:
+    """A three-sentence news item and the headline it calls for (the facts of its first sentence)."""
+    town, day, who = rng.choice(TOWNS), rng.choice(WEEKDAYS), rng.choice(OFFICIALS)
+    kind = rng.randrange(6)
+    if kind == 0:
+        thing = rng.choice(BUILDINGS)
+        cost, year = rng.randint(2, 30), rng.randint(2027, 2031)
+        article = (
+            f"The council of {town} voted on {day} to build a new {thing}. The project will cost {cost} million "
+            f"euros and should open in {year}. Council leader {who} said residents had asked for it for years."
+        )
+        return article, f"{town} to build new {thing}"
+    if kind == 1:
+        company, jobs = rng.choice(COMPANIES), rng.randrange(50, 900, 10)
+        cut = rng.random() < 0.5
+        verb = "cut" if cut else "create"
+        reason = "falling orders" if cut else "strong demand"
+        because = "blamed" if cut else "pointed to"
+        article = (
+            f"{company} said on {day} that it will {verb} {jobs} jobs at its plant in {town}. The company "
+            f"{because} {reason}. Union representative {who} said workers would be told more next week."
+        )
+        return article, f"{company} to {verb} {jobs} jobs in {town}"
+    if kind == 2:
+        sport, final = rng.choice(SPORTS)
+        rival = rng.choice([t for t in TOWNS if t != town])
+        a, b = rng.randint(1, 5), rng.randint(0, 4)
+        if a == b:
+            a += 1
+        article = (
+            f"{town} beat {rival} {a}-{b} in the {sport} {final} on {day}. It is the club's first title in a "
+            f"decade. Coach {who} praised the players for their patience."
+        )
+        return article, f"{town} win {sport} {final}"
+    if kind == 3:
+        hours = rng.randint(6, 48)
+        article = (
+            f"A storm closed roads around {town} for {hours} hours on {day}. Fallen trees blocked the main routes "
+            f"and several homes lost power. Emergency officer {who} asked people to stay indoors."
+        )
+        return article, f"Storm closes roads around {town}"
+    if kind == 4:
+        exhibit, months = rng.choice(EXHIBITS), rng.randint(2, 9)
+        article = (
+            f"The museum in {town} opened an exhibition of {exhibit} on {day}. The show runs for {months} months "
+            f"and entry is free for children. Curator {who} said some pieces had never been shown before."
+        )
+        return article, f"{town} museum shows {exhibit}"
+    fare = rng.randint(5, 25)
+    article = (
+        f"Bus fares in {town} will rise by {fare} percent from next month, the transport office said on {day}. "
+        f"Fuel and wages cost more than last year. Passenger group leader {who} called the rise unfair."
+    )
+    return article, f"{town} bus fares to rise {fare} percent"
+
+
+def headline_rows(n: int = 300) -> list[tuple[str, str]]:
+    rng = random.Random(SEED + 4)
+    rows, seen = [], set()
+    while len(rows) < n:
+        article, headline = _headline_row(rng)
+        if article not in seen:
+            seen.add(article)
+            rows.append((article, headline))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- chat
+
+SHOP_SYSTEM = "You are the helpful assistant of Lantern Books, a small online bookshop. Answer briefly and kindly."
+ORDER_STATES = [
+    ("was sent on {day}", "It should arrive within two working days."),
+    ("is being packed today", "You will get an email with the tracking link once it leaves us."),
+    ("was delivered on {day}", "If you cannot find it, please check with your neighbours first."),
+    ("is waiting for one book from the publisher", "We will send everything together by {day}."),
+]
+GENRES = ["crime novels", "poetry", "cookbooks", "travel guides", "children's books", "history books", "comics"]
+
+
+def _chat_conversation(rng: random.Random) -> dict:
+    kind = rng.randrange(3)
+    order = rng.randint(10000, 99999)
+    day, later = rng.sample(WEEKDAYS, 2)
+    msgs = [{"role": "system", "content": SHOP_SYSTEM}]
+    if kind == 0:
+        state, advice = rng.choice(ORDER_STATES)
+        msgs += [
+            {"role": "user", "content": f"Hello, where is my order {order}?"},
+            {"role": "assistant", "content": f"Order {order} {state.format(day=day)}. {advice.format(day=later)}"},
+            {"role": "user", "content": "Thank you!"},
+            {"role": "assistant", "content": "You are welcome. Enjoy your reading!"},
+        ]
+    elif kind == 1:
+        days = rng.choice([14, 30])
+        msgs += [
+            {"role": "user", "content": f"Can I return a book from order {order}?"},
+            {"role": "assistant", "content": f"Yes. You can return any book within {days} days of delivery."},
+            {"role": "user", "content": "How do I send it back?"},
+            {
+                "role": "assistant",
+                "content": f"Print the return label from your account page, write {order} on the parcel and take "
+                "it to any post office. The refund follows within five days.",
+            },
+        ]
+    else:
+        genre = rng.choice(GENRES)
+        count = rng.randint(20, 400)
+        msgs += [
+            {"role": "user", "content": f"Do you sell {genre}?"},
+            {"role": "assistant", "content": f"Yes, we have {count} titles among our {genre} in stock right now."},
+            {"role": "user", "content": "Do you deliver abroad?"},
+            {"role": "assistant", "content": "We deliver within Europe. Shipping costs are shown at checkout."},
+        ]
+    return {"messages": msgs}
+
+
+def chat_lines(n: int = 150) -> list[str]:
+    import json
+
+    rng = random.Random(SEED + 5)
+    return [json.dumps(_chat_conversation(rng), ensure_ascii=False) for _ in range(n)]
+
+
 # ---------------------------------------------------------------------------------------------- writing
 
 
@@ -354,6 +492,8 @@ def write_all(out: Path) -> None:
     _write_csv(out / "pairs.csv", ["premise", "hypothesis", "label"], pair_rows())
     _write_csv(out / "qa.csv", ["prompt", "response"], qa_rows())
     (out / "stories.txt").write_text(stories_text(), encoding="utf-8", newline="\n")
+    _write_csv(out / "headlines.csv", ["article", "headline"], headline_rows())
+    (out / "chat.jsonl").write_text("\n".join(chat_lines()) + "\n", encoding="utf-8", newline="\n")
 
 
 if __name__ == "__main__":
