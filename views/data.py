@@ -38,6 +38,8 @@ def check(
     text: str,
     pair,
     label,
+    instruction,
+    system,
     max_length: int,
     exact: bool,
     split: tuple | None,
@@ -46,7 +48,7 @@ def check(
     from core.data import ColumnChoice, check_data, split_frame
 
     frame = read(path, stamp, corpus).frame
-    columns = ColumnChoice(text, pair, label)
+    columns = ColumnChoice(text, pair, label, instruction, system)
     splits = None
     split_error = None
     if split is not None:
@@ -89,9 +91,17 @@ def choose_file() -> tuple[Path | None, str]:
         index=samples.index("sentiment.csv") if "sentiment.csv" in samples else 0,
         key="data_sample",
         help="sentiment.csv: reviews with positive/negative labels; pairs.csv: sentence pairs; "
-        "qa.csv: questions and answers; stories.txt: plain text for generation.",
+        "qa.csv: questions and answers; headlines.csv: news articles and their headlines; chat.jsonl: "
+        "conversations at a bookshop's help desk; stories.txt: plain text for generation.",
     )
     return SAMPLES / name, name
+
+
+GENERATION_SHAPES = {
+    "chat": "Conversations: the model learns to write the assistant's turns, one after another.",
+    "pairs": "Prompt and response: the model learns to write the response to each prompt, then stop.",
+    "corpus": "Plain text: the model learns to continue text like yours.",
+}
 
 
 def column_choice(frame, task: str, file_key: str):
@@ -99,6 +109,8 @@ def column_choice(frame, task: str, file_key: str):
 
     names = [str(c) for c in frame.columns]
     guess = guess_columns(frame, task)
+    if task == "generation":
+        return generation_columns(frame, names, guess, file_key)
     c1, c2, c3 = st.columns(3)
     text = c1.selectbox(
         "Text column",
@@ -125,6 +137,63 @@ def column_choice(frame, task: str, file_key: str):
             help="The answer the model should learn: a category, or a number for regression.",
         )
     return ColumnChoice(text, None if pair == NONE else pair, label)
+
+
+def generation_columns(frame, names: list[str], guess, file_key: str):
+    """Generation data comes in three shapes: conversations, prompt and response, or plain text."""
+    from core.data import ColumnChoice
+    from core.sft import chat_column
+
+    chat = chat_column(frame)
+    if chat is not None:
+        st.info(GENERATION_SHAPES["chat"])
+        st.caption("Conversations are read from the column below ('messages' with role/content, or ShareGPT's "
+                   "'conversations' with from/value).")  # fmt: skip
+        st.text(chat)
+        return ColumnChoice(chat)
+    c1, c2, c3, c4 = st.columns(4)
+    options = [NONE] + names
+
+    def optional(container, label: str, guessed: str | None, key: str, help_text: str) -> str:
+        index = options.index(guessed) if guessed in names else 0
+        return container.selectbox(label, options, index=index, key=f"{key}_{file_key}", help=help_text)
+
+    response = optional(
+        c2,
+        "Response column",
+        guess.text_pair,
+        "col_pair",
+        "What the model should learn to answer. (none): plain text the model learns to continue.",
+    )
+    text = c1.selectbox(
+        "Prompt column" if response != NONE else "Text column",
+        names,
+        index=names.index(guess.text),
+        key=f"col_text_{file_key}",
+        help="What the model reads (the prompt), or the text to learn from when there is no response column.",
+    )
+    instruction = system = NONE
+    if response != NONE:
+        instruction = optional(
+            c3,
+            "Instruction column (optional)",
+            guess.instruction,
+            "col_instr",
+            "Put before each prompt (Alpaca's 'instruction'; the prompt column is then its 'input').",
+        )
+        system = optional(
+            c4,
+            "System message column (optional)",
+            guess.system,
+            "col_system",
+            "A system message for each row (who the assistant is, how it answers).",
+        )
+    st.info(GENERATION_SHAPES["pairs" if response != NONE else "corpus"])
+
+    def pick(value: str) -> str | None:
+        return None if value == NONE else value
+
+    return ColumnChoice(text, pick(response), None, pick(instruction), pick(system))
 
 
 def split_settings(task: str, file_key: str):
@@ -326,6 +395,8 @@ def main() -> None:
         columns.text,
         columns.text_pair,
         columns.label,
+        columns.instruction,
+        columns.system,
         int(max_length),
         bool(exact),
         split,
@@ -347,6 +418,8 @@ def main() -> None:
         text_column=columns.text,
         text_pair_column=columns.text_pair,
         label_column=columns.label,
+        instruction_column=columns.instruction,
+        system_column=columns.system,
         val_fraction=val,
         test_fraction=test,
         stratify=stratify,

@@ -13,11 +13,15 @@ from ui.state import load_bundle, run_store
 from ui.uploads import stage
 
 MAX_ROWS_SHOWN = 1_000
-HEADLINE = ("accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l")
+HEADLINE = (
+    "accuracy", "precision", "recall", "f1", "loss", "mse", "mae", "r2", "perplexity", "bleu", "rouge_l",
+    "exact_match", "stopped",
+)  # fmt: skip
+MAX_GENERATIONS = 50  # test prompts answered by a generation run (each is a full generate call)
 
 
 @st.cache_data(max_entries=6, show_spinner=False)
-def evaluate(run_id: str, stamp: float, split: str, file: str | None):
+def evaluate(run_id: str, stamp: float, split: str, file: str | None, generation: bool = False):
     """Scores are cached by run, model time stamp and data, so moving a filter does not re-run the model.
 
     The model itself comes from the shared model cache (keyed by run and model time stamp), so scoring
@@ -28,7 +32,24 @@ def evaluate(run_id: str, stamp: float, split: str, file: str | None):
     from core.evaluation import evaluate_run
 
     run = run_store().get(run_id)
-    return evaluate_run(run, split=split, file=Path(file) if file else None, bundle=load_bundle(run))
+    # A generation run answers the test prompts one batch at a time: a progress bar, made (and removed) in here
+    # because a cached function may only draw into elements it creates itself.
+    bar = st.progress(0.0, text="Answering the test prompts...") if generation else None
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Answering the test prompts: {done} of {total}")
+
+    report = evaluate_run(
+        run,
+        split=split,
+        file=Path(file) if file else None,
+        bundle=load_bundle(run),
+        max_generations=MAX_GENERATIONS,
+        progress=progress if bar is not None else None,
+    )
+    if bar is not None:
+        bar.empty()
+    return report
 
 
 def choose_data(run) -> tuple[str, str | None] | None:
@@ -120,7 +141,31 @@ def regression(report) -> None:
 def generation(report) -> None:
     if "bleu" not in report.metrics:
         st.caption("BLEU and ROUGE need references: evaluate on data with a second text column (prompt and answer).")
-    st.dataframe(report.predictions.head(200), hide_index=True)
+        st.dataframe(report.predictions.head(200), hide_index=True)
+        return
+    m = report.metrics
+    st.caption(
+        f"The model answered the first {m['generated']:,} prompts (greedy decoding). Exact match: the answer equals "
+        "the reference; ROUGE-L and BLEU give credit for overlap (by characters for Chinese, Japanese and Korean). "
+        "Stopped: answers that ended with the stop token rather than running to the length limit. Perplexity "
+        "counts the response tokens only."
+    )
+    st.subheader("Answers")
+    table = report.predictions
+    c1, c2, c3 = st.columns(3)
+    wrong_only = c1.toggle("Only answers that differ from the reference", key="g_wrong")
+    max_rouge = c2.slider("At most this ROUGE-L", 0.0, 1.0, 1.0, 0.05, key="g_rouge",
+                          help="Lower it to see the answers furthest from their reference.")  # fmt: skip
+    contains = c3.text_input("Prompt or answer contains", key="g_text")
+    if wrong_only:
+        table = table[~table["exact"]]
+    table = table[table["rouge_l"] <= max_rouge + 1e-9]
+    if contains:
+        hit = table["prompt"].str.contains(contains, case=False, regex=False)
+        hit |= table["generation"].str.contains(contains, case=False, regex=False)
+        table = table[hit]
+    st.caption(f"{len(table):,} of {len(report.predictions):,} answers shown.")
+    st.dataframe(table.sort_values("rouge_l"), hide_index=True)
 
 
 def main() -> None:
@@ -134,14 +179,15 @@ def main() -> None:
     split, file = choice
     stamp = (run.model_dir / "workbench.json").stat().st_mtime
     key = (run.id, stamp, split, file)
+    answers = run.config().model.task == "generation"  # a generation run answers the test prompts too
     if st.button("Evaluate", type="primary", icon=":material/fact_check:"):
         with st.spinner("Loading the model and scoring every row..."):
-            evaluate(run.id, stamp, split, file)
+            evaluate(run.id, stamp, split, file, answers)
         st.session_state.setdefault("evaluated", set()).add(key)
     if key not in st.session_state.get("evaluated", set()):
         st.caption("Press Evaluate to score the model on this data.")
         return
-    report = evaluate(run.id, stamp, split, file)
+    report = evaluate(run.id, stamp, split, file, answers)
     headline(report)
     {"classification": classification, "regression": regression, "generation": generation}[report.task](report)
     st.download_button(

@@ -16,6 +16,8 @@ from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardwa
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
 SAMPLE_NAME = "sentiment-sample"
+GENERATION_SAMPLE = SAMPLE.with_name("headlines.csv")
+GENERATION_SAMPLE_NAME = "headlines-sample"
 STEPS = [
     (nav.DATA.path, "1. Data", "Bring a file (CSV, TSV, JSON, JSON Lines, Parquet or text), check it, split it."),
     (nav.TRAIN.path, "2. Train", "Pick a model and a method, start, and watch the loss fall live."),
@@ -25,18 +27,23 @@ STEPS = [
 ]
 
 
-def try_the_sample() -> None:
-    """Save the bundled sentiment data once as a dataset and open the Train page with it chosen."""
+def try_the_sample(generation: bool = False) -> None:
+    """Save a bundled sample once as a dataset (sentiment reviews, or articles and their headlines for
+    generation) and open the Train page with it chosen."""
     from core.datasets import DatasetSettings
 
     store = dataset_store()
-    dataset = store.find(SAMPLE_NAME)
+    name, path = (GENERATION_SAMPLE_NAME, GENERATION_SAMPLE) if generation else (SAMPLE_NAME, SAMPLE)
+    dataset = store.find(name)
     if dataset is None:
-        settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+        if generation:
+            settings = DatasetSettings(task="generation", text_column="article", text_pair_column="headline")
+        else:
+            settings = DatasetSettings(task="classification", text_column="text", label_column="label")
         from core.data import read_table
 
-        rows = len(read_table(SAMPLE).frame)
-        dataset = store.save(SAMPLE_NAME, SAMPLE, SAMPLE.name, settings, rows=rows)
+        rows = len(read_table(path).frame)
+        dataset = store.save(name, path, path.name, settings, rows=rows)
     st.session_state["train_dataset"] = dataset.name
     st.session_state.pop("show_form", None)
     st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: dataset.name})
@@ -64,6 +71,14 @@ with guarded():
         )
         if st.button("Try the sample", type="primary", icon=":material/rocket_launch:"):
             try_the_sample()
+        if GENERATION_SAMPLE.exists():
+            st.write(
+                "Or teach a model to write: 300 short news articles, each with its headline. The model learns to "
+                "read an article and write the headline, then stop; score it on the Evaluate page and try your "
+                "own article in the Playground."
+            )
+            if st.button("Try the headline sample", icon=":material/edit_note:"):
+                try_the_sample(generation=True)
     else:
         st.info("The bundled sample data is missing (data/samples/sentiment.csv). Start from the Data page.")
 

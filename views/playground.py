@@ -100,10 +100,59 @@ def explain_text(bundle, text: str, pair: str | None) -> None:
     st.markdown(highlighted(pieces), unsafe_allow_html=True)
 
 
+def show_stream(pieces) -> str:
+    """Model output as it arrives, shown as plain text (never markdown): one placeholder rewritten per piece."""
+    box = st.empty()
+    text = ""
+    for piece in pieces:
+        text += piece
+        box.text(text)
+    if not text:
+        box.caption("(The model answered with the stop token at once: an empty answer.)")
+    return text
+
+
+def formatted_run(bundle) -> bool:
+    return bundle.sft is not None and bundle.sft.formatted
+
+
+def chat(run, bundle, settings) -> None:
+    """A multi-turn chat for runs trained on conversations; the history is kept per run for this session."""
+    from core.generation import stream
+
+    key = f"chat_{run.id}"
+    history = st.session_state.setdefault(key, [])
+    c1, c2 = st.columns([4, 1])
+    system = c1.text_input("System message (optional)", key=f"system_{run.id}", help="Who the assistant is.")
+    if c2.button("New conversation", icon=":material/restart_alt:", key=f"clear_{run.id}"):
+        history.clear()
+    for message in history:
+        with st.chat_message(message["role"]):
+            st.text(message["content"])
+    said = st.chat_input("Write a message")
+    if not said or not said.strip():
+        return
+    history.append({"role": "user", "content": said.strip()})
+    with st.chat_message("user"):
+        st.text(said.strip())
+    conversation = ([{"role": "system", "content": system}] if system.strip() else []) + history
+    with st.chat_message("assistant"):
+        answer = show_stream(stream(bundle, conversation, settings))
+    history.append({"role": "assistant", "content": answer})
+
+
 def generate(run, bundle) -> None:
     from core.generation import STRATEGIES, GenerationSettings, stream
 
-    prompt = st.text_area("Prompt", value=example_texts(run, 1)[:200], key=f"prompt_{run.id}", height=100)
+    is_chat = bundle.sft is not None and bundle.sft.shape == "chat"
+    if formatted_run(bundle):
+        st.caption(
+            "This run learnt to answer prompts: your prompt is formatted the way it was trained, and only the "
+            "answer comes back, up to the model's stop token."
+        )
+    prompt = "" if is_chat else st.text_area(
+        "Prompt", value=example_texts(run, 1)[:200], key=f"prompt_{run.id}", height=100
+    )  # fmt: skip
     c = st.columns(4)
     strategy = c[0].radio(
         "Decoding",
@@ -163,11 +212,18 @@ def generate(run, bundle) -> None:
         repetition_penalty=float(repetition),
         seed=int(seed),
     )
+    if is_chat:
+        chat(run, bundle, settings)
+        return
     if st.button("Generate", type="primary", icon=":material/send:"):
         with st.container(border=True):
-            st.markdown(f"**{md(prompt)}**")
-            # The model's words are text: a generated link or image stays characters on the screen.
-            st.write_stream(md_block(piece) for piece in stream(bundle, prompt, settings))
+            if formatted_run(bundle):
+                st.caption("Answer")
+                show_stream(stream(bundle, prompt, settings))
+            else:
+                st.markdown(f"**{md(prompt)}**")
+                # The model's words are text: a generated link or image stays characters on the screen.
+                st.write_stream(md_block(piece) for piece in stream(bundle, prompt, settings))
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ METHOD_HELP = {
     "full": "Full fine-tuning: every weight learns. Best results, most memory.",
     "freeze": "Freeze the embeddings and the first layers; only the top of the model learns. Faster, less memory.",
     "lora": "LoRA: small adapter matrices learn, the model stays frozen. A few % of the parameters; fast.",
+    "qlora": "QLoRA: LoRA on the model loaded in 4 bits. Large models fit in a small GPU's memory.",
     "prefix": "Prefix tuning: learn virtual tokens prepended to every layer; the model stays frozen.",
     "prompt": "Prompt tuning: learn virtual tokens prepended to the input; the model stays frozen.",
 }
@@ -142,7 +143,16 @@ def choose_model(task: str):
 
 def choose_method(task: str, shape) -> dict:
     methods = ["full", "freeze", "lora"] + (["prefix", "prompt"] if task == "generation" else [])
+    qlora_off = None
+    if task == "generation":
+        from core.models import qlora_unavailable_reason
+
+        qlora_off = qlora_unavailable_reason()
+        if qlora_off is None:
+            methods.insert(3, "qlora")
     method = st.radio("Method", methods, format_func=lambda m: METHOD_HELP[m], key=f"method_{task}")
+    if qlora_off:
+        st.caption(f"QLoRA is not offered: {qlora_off}")
     out: dict = {"method": method}
     if method == "freeze":
         c1, c2 = st.columns(2)
@@ -160,7 +170,7 @@ def choose_method(task: str, shape) -> dict:
             key="freeze_embeddings",
             help="Usually a large share of a small model's parameters.",
         )
-    elif method == "lora":
+    elif method in ("lora", "qlora"):
         c = st.columns(4)
         out["lora_r"] = int(
             c[0].number_input(
@@ -224,6 +234,11 @@ def model_extras(method: str) -> dict:
         c1, c2 = st.columns(2)
         if c1.checkbox("Override dropout", key="dropout_on", help="Use the model's own dropout unless set."):
             out["dropout"] = float(c2.number_input("Dropout", 0.0, 0.9, 0.1, 0.05, key="dropout"))
+        out["gradient_checkpointing"] = st.checkbox(
+            "Gradient checkpointing",
+            key="grad_ckpt",
+            help="Recompute activations in the backward pass: much less memory for long inputs, about 30% slower.",
+        )
         if method == "full":
             out["freeze_embeddings"] = st.checkbox(
                 "Freeze the token embeddings",

@@ -473,7 +473,12 @@ def chat_lines(n: int = 150) -> list[str]:
     import json
 
     rng = random.Random(SEED + 5)
-    return [json.dumps(_chat_conversation(rng), ensure_ascii=False) for _ in range(n)]
+    lines: list[str] = []
+    while len(lines) < n:
+        line = json.dumps(_chat_conversation(rng), ensure_ascii=False)
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------- writing
