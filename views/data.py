@@ -146,7 +146,7 @@ def generation_columns(frame, names: list[str], guess, file_key: str):
 
     chat = chat_column(frame)
     if chat is not None:
-        st.info(GENERATION_SHAPES["chat"])
+        st.info(md(GENERATION_SHAPES["chat"]))
         st.caption("Conversations are read from the column below ('messages' with role/content, or ShareGPT's "
                    "'conversations' with from/value).")  # fmt: skip
         st.text(chat)
@@ -188,7 +188,7 @@ def generation_columns(frame, names: list[str], guess, file_key: str):
             "col_system",
             "A system message for each row (who the assistant is, how it answers).",
         )
-    st.info(GENERATION_SHAPES["pairs" if response != NONE else "corpus"])
+    st.info(md(GENERATION_SHAPES["pairs" if response != NONE else "corpus"]))
 
     def pick(value: str) -> str | None:
         return None if value == NONE else value

@@ -37,7 +37,7 @@ def evaluate(run_id: str, stamp: float, split: str, file: str | None, generation
     bar = st.progress(0.0, text="Answering the test prompts...") if generation else None
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Answering the test prompts: {done} of {total}")
+        bar.progress(done / max(total, 1), text=md(f"Answering the test prompts: {done} of {total}"))
 
     report = evaluate_run(
         run,

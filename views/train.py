@@ -27,6 +27,7 @@ from ui.state import (
 
 MAIN_FIELDS = ["epochs", "learning_rate", "batch_size", "max_length"]
 OWN_SECTION = {"device", "precision", "distill_alpha", "distill_temperature", *MAIN_FIELDS}
+GENERATION_ONLY = {"train_on_prompt", "packing"}  # how prompt/response and chat data become examples
 METHOD_HELP = {
     "full": "Full fine-tuning: every weight learns. Best results, most memory.",
     "freeze": "Freeze the embeddings and the first layers; only the top of the model learns. Faster, less memory.",
@@ -152,7 +153,7 @@ def choose_method(task: str, shape) -> dict:
             methods.insert(3, "qlora")
     method = st.radio("Method", methods, format_func=lambda m: METHOD_HELP[m], key=f"method_{task}")
     if qlora_off:
-        st.caption(f"QLoRA is not offered: {qlora_off}")
+        st.caption(md(f"QLoRA is not offered: {qlora_off}"))
     out: dict = {"method": method}
     if method == "freeze":
         c1, c2 = st.columns(2)
@@ -223,7 +224,8 @@ def train_settings(task: str, source: str, shape, dataset) -> dict:
     prefix = f"tc_{task}_{source}_"
     values = fields_grid(TrainConfig, MAIN_FIELDS, defaults, prefix, task=task, columns=4)
     with st.expander("Advanced settings"):
-        rest = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in OWN_SECTION]
+        hidden = OWN_SECTION if task == "generation" else OWN_SECTION | GENERATION_ONLY
+        rest = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in hidden]
         values.update(fields_grid(TrainConfig, rest, defaults, prefix, task=task, columns=3))
     return values
 
