@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import charts, nav
+from ui import charts, keys, nav
 from ui.guard import guarded
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
@@ -227,12 +227,12 @@ def save_section(path: Path, original: str, settings, extra, rows: int, usable: 
         dataset = store.save(
             name, path, original, settings, rows=rows, validation=extra.get("validation"), test=extra.get("test")
         )
-        st.session_state["saved_dataset"] = dataset.name
-    saved = st.session_state.get("saved_dataset")
+        st.session_state[keys.SAVED_DATASET] = dataset.name
+    saved = st.session_state.get(keys.SAVED_DATASET)
     if saved and store.find(saved) is not None:
         st.success(f"Saved as dataset **{md(saved)}**.")
         if st.button("Train with this dataset", type="primary", icon=":material/model_training:"):
-            st.session_state["train_dataset"] = saved
+            st.session_state[keys.TRAIN_DATASET] = saved
             st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: saved})
 
 
