@@ -7,7 +7,7 @@ import functools
 import streamlit as st
 
 from core.export import merge_run_adapter, multi_gpu_command, train_command, zip_folder
-from core.runs import DAMAGED, RESUMABLE, RunState
+from core.runs import DAMAGED, RESUMABLE
 from ui import keys, nav
 from ui.format import duration, state_badge
 from ui.guard import guarded
@@ -33,7 +33,7 @@ def actions(run) -> None:
     state = status.get("state")
     st.markdown(f"#### {md_code(run.id)} {state_badge(state)}")
     if status.get("message"):
-        (st.error if state in (RunState.FAILED, DAMAGED) else st.caption)(md(hide_paths(status["message"])))
+        (st.error if state == DAMAGED else st.caption)(md(hide_paths(status["message"])))
     has_model = run.has_model()
     c = st.columns(4)
     for col, (label, page, icon) in zip(
