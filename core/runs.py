@@ -362,7 +362,7 @@ def _damaged_status(problem: str) -> dict[str, Any]:
     return {
         "state": RunState.DAMAGED,
         "damaged": problem,
-        "message": f"Damaged: {problem}, so this run's state is unknown. Its other files may still be usable.",
+        "message": f"Damaged: {problem}, so this run's state is unknown. Delete it on the Runs page.",
     }
 
 
