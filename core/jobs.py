@@ -30,7 +30,7 @@ from core.config import RunConfig
 from core.devicelock import DeviceBusy, DeviceLock, parallel_allowed
 from core.errors import WorkbenchError
 from core.progress import FileStopSignal, Hook, StopSignal, TrainResult
-from core.runs import ACTIVE, ENDED_WELL, RESUMABLE, Run, RunState, RunStore
+from core.runs import ACTIVE, ENDED_WELL, RESUMABLE, Run, RunStatus, RunStore
 
 JOB_MODE_ENV = "WORKBENCH_JOB_MODE"  # tests only: "thread" trains in this process
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -187,7 +187,7 @@ def job_mode() -> str:
 def result_from_disk(run: Run) -> TrainResult:
     """What a worker process reports: its run folder's final status and results."""
     status = run.status()
-    state = status.get("state", RunState.FAILED)
+    state = status.get("state", RunStatus.FAILED)
     # results.json may be an earlier attempt's (a resume that failed): only a run that ended well owns it.
     results = run.results() if state in ENDED_WELL else {}
     return TrainResult(
@@ -253,7 +253,7 @@ class ProcessJob(_Job):
                     cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
                 )
         except OSError as err:
-            self.run.set_status(RunState.FAILED, message=f"The training process could not start: {err}")
+            self.run.set_status(RunStatus.FAILED, message=f"The training process could not start: {err}")
             self.result = result_from_disk(self.run)
             return
         finally:
@@ -265,7 +265,7 @@ class ProcessJob(_Job):
             # (The stored state: a reader already sees a dead worker's run as interrupted.)
             if LIVE.is_current_locked(self.kind, self.key, self) and self.run.stored_status()["state"] in ACTIVE:
                 # It died without its final word: a crash, or the kernel's out-of-memory killer.
-                self.run.set_status(RunState.FAILED, message=_ended_early(code, self.run.dir / "worker.log"))
+                self.run.set_status(RunStatus.FAILED, message=_ended_early(code, self.run.dir / "worker.log"))
         self.result = result_from_disk(self.run)
 
 
@@ -413,7 +413,7 @@ class JobRegistry:
                 )
             lock = self._take_device(key)
             try:
-                run.set_status(RunState.QUEUED, message="Resuming from the last checkpoint...")
+                run.set_status(RunStatus.QUEUED, message="Resuming from the last checkpoint...")
                 return self._launch(run, config, key, True, hook, lock), True
             except BaseException:
                 if lock is not None:

@@ -30,8 +30,11 @@ from core.errors import WorkbenchError
 from core.events import read_jsonl
 
 
-class RunState(StrEnum):
-    """A run's state. A str, so status.json, JSON output and comparisons with plain strings keep working."""
+class RunStatus(StrEnum):
+    """A run's state in status.json. A str, so JSON output and comparisons with plain strings keep working.
+
+    (Not to be confused with core.training.RunState, the training loop's own state object.)
+    """
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -43,12 +46,12 @@ class RunState(StrEnum):
     DAMAGED = "damaged"
 
 
-STATES = tuple(s for s in RunState if s is not RunState.DAMAGED)  # the states a run can be set to
-ACTIVE = (RunState.QUEUED, RunState.RUNNING)
-ENDED = (RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.INTERRUPTED)
-RESUMABLE = (RunState.INTERRUPTED, RunState.STOPPED, RunState.FAILED)
-ENDED_WELL = (RunState.FINISHED, RunState.STOPPED)
-DAMAGED = RunState.DAMAGED
+STATES = tuple(s for s in RunStatus if s is not RunStatus.DAMAGED)  # the states a run can be set to
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+ENDED = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.INTERRUPTED)
+RESUMABLE = (RunStatus.INTERRUPTED, RunStatus.STOPPED, RunStatus.FAILED)
+ENDED_WELL = (RunStatus.FINISHED, RunStatus.STOPPED)
+DAMAGED = RunStatus.DAMAGED
 INTERRUPTED_MESSAGE = "The process running this job stopped. Resume continues from the last checkpoint."
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
@@ -176,17 +179,17 @@ class Run:
         try:
             status = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {"state": RunState.QUEUED}  # create() writes config.json first: a run being created
+            return {"state": RunStatus.QUEUED}  # create() writes config.json first: a run being created
         except (OSError, ValueError) as err:  # ValueError: also undecodable bytes, not only bad JSON
             why = "is not valid JSON" if isinstance(err, ValueError) else f"cannot be read ({type(err).__name__})"
             return _damaged_status(f"status.json {why}")
         if not isinstance(status, dict):
             return _damaged_status("status.json does not hold a status")
         try:
-            status["state"] = RunState(status.get("state"))
+            status["state"] = RunStatus(status.get("state"))
         except ValueError:
             return _damaged_status(f"status.json names an unknown state ({str(status.get('state'))[:40]!r})")
-        if status["state"] is RunState.DAMAGED:
+        if status["state"] is RunStatus.DAMAGED:
             return _damaged_status("status.json says damaged")
         return status
 
@@ -195,21 +198,21 @@ class Run:
         status = self.stored_status()
         # No pid at all: status.json is not written yet (create() is between its two writes).
         if status["state"] in ACTIVE and "pid" in status and not owner_alive(status):
-            status.update(state=RunState.INTERRUPTED, message=INTERRUPTED_MESSAGE, owner_gone=True)
+            status.update(state=RunStatus.INTERRUPTED, message=INTERRUPTED_MESSAGE, owner_gone=True)
         return status
 
     @property
-    def state(self) -> RunState:
+    def state(self) -> RunStatus:
         return self.status()["state"]
 
     def set_status(self, state: str | None = None, **fields: Any) -> dict[str, Any]:
         current = self.stored_status()
-        if current["state"] is RunState.DAMAGED:
+        if current["state"] is RunStatus.DAMAGED:
             current = {}  # this process owns the run now: write a whole status, not the damaged one's fields
         if state is not None:
             if state not in STATES:
                 raise ValueError(f"unknown run state {state!r}")
-            current["state"] = RunState(state)
+            current["state"] = RunStatus(state)
             if state in ACTIVE:
                 current.setdefault("started_at", time.time())
                 current.update(owner_fields())
@@ -278,7 +281,7 @@ class RunStore:
         folder.mkdir(parents=True, exist_ok=False)
         run = Run(folder)
         atomic_write_text(run.config_path, config.to_json())
-        run.set_status(RunState.QUEUED, created_at=time.time())
+        run.set_status(RunStatus.QUEUED, created_at=time.time())
         return run
 
     def get(self, run_id: str) -> Run:
@@ -323,7 +326,7 @@ class RunStore:
                 continue
             orphan_here = status.get("pid") == os.getpid()
             if orphan_here or ("pid" in status and not owner_alive(status)):
-                run.set_status(RunState.INTERRUPTED, message=INTERRUPTED_MESSAGE)
+                run.set_status(RunStatus.INTERRUPTED, message=INTERRUPTED_MESSAGE)
                 marked.append(run.id)
         return marked
 
@@ -360,7 +363,7 @@ class RunStore:
 
 def _damaged_status(problem: str) -> dict[str, Any]:
     return {
-        "state": RunState.DAMAGED,
+        "state": RunStatus.DAMAGED,
         "damaged": problem,
         "message": f"Damaged: {problem}, so this run's state is unknown. Delete it on the Runs page.",
     }
@@ -371,7 +374,7 @@ def _damaged_row(run: Run, problem: str) -> dict[str, Any]:
     return {
         "run": run.id,
         "name": run.id,
-        "state": RunState.DAMAGED,
+        "state": RunStatus.DAMAGED,
         "task": None,
         "model": None,
         "method": None,

@@ -32,7 +32,7 @@ from core.progress import FileStopSignal, StopSignal
 from core.runs import (
     ACTIVE,
     ENDED,
-    RunState,
+    RunStatus,
     atomic_write_text,
     default_workspace,
     owner_alive,
@@ -43,7 +43,7 @@ PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay")
 STRATEGIES = ("grid", "random")
 DONE = ENDED  # a search ends as a run does: finished, stopped, failed or interrupted
 PENDING = "pending"  # a trial not started yet; then it takes a run's states
-TRIAL_ACTIVE = (PENDING, RunState.RUNNING)
+TRIAL_ACTIVE = (PENDING, RunStatus.RUNNING)
 
 
 @dataclass
@@ -152,7 +152,7 @@ class SearchStore:
             "id": search_id,
             "name": cfg.name or f"search-{search_id}",
             "created_at": time.time(),
-            "state": RunState.QUEUED,
+            "state": RunStatus.QUEUED,
             "message": "Waiting to start...",
             **owner_fields(),
             "config": cfg.to_dict(),
@@ -176,7 +176,7 @@ class SearchStore:
             raise WorkbenchError(f"There is no search named '{search_id}'.", hint="Pick one from the list.")
         record = json.loads(path.read_text(encoding="utf-8"))
         if record["state"] in ACTIVE and not _owner_alive(record):
-            record["state"] = RunState.INTERRUPTED
+            record["state"] = RunStatus.INTERRUPTED
             record["message"] = "The process running this search stopped; finished trials are kept."
         return record
 
@@ -219,7 +219,7 @@ def results_table(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def best_trial(record: dict[str, Any]) -> dict[str, Any] | None:
     """The finished trial with the best validation metric (None before any finishes)."""
-    scored = [t for t in record["trials"] if t["state"] == RunState.FINISHED and _finite(t.get("metric"))]
+    scored = [t for t in record["trials"] if t["state"] == RunStatus.FINISHED and _finite(t.get("metric"))]
     if not scored:
         return None
     # The same rule early stopping uses: losses and errors go down, everything else up.
@@ -295,7 +295,7 @@ def run_search(
     store = store or SearchStore()
     stop = stop or store.stop_signal(search_id)
     record = store.get(search_id)
-    record.update(state=RunState.RUNNING, message="Running trials...", **owner_fields())
+    record.update(state=RunStatus.RUNNING, message="Running trials...", **owner_fields())
     store.save(record)
     try:
         cfg = SearchConfig(**record["config"])
@@ -309,16 +309,16 @@ def run_search(
         best = best_trial(record)
         record["best_trial"] = best["trial"] if best else None
         if stop.is_set():
-            record.update(state=RunState.STOPPED, message="Stopped by the user; finished trials are kept.")
+            record.update(state=RunStatus.STOPPED, message="Stopped by the user; finished trials are kept.")
         elif best is None:
-            record.update(state=RunState.FAILED, message="No trial finished: " + _first_failure(record))
+            record.update(state=RunStatus.FAILED, message="No trial finished: " + _first_failure(record))
         else:
             message = f"Best: trial {best['trial']} ({cfg.metric} {best['metric']:.4g})."
-            record.update(state=RunState.FINISHED, message=message)
+            record.update(state=RunStatus.FINISHED, message=message)
     except WorkbenchError as err:
-        record.update(state=RunState.FAILED, message=str(err))
+        record.update(state=RunStatus.FAILED, message=str(err))
     except Exception as err:  # noqa: BLE001 - the search thread must always leave a readable state behind
-        record.update(state=RunState.FAILED, message=f"The search failed: {type(err).__name__}: {str(err)[:300]}")
+        record.update(state=RunStatus.FAILED, message=f"The search failed: {type(err).__name__}: {str(err)[:300]}")
     finally:
         store.save(record)
         if on_update:
@@ -333,7 +333,7 @@ def _first_failure(record: dict[str, Any]) -> str:
 
 def _run_trial(record, trial, cfg: SearchConfig, folds, registry, stop, store, on_update) -> None:
     started = time.time()
-    trial["state"] = RunState.RUNNING
+    trial["state"] = RunStatus.RUNNING
     values, key = [], cfg.metric.removeprefix("val_")
     for k, fold in enumerate(folds, start=1):
         name = f"search-{record['id']}-trial-{trial['trial']}" + (f"-fold-{k}" if fold else "")
@@ -352,21 +352,21 @@ def _run_trial(record, trial, cfg: SearchConfig, folds, registry, stop, store, o
         job.join()
         result = job.result
         value = job.run.results().get("validation", {}).get(key)
-        if result is None or result.state != RunState.FINISHED or not _finite(value):
+        if result is None or result.state != RunStatus.FINISHED or not _finite(value):
             trial["message"] = (result.message if result else "") or f"No {cfg.metric} was measured."
-            trial["state"] = RunState.STOPPED if stop.is_set() else RunState.FAILED
+            trial["state"] = RunStatus.STOPPED if stop.is_set() else RunStatus.FAILED
             break
         values.append(float(value))
-    if trial["state"] == RunState.RUNNING:
+    if trial["state"] == RunStatus.RUNNING:
         if len(values) == len(folds):
-            trial.update(state=RunState.FINISHED, metric=sum(values) / len(values))
+            trial.update(state=RunStatus.FINISHED, metric=sum(values) / len(values))
             if len(values) > 1:
                 mean = trial["metric"]
                 trial.update(
                     fold_metrics=values, metric_std=math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
                 )
         else:
-            trial["state"] = RunState.STOPPED
+            trial["state"] = RunStatus.STOPPED
     trial["seconds"] = round(time.time() - started, 1)
     best = best_trial(record)
     record["best_trial"] = best["trial"] if best else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.runs import RunState
+from core.runs import RunStatus
 
 
 def duration(seconds: float | None) -> str:
@@ -32,13 +32,13 @@ def metric(value) -> str:
 
 
 STATE_COLOUR = {
-    RunState.QUEUED: "gray",
-    RunState.RUNNING: "blue",
-    RunState.FINISHED: "green",
-    RunState.FAILED: "red",
-    RunState.STOPPED: "orange",
-    RunState.INTERRUPTED: "orange",
-    RunState.DAMAGED: "red",
+    RunStatus.QUEUED: "gray",
+    RunStatus.RUNNING: "blue",
+    RunStatus.FINISHED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.STOPPED: "orange",
+    RunStatus.INTERRUPTED: "orange",
+    RunStatus.DAMAGED: "red",
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.curves import CurveFeed, downsample, overfitting, start_record
-from core.runs import ACTIVE, RESUMABLE, RunState
+from core.runs import ACTIVE, RESUMABLE, RunStatus
 from ui import charts, keys, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
@@ -64,7 +64,7 @@ def live_panel(run_id: str) -> None:
         head = start_record(records)
         st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
         if status.get("message"):
-            (st.error if state in (RunState.FAILED, RunState.DAMAGED) else st.caption)(md(hide_paths(status["message"])))
+            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status["message"])))
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
         latest = status.get("latest_eval") or {}
@@ -86,7 +86,7 @@ def live_panel(run_id: str) -> None:
             )
         _controls(run, state, evals)
         # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
-        if state == RunState.FINISHED or (state == RunState.STOPPED and run.has_model()):
+        if state == RunStatus.FINISHED or (state == RunStatus.STOPPED and run.has_model()):
             _finished(run)
         if len(train) or len(evals):
             c1, c2 = st.columns([1, 1])

@@ -69,9 +69,9 @@ def interrupted_runs(limit: int = 3) -> list:
     A run reads as interrupted as soon as its process is gone (core.runs.Run.status), so the sidebar and
     Home say so at once, not after a server restart.
     """
-    from core.runs import RunState
+    from core.runs import RunStatus
 
-    return [run for run in run_store().list() if run.state == RunState.INTERRUPTED][:limit]
+    return [run for run in run_store().list() if run.state == RunStatus.INTERRUPTED][:limit]
 
 
 def selected_run_id(default: str | None = None) -> str | None:

@@ -11,7 +11,7 @@ import pytest
 
 from core.config import RunConfig
 from core.errors import WorkbenchError
-from core.runs import Run, RunState, RunStore, atomic_write_text, process_started
+from core.runs import Run, RunStatus, RunStore, atomic_write_text, process_started
 
 
 def _config(name: str = "", task: str = "classification") -> RunConfig:
@@ -209,7 +209,7 @@ def test_a_run_whose_process_is_gone_reads_as_interrupted_at_once(store):
     run = store.create(_config(), run_id="cut-off")
     _owned_by(run, _dead_pid(), 1.0)
     # No restart, no recovery pass: every reader sees it as interrupted, and it is resumable and deletable.
-    assert run.state == RunState.INTERRUPTED and run.stored_status()["state"] == "running"
+    assert run.state == RunStatus.INTERRUPTED and run.stored_status()["state"] == "running"
     assert "Resume" in run.status()["message"] and run.status()["step"] == 5
     (row,) = store.summaries()
     assert row["state"] == "interrupted" and "Resume" in row["message"]
@@ -259,7 +259,7 @@ def test_set_status_records_the_owner_and_its_start_time(store):
     status = run.set_status("running")
     assert status["pid"] == os.getpid() and status["pid_started"] == process_started(os.getpid())
     assert json.loads((run.dir / "status.json").read_text())["state"] == "running"  # the enum is plain JSON
-    assert RunState("running") is RunState.RUNNING and f"{RunState.RUNNING}" == "running"
+    assert RunStatus("running") is RunStatus.RUNNING and f"{RunStatus.RUNNING}" == "running"
 
 
 @pytest.mark.parametrize(
