@@ -12,6 +12,7 @@ TRAIN_DATASET = "train_dataset"  # the dataset the Train page opens with (set by
 SHOW_FORM = "show_form"  # the Train page's "Set up a new run" toggle (Home folds it when it opens the page)
 SAVED_DATASET = "saved_dataset"  # the dataset the Data page just saved, to offer "Train on it"
 CONFIRM_DELETE = "confirm_delete"  # the run id the Runs page asks to confirm deleting
+CONFIRM_DELETE_DATASET = "confirm_delete_ds"  # the dataset the Data page asks to confirm deleting
 ESTIMATE = "estimate"  # the Train page's last estimate, with the settings it was made for
 PREDICTIONS = "predictions"  # the Playground's last predictions, with the texts they were made for
 EVALUATED = "evaluated"  # the (run, split) pairs the Evaluate page has scored in this tab
@@ -30,3 +31,8 @@ def x_axis(run_id: str) -> str:
 def log_scale(run_id: str) -> str:
     """The live panel's log-scale toggle for one run."""
     return f"log_{run_id}"
+
+
+def staged_upload(slot: str) -> str:
+    """The staged copy of the file last uploaded into one upload box (to discard it when it is replaced)."""
+    return f"staged_{slot}"

@@ -248,20 +248,20 @@ def saved_datasets() -> None:
                 f"**{md(ds.name)}**: {md(ds.settings.task)}, {md(ds.rows or '?')} rows, "
                 f"from {md(ds.original_name or ds.file)}"
             )
-            if st.session_state.get("confirm_delete_ds") != ds.name:
+            if st.session_state.get(keys.CONFIRM_DELETE_DATASET) != ds.name:
                 if c2.button("Delete", key=f"del_ds_{ds.name}"):
-                    st.session_state["confirm_delete_ds"] = ds.name
+                    st.session_state[keys.CONFIRM_DELETE_DATASET] = ds.name
                     st.rerun()
                 continue
             # A dataset is someone's upload: one click must not lose it.
             st.warning(f"Delete dataset **{md(ds.name)}** and its files? Runs trained on it keep their copy.")
             y, n = st.columns(2)
             if y.button("Yes, delete it", type="primary", key=f"del_ds_yes_{ds.name}"):
-                st.session_state.pop("confirm_delete_ds", None)
+                st.session_state.pop(keys.CONFIRM_DELETE_DATASET, None)
                 store.delete(ds.name)
                 st.rerun()
             if n.button("Cancel", key=f"del_ds_no_{ds.name}"):
-                st.session_state.pop("confirm_delete_ds", None)
+                st.session_state.pop(keys.CONFIRM_DELETE_DATASET, None)
                 st.rerun()
 
 
