@@ -255,6 +255,7 @@ def test_half_written_checkpoints_are_never_picked(tmp_path):
     good = run.checkpoints_dir / "step-000004"
     good.mkdir(parents=True)
     (good / "trainer_state.pt").write_bytes(b"x")
+    (good / "model.safetensors").write_bytes(b"x")  # a complete checkpoint has its weights too
     (run.checkpoints_dir / ".tmp-step-000008-ab12cd").mkdir()  # a save killed before its rename
     (run.checkpoints_dir / "step-000012").mkdir()  # a folder without its trainer state
     assert run.latest_checkpoint() == good
