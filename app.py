@@ -30,12 +30,11 @@ def _running_job() -> None:
 
 
 def _running_job_body() -> None:
-    from ui.state import active_runs
+    from ui.state import active_runs, interrupted_runs
 
     runs = active_runs()
     if not runs:
         st.caption("No training running.")
-        return
     for run in runs:
         status = run.status()
         step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
@@ -43,6 +42,10 @@ def _running_job_body() -> None:
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"step {md(step)} of {md(total or '?')}")
         if st.button("Open the live view", key=f"sidebar_open_{run.id}"):
             st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
+    for run in interrupted_runs():  # its process is gone: said at once, not after a restart
+        st.markdown(f"**Interrupted:** {md_code(run.id)}")
+        if st.button("Resume or delete it", key=f"sidebar_cut_{run.id}"):
+            st.switch_page(nav.RUNS.path, query_params={"run": run.id})
 
 
 def run() -> None:

@@ -16,6 +16,10 @@ from core.errors import WorkbenchError
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 ALIASES = {"train_path": ["--data"], "source": ["--model"], "learning_rate": ["--lr"]}
 DEVICE_HELP = "cpu, cuda or mps (default: cpu)"
+PARALLEL_HELP = (
+    "Train even if another job (the app, another command) trains on this device: both slow down "
+    "(also WORKBENCH_ALLOW_PARALLEL=1)"
+)
 
 
 def _flag(name: str) -> str:
@@ -91,9 +95,32 @@ def cmd_check(args) -> int:
 
 
 def cmd_train(args) -> int:
+    store = _store(args)
+    # One job per device across processes: the app and other CLI runs take the same lock (unless allowed).
+    lock = _device_lock(args, store) if _rank() == 0 else None
+    try:
+        return _train(args, store, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _device_lock(args, store):
+    """The workspace's lock of the run's device, or None with --allow-parallel / WORKBENCH_ALLOW_PARALLEL=1."""
+    from core.devicelock import DeviceLock, parallel_allowed
+    from core.jobs import device_key
+
+    if args.allow_parallel or parallel_allowed():
+        return None
+    config = store.get(args.resume).config() if args.resume else _config_from_args(args)
+    lock = DeviceLock(store.root.parent, device_key(config))
+    lock.acquire(run_id=args.resume or "", by="python -m core train")
+    return lock
+
+
+def _train(args, store, lock) -> int:
     from core.progress import FileStopSignal, StopSignal
 
-    store = _store(args)
     rank = _rank()
     if args.resume:
         # Only rank 0 judges the state: the other ranks may look after rank 0 has already set it running.
@@ -105,6 +132,8 @@ def cmd_train(args) -> int:
 
         preflight(config, store.root)  # a config that cannot start gets no run folder (every rank says the same)
         run = store.create(config) if rank == 0 else _scratch_run(config)
+    if lock is not None:
+        lock.set_run(run.id)
     if rank == 0:
         print(f"run {run.id} -> {run.dir}", flush=True)
     # stop.json in the run folder stops it too: the app's Stop button reaches a run the command line trains.
@@ -122,11 +151,10 @@ def cmd_train(args) -> int:
 
 def _resumable(store, run_id: str):
     """The same rule as the UI's Resume: only a stopped, failed or interrupted run continues (never a live one)."""
-    from core.jobs import live_run_ids
+    from core.runs import RESUMABLE
 
-    store.recover_interrupted(live_run_ids())
-    run = store.get(run_id)
-    if run.state not in ("interrupted", "stopped", "failed"):
+    run = store.get(run_id)  # a run whose process is gone reads as interrupted
+    if run.state not in RESUMABLE:
         raise WorkbenchError(
             f"Run '{run_id}' is {run.state}; only stopped, failed or interrupted runs resume.",
             hint="Start a new run with --config to repeat it.",
@@ -135,6 +163,7 @@ def _resumable(store, run_id: str):
 
 
 def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: int) -> int:
+    from core.runs import ENDED_WELL
     from core.training import train
 
     def show(rec: dict[str, Any]) -> None:
@@ -163,7 +192,7 @@ def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: in
             **{k: v for k, v in result.results.items() if k in ("validation", "test")},
         }
         print(json.dumps(summary))
-    return 0 if result.state in ("finished", "stopped") else 1
+    return 0 if result.state in ENDED_WELL else 1
 
 
 def _rank() -> int:
@@ -303,8 +332,16 @@ def _space(items: list[str]) -> dict[str, list]:
 
 def cmd_search(args) -> int:
     from core.jobs import JobRegistry
-    from core.progress import StopSignal
-    from core.search import SearchConfig, SearchSpace, SearchStore, best_config, results_table, run_search
+    from core.runs import ENDED_WELL
+    from core.search import (
+        TRIAL_ACTIVE,
+        SearchConfig,
+        SearchSpace,
+        SearchStore,
+        best_config,
+        results_table,
+        run_search,
+    )
 
     base = _config_from_args(args)
     defaults = SearchSpace()
@@ -330,21 +367,22 @@ def cmd_search(args) -> int:
     root = Path(args.workspace) / "searches" if args.workspace else None
     store = SearchStore(root)
     record = store.create(cfg)
-    stop = StopSignal()
+    stop = store.stop_signal(record["id"])  # the app's Stop reaches this search through its folder
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"search {record['id']}: {len(record['trials'])} trials -> {store.folder(record['id'])}", flush=True)
     done: set[int] = set()
 
     def show(rec: dict[str, Any]) -> None:
         for t in rec["trials"]:
-            if t["state"] not in ("pending", "running") and t["trial"] not in done:
+            if t["state"] not in TRIAL_ACTIVE and t["trial"] not in done:
                 done.add(t["trial"])
                 print(
                     json.dumps({"trial": t["trial"], **t["params"], cfg.metric: t.get("metric"), "state": t["state"]}),
                     flush=True,
                 )
 
-    record = run_search(record["id"], JobRegistry(_store(args)), stop, store, on_update=show)
+    registry = JobRegistry(_store(args), allow_parallel=args.allow_parallel or None)
+    record = run_search(record["id"], registry, stop, store, on_update=show)
     print(
         json.dumps(
             {
@@ -360,7 +398,7 @@ def cmd_search(args) -> int:
         path = store.folder(record["id"]) / "best_config.json"
         path.write_text(best_config(record).to_json(), encoding="utf-8")
         print(f"best config: {path}  (train it with: python -m core train --config {path})")
-    return 0 if record["state"] in ("finished", "stopped") else 1
+    return 0 if record["state"] in ENDED_WELL else 1
 
 
 def cmd_distill_report(args) -> int:
@@ -401,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="Continue a stopped or interrupted run from its last checkpoint")
     t.add_argument("--name", help="A name for the run")
     t.add_argument("--quiet", action="store_true", help="Print only the final JSON summary")
+    t.add_argument("--allow-parallel", action="store_true", help=PARALLEL_HELP)
     _add_config_options(t)
     t.set_defaults(func=cmd_train)
 
@@ -461,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--search-seed", type=int, default=0, help="Seed of the random draws and the folds")
     s.add_argument("--config", help="A run's config.json as the base of every trial")
     s.add_argument("--name", help="A name for the search")
+    s.add_argument("--allow-parallel", action="store_true", help=PARALLEL_HELP)
     _add_config_options(s)
     s.set_defaults(func=cmd_search)
 

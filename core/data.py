@@ -1019,7 +1019,7 @@ def check_data(
             if formatted:  # prompt/response or chat: the lengths of prompts and responses, answers cut
                 from core import sft
 
-                findings += sft.findings(frame, columns, max_length, tokenizer) if valid else []
+                findings += [Finding(*line) for line in sft.findings(frame, columns, max_length, tokenizer)] if valid else []
             else:
                 findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
             if len(lengths) < len(texts):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Scoring lives in core.scoring, which generation imports too (it used to import this module, and this module
+# imports generation: a cycle). Training imports score_encoded from here.
+from core.scoring import SplitScores, score_encoded, softmax
+
+__all__ = ["SplitScores", "score_encoded", "softmax"]  # re-exported for callers of the old home
 
 
 def classification_metrics(y_true, y_pred, label_names: list[str] | None = None) -> dict[str, Any]:
@@ -118,57 +124,6 @@ def perplexity(loss: float) -> float:
     return float(math.exp(min(loss, 50.0)))
 
 
-@dataclass
-class SplitScores:
-    """What one pass over a split gives: mean loss and the model's outputs."""
-
-    loss: float
-    logits: np.ndarray | None = None  # (n, k) for classification/regression, in dataset order
-    tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None):
-    """One no-grad pass over an encoded split. Batches are sorted by length (least padding), results reordered."""
-    import torch
-    import torch.nn.functional as F
-
-    from core.batching import collate, length_grouped_batches, pad_multiple
-    from core.device import autocast
-    from core.fastpath import language_model_loss
-
-    if len(data) == 0:
-        return SplitScores(float("nan"))
-    model.eval()
-    total_loss, total_n, tokens = 0.0, 0, 0
-    outputs = [None] * len(data)
-    with torch.inference_mode(), autocast(device, precision):
-        for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
-            if stop is not None and stop.is_set():
-                return None
-            batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
-            if task == "generation":
-                loss = language_model_loss(model, batch, labels)  # the same computation as training's
-                learned = labels[:, 1:] != -100 if labels is not None else batch["attention_mask"][:, 1:]
-                n = int(learned.sum())
-                total_loss += float(loss) * n
-                total_n += n
-                tokens += n
-                continue
-            logits = model(**batch).logits.float()
-            if task == "regression":
-                loss = F.mse_loss(logits.squeeze(-1), labels.float(), reduction="sum")
-            else:
-                loss = F.cross_entropy(logits, labels, reduction="sum")
-            total_loss += float(loss)
-            total_n += len(index)
-            for row, i in zip(logits.cpu().numpy(), index):
-                outputs[i] = row
-    model.train()
-    logits = np.stack(outputs) if task != "generation" else None
-    return SplitScores(total_loss / max(total_n, 1), logits, tokens)
-
-
 def metrics_from_scores(scores: SplitScores, data, task: str, label_names: list[str] | None) -> dict[str, Any]:
     """Flat headline metrics (loss, accuracy, f1 ... or perplexity) for logging and early stopping."""
     if task == "generation":
@@ -178,12 +133,6 @@ def metrics_from_scores(scores: SplitScores, data, task: str, label_names: list[
         return {"loss": scores.loss, **out}
     full = classification_metrics(data.labels, scores.logits.argmax(-1), label_names)
     return {"loss": scores.loss, "accuracy": full["accuracy"], "f1": full["f1"]}
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass
@@ -374,4 +323,5 @@ def evaluate_run(
             progress=progress,
         )
     finally:
-        bundle.model.eval()  # scoring leaves it in training mode; a cached model is shared with the Playground
+        # A cached model is shared with the Playground: leave it ready for inference whatever happened.
+        bundle.model.eval()

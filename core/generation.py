@@ -76,7 +76,7 @@ def predict_proba(
     """Class probabilities (classification) or predicted values (regression, shape (n, 1)) in input order."""
     from core.batching import encode_pairs
     from core.device import resolve_device, resolve_precision
-    from core.evaluation import score_encoded, softmax
+    from core.scoring import score_encoded, softmax
 
     dev = resolve_device(device)
     bundle.model.to(dev)

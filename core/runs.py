@@ -2,7 +2,8 @@
 
 runs/<run_id>/
   config.json          the whole RunConfig (enough to reproduce)
-  status.json          state (queued -> running -> finished | failed | stopped | interrupted), message, progress
+  status.json          state (queued -> running -> finished | failed | stopped | interrupted), message, progress,
+                       and the owner: pid, its start time and host (a run whose owner is gone reads as interrupted)
   metrics.jsonl        one flushed line per logged step / evaluation
   data/                the prepared splits (parquet) and label names, so evaluation sees the same split
   checkpoints/step-000100/   model + tokenizer + trainer_state.pt (optimizer, scheduler, RNG)
@@ -20,6 +21,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,30 @@ from core.config import RunConfig
 from core.errors import WorkbenchError
 from core.events import read_jsonl
 
-STATES = ("queued", "running", "finished", "failed", "stopped", "interrupted")
-ACTIVE = ("queued", "running")
-# Not a state a run goes through: what the lists show for a run whose config.json cannot be read.
-DAMAGED = "damaged"
+
+class RunStatus(StrEnum):
+    """A run's state in status.json. A str, so JSON output and comparisons with plain strings keep working.
+
+    (Not to be confused with core.training.RunState, the training loop's own state object.)
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+    # Not a state a run goes through: what is shown for a run whose config.json or status.json cannot be read.
+    DAMAGED = "damaged"
+
+
+STATES = tuple(s for s in RunStatus if s is not RunStatus.DAMAGED)  # the states a run can be set to
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+ENDED = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.INTERRUPTED)
+RESUMABLE = (RunStatus.INTERRUPTED, RunStatus.STOPPED, RunStatus.FAILED)
+ENDED_WELL = (RunStatus.FINISHED, RunStatus.STOPPED)
+DAMAGED = RunStatus.DAMAGED
+INTERRUPTED_MESSAGE = "The process running this job stopped. Resume continues from the last checkpoint."
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
@@ -57,11 +79,52 @@ def atomic_write_text(path: Path, text: str) -> None:
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True
     return True
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None when there is no such process.
+
+    Recorded next to a pid, it tells the process that wrote it from a later one that was given the same pid
+    (pids are reused, after a reboot most of all).
+    """
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError, OverflowError):
+        return None
+
+
+def owner_fields() -> dict[str, Any]:
+    """Who owns a run or a search now: this process (its pid, start time and host)."""
+    return {"pid": os.getpid(), "pid_started": process_started(os.getpid()), "host": socket.gethostname()}
+
+
+def owner_alive(record: dict[str, Any]) -> bool:
+    """Is the process named in ``record`` (pid, pid_started, host) still the one that wrote it?
+
+    A dead pid, or a live one that started at another time (the pid was reused), is a foreign owner: the run
+    it left active was cut off. Another machine's process cannot be looked at; it counts as gone, as a
+    workspace is local to one machine.
+    """
+    pid = record.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if record.get("host") not in (None, socket.gethostname()):
+        return False
+    if not _pid_alive(pid):
+        return False
+    recorded = record.get("pid_started")
+    if not isinstance(recorded, (int, float)):
+        return True  # written before start times were recorded: the pid is all there is to go on
+    started = process_started(pid)
+    # psutil derives the start time from boot time and clock ticks: the same process reads the same value.
+    return started is not None and abs(started - recorded) < 1.0
 
 
 @dataclass
@@ -110,27 +173,49 @@ class Run:
             return "config.json is not valid JSON"
         return None if isinstance(raw, dict) else "config.json does not hold the run's settings"
 
-    def status(self) -> dict[str, Any]:
+    def stored_status(self) -> dict[str, Any]:
+        """status.json as written. Unreadable, not an object or an unknown state: state 'damaged', never a guess."""
+        path = self.dir / "status.json"
         try:
-            status = json.loads((self.dir / "status.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):  # ValueError: also undecodable bytes, not only bad JSON
-            return {"state": "queued"}
-        return status if isinstance(status, dict) else {"state": "queued"}
+            status = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"state": RunStatus.QUEUED}  # create() writes config.json first: a run being created
+        except (OSError, ValueError) as err:  # ValueError: also undecodable bytes, not only bad JSON
+            why = "is not valid JSON" if isinstance(err, ValueError) else f"cannot be read ({type(err).__name__})"
+            return _damaged_status(f"status.json {why}")
+        if not isinstance(status, dict):
+            return _damaged_status("status.json does not hold a status")
+        try:
+            status["state"] = RunStatus(status.get("state"))
+        except ValueError:
+            return _damaged_status(f"status.json names an unknown state ({str(status.get('state'))[:40]!r})")
+        if status["state"] is RunStatus.DAMAGED:
+            return _damaged_status("status.json says damaged")
+        return status
+
+    def status(self) -> dict[str, Any]:
+        """The status as it is now: an active run whose process is gone (or was replaced) reads as interrupted."""
+        status = self.stored_status()
+        # No pid at all: status.json is not written yet (create() is between its two writes).
+        if status["state"] in ACTIVE and "pid" in status and not owner_alive(status):
+            status.update(state=RunStatus.INTERRUPTED, message=INTERRUPTED_MESSAGE, owner_gone=True)
+        return status
 
     @property
-    def state(self) -> str:
-        return self.status().get("state", "queued")
+    def state(self) -> RunStatus:
+        return self.status()["state"]
 
     def set_status(self, state: str | None = None, **fields: Any) -> dict[str, Any]:
-        current = self.status()
+        current = self.stored_status()
+        if current["state"] is RunStatus.DAMAGED:
+            current = {}  # this process owns the run now: write a whole status, not the damaged one's fields
         if state is not None:
             if state not in STATES:
                 raise ValueError(f"unknown run state {state!r}")
-            current["state"] = state
+            current["state"] = RunStatus(state)
             if state in ACTIVE:
                 current.setdefault("started_at", time.time())
-                current["pid"] = os.getpid()
-                current["host"] = socket.gethostname()
+                current.update(owner_fields())
             else:
                 current["finished_at"] = time.time()
         current.update(fields)
@@ -196,7 +281,7 @@ class RunStore:
         folder.mkdir(parents=True, exist_ok=False)
         run = Run(folder)
         atomic_write_text(run.config_path, config.to_json())
-        run.set_status("queued", created_at=time.time())
+        run.set_status(RunStatus.QUEUED, created_at=time.time())
         return run
 
     def get(self, run_id: str) -> Run:
@@ -221,31 +306,27 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         run = self._find(run_id)  # a damaged run can still be deleted
-        if run.state in ACTIVE and self.owner_alive(run):
+        if run.state in ACTIVE:  # status() already reads a run whose owner is gone as interrupted
             raise WorkbenchError(f"Run '{run_id}' is still training.", hint="Stop it first.")
         shutil.rmtree(run.dir)
 
     def owner_alive(self, run: Run) -> bool:
-        status = run.status()
-        pid = status.get("pid")
-        if not pid or status.get("host") not in (None, socket.gethostname()):
-            return False
-        return _pid_alive(int(pid))
+        return owner_alive(run.stored_status())
 
     def recover_interrupted(self, active_here: set[str] | frozenset[str] = frozenset()) -> list[str]:
-        """Mark runs left 'running' by a dead process (or by this process without a live job) as interrupted."""
+        """Write 'interrupted' for runs left active by a gone owner (or by this process without a live job).
+
+        Readers already see such a run as interrupted (Run.status); writing it down keeps the file honest
+        for other tools. A damaged status.json is left as it is: it is shown as damaged, not guessed at.
+        """
         marked = []
         for run in self.list():
-            status = run.status()
-            if status.get("state") not in ACTIVE or run.id in active_here:
+            status = run.stored_status()
+            if status["state"] not in ACTIVE or run.id in active_here:
                 continue
-            pid = status.get("pid")
-            orphan_here = pid == os.getpid()
-            if orphan_here or not self.owner_alive(run):
-                run.set_status(
-                    "interrupted",
-                    message="The process running this job stopped. Resume continues from the last checkpoint.",
-                )
+            orphan_here = status.get("pid") == os.getpid()
+            if orphan_here or ("pid" in status and not owner_alive(status)):
+                run.set_status(RunStatus.INTERRUPTED, message=INTERRUPTED_MESSAGE)
                 marked.append(run.id)
         return marked
 
@@ -280,12 +361,20 @@ class RunStore:
         return rows
 
 
+def _damaged_status(problem: str) -> dict[str, Any]:
+    return {
+        "state": RunStatus.DAMAGED,
+        "damaged": problem,
+        "message": f"Damaged: {problem}, so this run's state is unknown. Delete it on the Runs page.",
+    }
+
+
 def _damaged_row(run: Run, problem: str) -> dict[str, Any]:
     """A run whose config.json is unreadable stays listed (hiding it would leave a folder no page can delete)."""
     return {
         "run": run.id,
         "name": run.id,
-        "state": DAMAGED,
+        "state": RunStatus.DAMAGED,
         "task": None,
         "model": None,
         "method": None,

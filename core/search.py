@@ -1,9 +1,11 @@
 """Hyperparameter search: a small grid or random search over learning rate, batch size, epochs and weight decay.
 
 Every trial (and every fold of a trial) is a normal run in the RunStore, started through the JobRegistry,
-so the one-job-per-device rule, the Runs page and resume all apply to it. Trials run one at a time. The
-search itself lives in workspace/searches/<id>/search.json, rewritten after every change, so a page can
-re-attach after a refresh; k-fold data is written beside it (folds/fold-K/{train,validation}.parquet).
+so it trains in a worker process, and the one-job-per-device rule, the Runs page and resume all apply to it.
+Trials run one at a time. The search itself lives in workspace/searches/<id>/search.json, rewritten after
+every change, so a page can re-attach after a refresh; k-fold data is written beside it
+(folds/fold-K/{train,validation}.parquet). A search is a background job like a run (core.jobs): a stop.json in
+its folder stops it from any tab or process, and it passes the stop on to the trial in progress.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import math
 import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -24,16 +25,25 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig, TrainConfig
+from core.devicelock import DeviceBusy
 from core.errors import ConfigError, WorkbenchError
-from core.progress import StopSignal
-from core.runs import atomic_write_text, default_workspace
+from core.jobs import LIVE, BackgroundJob
+from core.progress import FileStopSignal, StopSignal
+from core.runs import (
+    ACTIVE,
+    ENDED,
+    RunStatus,
+    atomic_write_text,
+    default_workspace,
+    owner_alive,
+    owner_fields,
+)
 
 PARAMS = ("learning_rate", "batch_size", "epochs", "weight_decay")
 STRATEGIES = ("grid", "random")
-DONE = ("finished", "stopped", "failed", "interrupted")
-# Searches running in this process: one left 'running' on disk but not in here was cut off by a restart.
-_LIVE: set[str] = set()
-_LIVE_LOCK = threading.Lock()
+DONE = ENDED  # a search ends as a run does: finished, stopped, failed or interrupted
+PENDING = "pending"  # a trial not started yet; then it takes a run's states
+TRIAL_ACTIVE = (PENDING, RunStatus.RUNNING)
 
 
 @dataclass
@@ -142,12 +152,11 @@ class SearchStore:
             "id": search_id,
             "name": cfg.name or f"search-{search_id}",
             "created_at": time.time(),
-            "state": "queued",
+            "state": RunStatus.QUEUED,
             "message": "Waiting to start...",
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
+            **owner_fields(),
             "config": cfg.to_dict(),
-            "trials": [{"trial": i + 1, "params": p, "state": "pending", "runs": []} for i, p in enumerate(plans)],
+            "trials": [{"trial": i + 1, "params": p, "state": PENDING, "runs": []} for i, p in enumerate(plans)],
             "best_trial": None,
         }
         (self.root / search_id).mkdir()
@@ -166,8 +175,8 @@ class SearchStore:
         if "/" in str(search_id) or not path.exists():
             raise WorkbenchError(f"There is no search named '{search_id}'.", hint="Pick one from the list.")
         record = json.loads(path.read_text(encoding="utf-8"))
-        if record["state"] in ("queued", "running") and not _owner_alive(record):
-            record["state"] = "interrupted"
+        if record["state"] in ACTIVE and not _owner_alive(record):
+            record["state"] = RunStatus.INTERRUPTED
             record["message"] = "The process running this search stopped; finished trials are kept."
         return record
 
@@ -175,23 +184,22 @@ class SearchStore:
         found = [self.get(p.name) for p in self.root.iterdir() if (p / "search.json").exists()]
         return sorted(found, key=lambda r: r.get("created_at", 0), reverse=True)
 
+    def stop_signal(self, search_id: str) -> FileStopSignal:
+        """The search's own stop request, on disk (searches/<id>/stop.json): any process can set it."""
+        return FileStopSignal(self.folder(search_id))
+
+    def request_stop(self, search_id: str) -> bool:
+        """Ask a search to stop (and its trial in progress); False when it is not running."""
+        if self.get(search_id)["state"] not in ACTIVE:
+            return False
+        self.stop_signal(search_id).set()
+        return True
+
 
 def _owner_alive(record: dict[str, Any]) -> bool:
-    if record.get("host") not in (None, socket.gethostname()):
-        return True  # another machine's process: we cannot tell, so trust the file
-    pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        with _LIVE_LOCK:
-            return record["id"] in _LIVE
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return True
+    if record.get("pid") == os.getpid():  # this process: alive while its search job is listed as working
+        return LIVE.get(SearchJob.kind, record["id"]) is not None
+    return owner_alive(record)  # the pid and its start time, as for runs
 
 
 def results_table(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -211,7 +219,7 @@ def results_table(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def best_trial(record: dict[str, Any]) -> dict[str, Any] | None:
     """The finished trial with the best validation metric (None before any finishes)."""
-    scored = [t for t in record["trials"] if t["state"] == "finished" and _finite(t.get("metric"))]
+    scored = [t for t in record["trials"] if t["state"] == RunStatus.FINISHED and _finite(t.get("metric"))]
     if not scored:
         return None
     # The same rule early stopping uses: losses and errors go down, everything else up.
@@ -285,17 +293,15 @@ def run_search(
 ) -> dict[str, Any]:
     """Run the pending trials of a search one at a time through ``registry`` (a JobRegistry); returns the record."""
     store = store or SearchStore()
-    stop = stop or StopSignal()
+    stop = stop or store.stop_signal(search_id)
     record = store.get(search_id)
-    with _LIVE_LOCK:
-        _LIVE.add(search_id)
-    record.update(state="running", message="Running trials...", pid=os.getpid(), host=socket.gethostname())
+    record.update(state=RunStatus.RUNNING, message="Running trials...", **owner_fields())
     store.save(record)
     try:
         cfg = SearchConfig(**record["config"])
         folds = write_folds(cfg, store.folder(search_id)) if cfg.folds else [None]
         for trial in record["trials"]:
-            if trial["state"] != "pending":
+            if trial["state"] != PENDING:
                 continue
             if stop.is_set():
                 break
@@ -303,19 +309,18 @@ def run_search(
         best = best_trial(record)
         record["best_trial"] = best["trial"] if best else None
         if stop.is_set():
-            record.update(state="stopped", message="Stopped by the user; finished trials are kept.")
+            record.update(state=RunStatus.STOPPED, message="Stopped by the user; finished trials are kept.")
         elif best is None:
-            record.update(state="failed", message="No trial finished: " + _first_failure(record))
+            record.update(state=RunStatus.FAILED, message="No trial finished: " + _first_failure(record))
         else:
-            record.update(state="finished", message=f"Best: trial {best['trial']} ({cfg.metric} {best['metric']:.4g}).")
+            message = f"Best: trial {best['trial']} ({cfg.metric} {best['metric']:.4g})."
+            record.update(state=RunStatus.FINISHED, message=message)
     except WorkbenchError as err:
-        record.update(state="failed", message=str(err))
+        record.update(state=RunStatus.FAILED, message=str(err))
     except Exception as err:  # noqa: BLE001 - the search thread must always leave a readable state behind
-        record.update(state="failed", message=f"The search failed: {type(err).__name__}: {str(err)[:300]}")
+        record.update(state=RunStatus.FAILED, message=f"The search failed: {type(err).__name__}: {str(err)[:300]}")
     finally:
         store.save(record)
-        with _LIVE_LOCK:
-            _LIVE.discard(search_id)
         if on_update:
             on_update(record)
     return record
@@ -328,7 +333,7 @@ def _first_failure(record: dict[str, Any]) -> str:
 
 def _run_trial(record, trial, cfg: SearchConfig, folds, registry, stop, store, on_update) -> None:
     started = time.time()
-    trial["state"] = "running"
+    trial["state"] = RunStatus.RUNNING
     values, key = [], cfg.metric.removeprefix("val_")
     for k, fold in enumerate(folds, start=1):
         name = f"search-{record['id']}-trial-{trial['trial']}" + (f"-fold-{k}" if fold else "")
@@ -347,21 +352,21 @@ def _run_trial(record, trial, cfg: SearchConfig, folds, registry, stop, store, o
         job.join()
         result = job.result
         value = job.run.results().get("validation", {}).get(key)
-        if result is None or result.state != "finished" or not _finite(value):
+        if result is None or result.state != RunStatus.FINISHED or not _finite(value):
             trial["message"] = (result.message if result else "") or f"No {cfg.metric} was measured."
-            trial["state"] = "stopped" if stop.is_set() else "failed"
+            trial["state"] = RunStatus.STOPPED if stop.is_set() else RunStatus.FAILED
             break
         values.append(float(value))
-    if trial["state"] == "running":
+    if trial["state"] == RunStatus.RUNNING:
         if len(values) == len(folds):
-            trial.update(state="finished", metric=sum(values) / len(values))
+            trial.update(state=RunStatus.FINISHED, metric=sum(values) / len(values))
             if len(values) > 1:
                 mean = trial["metric"]
                 trial.update(
                     fold_metrics=values, metric_std=math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
                 )
         else:
-            trial["state"] = "stopped"
+            trial["state"] = RunStatus.STOPPED
     trial["seconds"] = round(time.time() - started, 1)
     best = best_trial(record)
     record["best_trial"] = best["trial"] if best else None
@@ -371,71 +376,74 @@ def _run_trial(record, trial, cfg: SearchConfig, folds, registry, stop, store, o
 
 
 def _start_when_free(registry, config: RunConfig, stop: StopSignal):
-    """Start the trial; if another job holds the device (a run started from the Train page), wait for it."""
+    """Start the trial; if another job holds the device (a run from the Train page or the CLI), wait for it."""
     while not stop.is_set():
-        job, created = registry.start(config)
+        try:
+            job, created = registry.start(config)
+        except DeviceBusy:  # another process trains on the device: its lock is released when it ends
+            time.sleep(1.0)
+            continue
         if created:
             return job
         job.join(1.0)
     return None
 
 
-@dataclass
-class SearchJob:
-    """One search in a daemon thread; never touches the UI."""
+@dataclass(eq=False)
+class SearchJob(BackgroundJob):
+    """One search as a background job of this process; its stop request lives in its folder."""
 
     search_id: str
-    stop_signal: StopSignal = field(default_factory=StopSignal)
+    store: SearchStore
+    registry: Any
     record: dict[str, Any] | None = None
-    _thread: threading.Thread | None = None
 
-    def start(self, registry, store: SearchStore) -> None:
-        def work() -> None:
-            self.record = run_search(self.search_id, registry, self.stop_signal, store)
+    kind = "search"
 
-        with _LIVE_LOCK:
-            _LIVE.add(self.search_id)  # before the thread runs, so a reader never sees it as interrupted
-        self._thread = threading.Thread(target=work, name=f"search-{self.search_id}", daemon=True)
-        self._thread.start()
+    @property
+    def key(self) -> str:
+        return self.search_id
+
+    def _work(self) -> None:
+        self.record = run_search(self.search_id, self.registry, self.store.stop_signal(self.search_id), self.store)
+
+    def outcome(self) -> dict[str, Any] | None:
+        return self.record
 
     def stop(self) -> None:
-        self.stop_signal.set()
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> dict[str, Any] | None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.record
+        self.store.stop_signal(self.search_id).set()
 
 
 class SearchRunner:
-    """One search at a time per server process (the page keeps it in st.cache_resource)."""
+    """Starts searches, one at a time per server process (the page keeps it in st.cache_resource)."""
 
     def __init__(self, registry, store: SearchStore | None = None):
         self.registry = registry
         self.store = store or SearchStore()
         self._lock = threading.Lock()
-        self._job: SearchJob | None = None
 
     def active(self) -> SearchJob | None:
-        with self._lock:
-            return self._job if self._job is not None and self._job.is_alive() else None
+        """The search working in this process (any runner's), or None."""
+        alive = [job for job in LIVE.of_kind(SearchJob.kind) if job.is_alive()]
+        return alive[0] if alive else None
 
     def start(self, cfg: SearchConfig) -> tuple[SearchJob, bool]:
         """Create and start a search, or return the one already running. Returns (job, created)."""
         with self._lock:
-            if self._job is not None and self._job.is_alive():
-                return self._job, False
+            running = self.active()
+            if running is not None:
+                return running, False
             record = self.store.create(cfg)
-            self._job = SearchJob(record["id"])
-            self._job.start(self.registry, self.store)
-            return self._job, True
+            self.store.stop_signal(record["id"]).clear()
+            job = SearchJob(record["id"], self.store, self.registry)
+            job.start()
+            return job, True
 
-    def stop(self) -> bool:
-        job = self.active()
-        if job is None:
-            return False
-        job.stop()
-        return True
+    def stop(self, search_id: str | None = None) -> bool:
+        """Stop a search, this process's or another's (through its folder); False when none is running."""
+        if search_id is None:
+            job = self.active()
+            if job is None:
+                return False
+            search_id = job.search_id
+        return self.store.request_stop(search_id)

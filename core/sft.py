@@ -398,16 +398,18 @@ def options_for_run(config, prepared) -> SftOptions:
 # ----------------------------------------------------------------------------------------------- data check
 def findings(frame, columns, max_length: int, tokenizer=None) -> list:
     """The data check's lines for prompt/response and chat data: lengths, answers cut by max_length, empty
-    answers, one prompt with different answers. Token counts are estimated from words without a tokenizer."""
-    from core.data import Finding
+    answers, one prompt with different answers. Token counts are estimated from words without a tokenizer.
+
+    Each line is (level, title, detail): core.data makes them its Findings (core.data imports this module).
+    """
 
     std = standardize(frame, columns, "the file", [])
     empty = len(frame) - len(std)
     out = []
     if empty:
-        out.append(Finding("warning", "Empty responses", f"{empty:,} row(s) have no response and will be left out."))
+        out.append(("warning", "Empty responses", f"{empty:,} row(s) have no response and will be left out."))
     else:
-        out.append(Finding("ok", "Empty responses", "Every row has a response."))
+        out.append(("ok", "Empty responses", "Every row has a response."))
     if len(std) == 0:
         return out
     convs = conversations(std)
@@ -427,7 +429,7 @@ def findings(frame, columns, max_length: int, tokenizer=None) -> list:
         cut = sum(r + min(p, 8) > max_length for p, r in zip(prompts, responses))
         unit = "tokens (estimated from words)"
     out.append(
-        Finding(
+        (
             "ok",
             "Prompt and response length",
             f"Prompts: typically {int(np.median(prompts))} {unit}, longest {max(prompts):,}. "
@@ -436,7 +438,7 @@ def findings(frame, columns, max_length: int, tokenizer=None) -> list:
     )
     if cut:
         out.append(
-            Finding(
+            (
                 "warning",
                 "Responses cut",
                 f"{cut:,} response(s) do not fit in the maximum length of {max_length} tokens even with the prompt "
@@ -444,14 +446,14 @@ def findings(frame, columns, max_length: int, tokenizer=None) -> list:
             )
         )
     else:
-        out.append(Finding("ok", "Responses cut", f"Every response fits in {max_length} {unit}."))
+        out.append(("ok", "Responses cut", f"Every response fits in {max_length} {unit}."))
     if "messages" not in std:
         per_prompt = std.groupby(std["text"])["text_pair"].nunique()
         conflicting = per_prompt[per_prompt > 1]
         if len(conflicting):
             example = str(conflicting.index[0])[:60]
             out.append(
-                Finding(
+                (
                     "warning",
                     "Conflicting answers",
                     f'{len(conflicting):,} prompt(s) appear with different responses (e.g. "{example}"). '

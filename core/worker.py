@@ -1,12 +1,14 @@
-"""A training job's own process: ``python -m core.worker RUN_DIR --parent PID [--resume]``.
+"""A training job's own process: ``python -m core.worker RUN_DIR --parent PID [--resume] [--hook MODULE:FUNCTION]``.
 
 Why a process and not a thread of the server: every Streamlit session that shows a live chart runs Python in
 the server process. In a thread, training shared the GIL with them, and ten open pages slowed a run by more than
 half. In its own process the training loop only competes for CPU time, and the pages' work is small.
 
 The worker shares nothing with the server but the run folder (config.json in, status/metrics/checkpoints out,
-stop.json to stop). It dies with the server that started it, as a training thread did: a run whose server was
-killed is shown as interrupted on the next start, and resumes from its last checkpoint.
+stop.json to stop). It dies with the server that started it: status.json names this process (pid and start
+time), so the run of a killed server reads as interrupted at once, and resumes from its last checkpoint.
+
+``--hook`` names a function the loop calls at its events (tests inject faults in the real worker this way).
 """
 
 from __future__ import annotations
@@ -43,23 +45,36 @@ def _die_with_parent(parent: int) -> None:
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def load_hook(spec: str):
+    """'package.module:function' -> the function (a training hook given by name, so it can cross processes)."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"a hook is named 'module:function', not {spec!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--parent", type=int, default=None, help="end when this process ends")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--hook", default=None, help="MODULE:FUNCTION called at the loop's events (tests)")
     args = parser.parse_args(argv)
     if args.parent:
         _die_with_parent(args.parent)
 
-    from core.runs import Run
-    from core.training import FileStopSignal, train
+    from core.progress import FileStopSignal
+    from core.runs import ENDED_WELL, Run
+    from core.training import train
 
     run = Run(args.run_dir)
     config = run.config()
+    hook = load_hook(args.hook) if args.hook else None
     # The server cleared any old stop request before it started us; one that arrives now is for this attempt.
-    result = train(config, run, stop=FileStopSignal(run.dir), resume=args.resume)
-    return 0 if result.state in ("finished", "stopped") else 1
+    result = train(config, run, stop=FileStopSignal(run.dir), resume=args.resume, hook=hook)
+    return 0 if result.state in ENDED_WELL else 1
 
 
 if __name__ == "__main__":

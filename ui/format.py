@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.runs import RunStatus
+
 
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
@@ -30,13 +32,13 @@ def metric(value) -> str:
 
 
 STATE_COLOUR = {
-    "queued": "gray",
-    "running": "blue",
-    "finished": "green",
-    "failed": "red",
-    "stopped": "orange",
-    "interrupted": "orange",
-    "damaged": "red",
+    RunStatus.QUEUED: "gray",
+    RunStatus.RUNNING: "blue",
+    RunStatus.FINISHED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.STOPPED: "orange",
+    RunStatus.INTERRUPTED: "orange",
+    RunStatus.DAMAGED: "red",
 }
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.curves import CurveFeed, downsample, overfitting, start_record
-from core.runs import ACTIVE
-from ui import charts, nav
+from core.runs import ACTIVE, RESUMABLE, RunStatus
+from ui import charts, keys, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
 from ui.safe import hide_paths, md, md_code
@@ -55,16 +55,16 @@ def live_panel(run_id: str) -> None:
 
     def body() -> None:
         status = run.status()
-        state = status.get("state", "queued")
+        state = status["state"]
         if active and state not in ACTIVE:
             st.rerun()
-        x = st.session_state.get(f"x_{run.id}", "step")
-        log_y = bool(st.session_state.get(f"log_{run.id}", False))
+        x = st.session_state.get(keys.x_axis(run.id), "step")
+        log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
         records, train, evals, loss_fig, lr_fig = live_view(run, x, log_y, fresh=state not in ACTIVE)
         head = start_record(records)
         st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
         if status.get("message"):
-            (st.error if state == "failed" else st.caption)(md(hide_paths(status["message"])))
+            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status["message"])))
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
         latest = status.get("latest_eval") or {}
@@ -86,13 +86,13 @@ def live_panel(run_id: str) -> None:
             )
         _controls(run, state, evals)
         # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
-        if state == "finished" or (state == "stopped" and run.has_model()):
+        if state == RunStatus.FINISHED or (state == RunStatus.STOPPED and run.has_model()):
             _finished(run)
         if len(train) or len(evals):
             c1, c2 = st.columns([1, 1])
             # The figures were built above from these widgets' values (a change reruns the fragment at once).
-            c1.radio("X axis", ["step", "epoch"], horizontal=True, key=f"x_{run.id}")
-            c2.toggle("Log scale for loss", key=f"log_{run.id}")
+            c1.radio("X axis", ["step", "epoch"], horizontal=True, key=keys.x_axis(run.id))
+            c2.toggle("Log scale for loss", key=keys.log_scale(run.id))
             st.plotly_chart(loss_fig, key=f"loss_{run.id}")
             st.plotly_chart(lr_fig, key=f"lr_{run.id}")
         elif state in ACTIVE:
@@ -123,12 +123,12 @@ def _controls(run, state: str, evals) -> None:
         if not mine:
             st.caption("Another process (the command line?) trains this run; Stop reaches it all the same.")
         return
-    resumable = state in ("stopped", "interrupted", "failed") and run.latest_checkpoint() is not None
+    resumable = state in RESUMABLE and run.latest_checkpoint() is not None
     if resumable and st.button("Resume from the last checkpoint", key=f"resume_{run.id}", icon=":material/play_arrow:"):
         job, created = registry().resume(run.id)
         select_run(job.run_id)
         if not created:
-            st.session_state["flash"] = f"Another run is training on this device ({md_code(job.run_id)}); wait or stop it."
+            st.session_state[keys.FLASH] = f"Another run is training on this device ({md_code(job.run_id)}); wait or stop it."
         st.rerun()
 
 

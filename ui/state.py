@@ -63,6 +63,17 @@ def active_runs() -> list:
     return runs
 
 
+def interrupted_runs(limit: int = 3) -> list:
+    """The newest runs cut off before their end (their process is gone), which Resume can continue.
+
+    A run reads as interrupted as soon as its process is gone (core.runs.Run.status), so the sidebar and
+    Home say so at once, not after a server restart.
+    """
+    from core.runs import RunStatus
+
+    return [run for run in run_store().list() if run.state == RunStatus.INTERRUPTED][:limit]
+
+
 def selected_run_id(default: str | None = None) -> str | None:
     """The run named in the URL (?run=...), so a refresh or a shared link comes back to it."""
     value = st.query_params.get(RUN_PARAM)

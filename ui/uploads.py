@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import keys
 from ui.state import dataset_store
 
 
@@ -19,7 +20,7 @@ def stage(upload, slot: str) -> Path:
 
     root = dataset_store().root
     path = stage_upload(upload.name, upload.getvalue(), root)
-    key = f"staged_{slot}"
+    key = keys.staged_upload(slot)
     previous = st.session_state.get(key)
     if previous and previous != str(path):
         discard_staged(previous, root)

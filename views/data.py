@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import charts, nav
+from ui import charts, keys, nav
 from ui.guard import guarded
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
@@ -296,12 +296,12 @@ def save_section(path: Path, original: str, settings, extra, rows: int, usable: 
         dataset = store.save(
             name, path, original, settings, rows=rows, validation=extra.get("validation"), test=extra.get("test")
         )
-        st.session_state["saved_dataset"] = dataset.name
-    saved = st.session_state.get("saved_dataset")
+        st.session_state[keys.SAVED_DATASET] = dataset.name
+    saved = st.session_state.get(keys.SAVED_DATASET)
     if saved and store.find(saved) is not None:
         st.success(f"Saved as dataset **{md(saved)}**.")
         if st.button("Train with this dataset", type="primary", icon=":material/model_training:"):
-            st.session_state["train_dataset"] = saved
+            st.session_state[keys.TRAIN_DATASET] = saved
             st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: saved})
 
 
@@ -317,20 +317,20 @@ def saved_datasets() -> None:
                 f"**{md(ds.name)}**: {md(ds.settings.task)}, {md(ds.rows or '?')} rows, "
                 f"from {md(ds.original_name or ds.file)}"
             )
-            if st.session_state.get("confirm_delete_ds") != ds.name:
+            if st.session_state.get(keys.CONFIRM_DELETE_DATASET) != ds.name:
                 if c2.button("Delete", key=f"del_ds_{ds.name}"):
-                    st.session_state["confirm_delete_ds"] = ds.name
+                    st.session_state[keys.CONFIRM_DELETE_DATASET] = ds.name
                     st.rerun()
                 continue
             # A dataset is someone's upload: one click must not lose it.
             st.warning(f"Delete dataset **{md(ds.name)}** and its files? Runs trained on it keep their copy.")
             y, n = st.columns(2)
             if y.button("Yes, delete it", type="primary", key=f"del_ds_yes_{ds.name}"):
-                st.session_state.pop("confirm_delete_ds", None)
+                st.session_state.pop(keys.CONFIRM_DELETE_DATASET, None)
                 store.delete(ds.name)
                 st.rerun()
             if n.button("Cancel", key=f"del_ds_no_{ds.name}"):
-                st.session_state.pop("confirm_delete_ds", None)
+                st.session_state.pop(keys.CONFIRM_DELETE_DATASET, None)
                 st.rerun()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import charts
+from ui import charts, keys
 from ui.format import metric
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
@@ -183,8 +183,8 @@ def main() -> None:
     if st.button("Evaluate", type="primary", icon=":material/fact_check:"):
         with st.spinner("Loading the model and scoring every row..."):
             evaluate(run.id, stamp, split, file, answers)
-        st.session_state.setdefault("evaluated", set()).add(key)
-    if key not in st.session_state.get("evaluated", set()):
+        st.session_state.setdefault(keys.EVALUATED, set()).add(key)
+    if key not in st.session_state.get(keys.EVALUATED, set()):
         st.caption("Press Evaluate to score the model on this data.")
         return
     report = evaluate(run.id, stamp, split, file, answers)

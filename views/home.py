@@ -9,10 +9,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import nav
+from ui import keys, nav
 from ui.guard import guarded
 from ui.safe import md, md_code
-from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line
+from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line, interrupted_runs
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
 SAMPLE_NAME = "sentiment-sample"
@@ -44,8 +44,8 @@ def try_the_sample(generation: bool = False) -> None:
 
         rows = len(read_table(path).frame)
         dataset = store.save(name, path, path.name, settings, rows=rows)
-    st.session_state["train_dataset"] = dataset.name
-    st.session_state.pop("show_form", None)
+    st.session_state[keys.TRAIN_DATASET] = dataset.name
+    st.session_state.pop(keys.SHOW_FORM, None)
     st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: dataset.name})
 
 
@@ -91,6 +91,9 @@ with guarded():
             st.page_link(nav.TRAIN.path, label="Open the live view", query_params={"run": run.id})
     else:
         st.caption("Nothing is training.")
+    for run in interrupted_runs():  # its process is gone: say so now, not after a restart
+        st.markdown(f"{md_code(run.id)}: interrupted. Resume continues from the last checkpoint.")
+        st.page_link(nav.RUNS.path, label="Resume or delete it", query_params={"run": run.id})
 
     st.subheader("This computer")
     with st.spinner("Looking at the hardware..."):

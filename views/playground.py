@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.inference import describe_run_model
-from ui import charts
+from ui import charts, keys
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
 from ui.safe import hide_paths, html_text, md, md_block
@@ -64,8 +64,8 @@ def classify(run, bundle, base: bool) -> None:
             return
         with st.spinner("Predicting..."):
             probs = predict_proba(bundle, texts, pairs, max_length=cfg.train.max_length)
-        st.session_state["predictions"] = (run.id, base, texts, pairs, probs)
-    saved = st.session_state.get("predictions")
+        st.session_state[keys.PREDICTIONS] = (run.id, base, texts, pairs, probs)
+    saved = st.session_state.get(keys.PREDICTIONS)
     if not saved or saved[:2] != (run.id, base):
         return
     _, _, texts, pairs, probs = saved

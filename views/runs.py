@@ -7,8 +7,8 @@ import functools
 import streamlit as st
 
 from core.export import merge_run_adapter, multi_gpu_command, train_command, zip_folder
-from core.runs import DAMAGED
-from ui import nav
+from core.runs import DAMAGED, RESUMABLE
+from ui import keys, nav
 from ui.format import duration, state_badge
 from ui.guard import guarded
 from ui.pickers import unknown_run_warning
@@ -33,7 +33,7 @@ def actions(run) -> None:
     state = status.get("state")
     st.markdown(f"#### {md_code(run.id)} {state_badge(state)}")
     if status.get("message"):
-        st.caption(md(hide_paths(status["message"])))
+        (st.error if state == DAMAGED else st.caption)(md(hide_paths(status["message"])))
     has_model = run.has_model()
     c = st.columns(4)
     for col, (label, page, icon) in zip(
@@ -49,7 +49,7 @@ def actions(run) -> None:
         if col.button(label, key=f"open_{page}", icon=icon, disabled=needs_model and not has_model):
             st.switch_page(page, query_params={"run": run.id})
 
-    if state in ("interrupted", "stopped", "failed"):
+    if state in RESUMABLE:
         can = run.latest_checkpoint() is not None
         if st.button(
             "Resume from the last checkpoint",
@@ -111,22 +111,22 @@ def actions(run) -> None:
 def delete_section(run_id: str) -> None:
     """Delete after a confirmation; also offered for a damaged run, which nothing else can open."""
     st.markdown("**Delete**")
-    pending = st.session_state.get("confirm_delete") == run_id
+    pending = st.session_state.get(keys.CONFIRM_DELETE) == run_id
     if not pending:
         if st.button("Delete this run", icon=":material/delete:"):
-            st.session_state["confirm_delete"] = run_id
+            st.session_state[keys.CONFIRM_DELETE] = run_id
             st.rerun()
         return
     st.warning(f"Delete run {md_code(run_id)} with its model and checkpoints? This cannot be undone.")
     c1, c2 = st.columns(2)
     if c1.button("Yes, delete it", type="primary"):
-        st.session_state.pop("confirm_delete", None)
+        st.session_state.pop(keys.CONFIRM_DELETE, None)
         run_store().delete(run_id)
         select_run(None)
         st.toast(f"Deleted {md(run_id)}.")
         st.rerun()
     if c2.button("Cancel"):
-        st.session_state.pop("confirm_delete", None)
+        st.session_state.pop(keys.CONFIRM_DELETE, None)
         st.rerun()
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from core.config import TrainConfig, recommended_train_settings
-from ui import nav
+from ui import keys, nav
 from ui.format import duration
 from ui.forms import field_widget, fields_grid
 from ui.guard import guarded, show_error
@@ -54,7 +54,7 @@ def choose_dataset():
         st.page_link(nav.DATA.path, label="Go to the Data page", icon=":material/table:")
         return None
     names = [d.name for d in datasets]
-    wanted = st.query_params.get(DATASET_PARAM) or st.session_state.get("train_dataset")
+    wanted = st.query_params.get(DATASET_PARAM) or st.session_state.get(keys.TRAIN_DATASET)
     name = st.selectbox(
         "Dataset",
         names,
@@ -318,8 +318,8 @@ def estimate_section(config) -> None:
         help="Builds the model and times a few training steps on a sample of your data (seconds).",
     ):
         with st.spinner("Timing a few training steps..."):
-            st.session_state["estimate"] = (key, estimate_run(config, runs_root=run_store().root))
-    saved = st.session_state.get("estimate")
+            st.session_state[keys.ESTIMATE] = (key, estimate_run(config, runs_root=run_store().root))
+    saved = st.session_state.get(keys.ESTIMATE)
     if not saved:
         return
     est_key, est = saved
@@ -364,10 +364,14 @@ def start(config) -> None:
     except WorkbenchError as err:
         show_error(err, "checking the run")
         return
-    job, created = registry().start(config)
+    try:
+        job, created = registry().start(config)
+    except WorkbenchError as err:  # DeviceBusy: another process (the CLI) trains on this device; it is named
+        show_error(err, "starting the run")
+        return
     select_run(job.run_id)
     if not created:
-        st.session_state["flash"] = (
+        st.session_state[keys.FLASH] = (
             f"A run is already training on this device ({md_code(job.run_id)}); it is shown "
             "below. Stop it or wait for it before starting another."
         )
@@ -407,8 +411,8 @@ def new_run_form() -> None:
 
 def main() -> None:
     st.title("Train")
-    if "flash" in st.session_state:
-        flash = st.session_state.pop("flash")  # written by this program, its run id through md_code
+    if keys.FLASH in st.session_state:
+        flash = st.session_state.pop(keys.FLASH)  # written by this program, its run id through md_code
         st.warning(flash)
     run_id = selected_run_id()
     if run_id is None:
@@ -426,7 +430,7 @@ def main() -> None:
         live_panel(run_id)
     st.divider()
     # The form stays folded while a run is shown, so the live view is what a click on Start leads to.
-    if st.toggle("Set up a new run", key="show_form"):
+    if st.toggle("Set up a new run", key=keys.SHOW_FORM):
         new_run_form()
 
 

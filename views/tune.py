@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import nav
+from core.runs import ACTIVE
+from ui import keys, nav
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
@@ -19,7 +20,6 @@ BATCH_CHOICES = [4, 8, 16, 32, 64]
 EPOCH_CHOICES = [1.0, 2.0, 3.0, 4.0, 5.0]
 DECAY_CHOICES = [0.0, 0.01, 0.05, 0.1]
 FOLD_CHOICES = {0: "No: use the validation split", 3: "3-fold", 5: "5-fold"}
-ACTIVE = ("queued", "running")
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,12 +61,12 @@ def search_status(search_id: str) -> None:
     """The search's progress, table and chart, read from disk (polled while it runs)."""
     import pandas as pd
 
-    from core.search import results_table
+    from core.search import TRIAL_ACTIVE, results_table
 
     record = runner().store.get(search_id)
     metric = record["config"]["metric"]
     trials = record["trials"]
-    done = sum(t["state"] not in ("pending", "running") for t in trials)
+    done = sum(t["state"] not in TRIAL_ACTIVE for t in trials)
     st.markdown(f"**{md(record['name'])}** {state_badge(record['state'])}  \n{md(record['message'])}")
     st.progress(done / len(trials), text=f"{done:,} of {len(trials):,} trials done")
     rows = results_table(record)
@@ -75,10 +75,10 @@ def search_status(search_id: str) -> None:
     fig = results_chart(rows, metric)
     if fig is not None:
         st.plotly_chart(fig, width="stretch")
-    if st.session_state.get(f"was_active_{search_id}") and record["state"] not in ACTIVE:
-        st.session_state.pop(f"was_active_{search_id}")
+    if st.session_state.get(keys.was_active(search_id)) and record["state"] not in ACTIVE:
+        st.session_state.pop(keys.was_active(search_id))
         st.rerun()  # the whole page: the buttons change and polling stops
-    st.session_state[f"was_active_{search_id}"] = record["state"] in ACTIVE
+    st.session_state[keys.was_active(search_id)] = record["state"] in ACTIVE
 
 
 def show_search(search_id: str) -> None:
@@ -88,11 +88,9 @@ def show_search(search_id: str) -> None:
     active = record["state"] in ACTIVE
     st.fragment(run_every=2.0 if active else None)(search_status)(search_id)
     if active:
-        if st.button("Stop the search", icon=":material/stop:", key="stop_search"):
-            if runner().stop():
-                st.toast("Stopping: the running trial ends at its next step.")
-            else:
-                st.warning("This search is run by another process (the command line); stop it there.")
+        # Through the search's folder: it reaches a search this server, another one or the CLI runs.
+        if st.button("Stop the search", icon=":material/stop:", key="stop_search") and runner().stop(search_id):
+            st.toast("Stopping: the running trial ends at its next step.")
         return
     best = best_trial(record)
     if best is None:
@@ -181,7 +179,7 @@ def search_form() -> None:
     if st.button("Start the search", type="primary", icon=":material/tune:"):
         job, created = runner().start(cfg)
         if not created:
-            st.session_state["tune_flash"] = "A search is already running; it is shown above."
+            st.session_state[keys.TUNE_FLASH] = "A search is already running; it is shown above."
         st.query_params[SEARCH_PARAM] = job.search_id
         st.rerun()
 
@@ -192,8 +190,8 @@ def main() -> None:
         "Let the workbench try several settings for you. Each trial is a normal training run, judged by its "
         "score on the validation data (never the test data); trials run one at a time and can be stopped."
     )
-    if "tune_flash" in st.session_state:
-        st.warning(md(st.session_state.pop("tune_flash")))
+    if keys.TUNE_FLASH in st.session_state:
+        st.warning(md(st.session_state.pop(keys.TUNE_FLASH)))
     searches = runner().store.list()
     active = runner().active()
     chosen = st.query_params.get(SEARCH_PARAM) or (active.search_id if active else None)

@@ -172,3 +172,27 @@ def test_generation_split_loss_is_the_models_own_loss():
     with torch.no_grad():
         stock = bundle.model.eval()(**batch, labels=batch["input_ids"]).loss
     assert scores.loss == pytest.approx(float(stock), rel=1e-5)
+
+
+@pytest.mark.parametrize("found_training", [True, False])
+def test_scoring_leaves_the_model_in_the_mode_it_found(tiny_bert_dir, found_training):
+    """Training mid-run stays in training mode; a model loaded for inference stays in eval mode (no dropout)."""
+    import torch
+
+    from core.batching import encode_pairs
+    from core.models import build_model
+    from core.scoring import score_encoded
+
+    bundle = build_model(str(tiny_bert_dir), "classification", label_names=["bad", "good"])
+    bundle.model.train(found_training)
+    data = encode_pairs(bundle.tokenizer, ["a good film", "a bad film"], None, np.array([1, 0]), 16)
+
+    class StopNow:
+        def is_set(self) -> bool:
+            return True
+
+    for stop in (None, StopNow()):  # a full pass, and one a stop ends midway
+        score_encoded(bundle.model, data, "classification", batch_size=8, pad_id=bundle.tokenizer.pad_token_id,
+                      device=torch.device("cpu"), precision="fp32", stop=stop)  # fmt: skip
+        assert bundle.model.training is found_training
+        assert all(m.training is found_training for m in bundle.model.modules())

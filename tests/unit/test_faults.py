@@ -123,27 +123,36 @@ def test_infinite_gradient_never_reaches_a_checkpoint(workspace, toy_csv, tiny_b
 # ------------------------------------------------------------------------------------------------ out of memory
 @pytest.mark.parametrize("kind", ["runtime", "torch"])
 def test_out_of_memory_fails_with_advice_and_frees_the_registry(workspace, toy_csv, tiny_bert_dir, kind):
-    import torch
+    """A RuntimeError OOM in a training thread (test mode), torch's OutOfMemoryError in the real worker process."""
 
     def oom(event, info):
         if event == "step" and info["step"] == 2:
-            if kind == "torch":
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
 
-    registry = JobRegistry(RunStore(workspace / "runs"))
-    job, created = registry.start(config_for(toy_csv, tiny_bert_dir), hook=oom)
+    if kind == "torch":
+        registry = JobRegistry(RunStore(workspace / "runs"), mode="process")
+        hook = "tests.unit.fault_hooks:oom_at_step_2"  # imported by the worker process
+    else:
+        registry, hook = JobRegistry(RunStore(workspace / "runs"), mode="thread"), oom
+    job, created = registry.start(config_for(toy_csv, tiny_bert_dir), hook=hook)
     assert created
     result = job.join(300)
     assert result.state == "failed" and job.run.state == "failed"
     message = result.message.lower()
     assert "out of memory" in message and "batch size" in message and "max length" in message
     assert registry.active() is None
-    if kind == "runtime":  # the next run starts and finishes (once is enough)
-        nxt, created = registry.start(config_for(toy_csv, tiny_bert_dir, max_steps=2))
-        assert created and nxt.run_id != job.run_id
-        assert nxt.join(300).state == "finished"
-        assert nxt.run.has_model()
+    # The next run starts and finishes: the registry and the workspace's device lock are free.
+    nxt, created = registry.start(config_for(toy_csv, tiny_bert_dir, max_steps=2))
+    assert created and nxt.run_id != job.run_id
+    assert nxt.join(300).state == "finished"
+    assert nxt.run.has_model()
+
+
+def test_a_hook_function_cannot_go_to_a_worker_process(workspace, toy_csv, tiny_bert_dir):
+    registry = JobRegistry(RunStore(workspace / "runs"), mode="process")
+    with pytest.raises(ValueError, match="module:function"):
+        registry.start(config_for(toy_csv, tiny_bert_dir), hook=lambda event, info: None)
+    assert registry.active() is None and list((workspace / "runs").iterdir()) == []  # refused before any folder
 
 
 # ------------------------------------------------------------------------------------------------ stops at awkward moments
@@ -246,6 +255,7 @@ def test_half_written_checkpoints_are_never_picked(tmp_path):
     good = run.checkpoints_dir / "step-000004"
     good.mkdir(parents=True)
     (good / "trainer_state.pt").write_bytes(b"x")
+    (good / "model.safetensors").write_bytes(b"x")  # a complete checkpoint has its weights too
     (run.checkpoints_dir / ".tmp-step-000008-ab12cd").mkdir()  # a save killed before its rename
     (run.checkpoints_dir / "step-000012").mkdir()  # a folder without its trainer state
     assert run.latest_checkpoint() == good
@@ -348,7 +358,8 @@ def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path,
         proc.kill()
         proc.wait(30)  # reaped, so its pid is really gone
     (run,) = store.list()
-    assert run.state == "running"  # what a dead server leaves behind
+    # What the dead process left on disk says running; every reader sees interrupted at once.
+    assert run.stored_status()["state"] == "running" and run.state == "interrupted"
 
     # Metrics up to the last flushed line are intact.
     lines = run.metrics_path.read_bytes().split(b"\n")
@@ -389,8 +400,9 @@ def test_damaged_run_files_do_not_break_reading(tmp_path):
     assert bad.metrics() == [{"step": 1, "loss": 0.5}, {"step": 4, "loss": "nan"}]
     (bad.dir / "status.json").write_bytes(b"\xff\xfe[1,")
     (bad.dir / "results.json").write_text("[1, 2]", encoding="utf-8")
-    assert bad.status() == {"state": "queued"} and bad.results() == {}
+    assert bad.status()["state"] == "damaged" and bad.results() == {}
     rows = {row["run"]: row for row in store.summaries()}
-    assert rows["good"]["val_accuracy"] == 0.9 and "bad" in rows
-    # A restarted server treats the unreadable status as a run nobody owns any more.
-    assert "bad" in store.recover_interrupted() and bad.state == "interrupted"
+    assert rows["good"]["val_accuracy"] == 0.9 and rows["bad"]["state"] == "damaged"
+    # A restarted server shows the unreadable status as damaged: it is not guessed at, nor rewritten.
+    assert "bad" not in store.recover_interrupted() and bad.state == "damaged"
+    assert (bad.dir / "status.json").read_bytes() == b"\xff\xfe[1,"

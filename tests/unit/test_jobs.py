@@ -33,7 +33,7 @@ class Gate:
 
 @pytest.fixture
 def registry(workspace):
-    reg = JobRegistry(RunStore(workspace / "runs"))
+    reg = JobRegistry(RunStore(workspace / "runs"), mode="thread")  # the Gate hook is a function of this process
     yield reg
     # Leave no thread behind: registries share the process-wide list of live jobs.
     for job in list(reg._jobs.values()):
@@ -118,7 +118,7 @@ def test_stop_keeps_a_checkpoint_and_a_loadable_model_then_resume_finishes(regis
 
 def test_a_run_left_running_by_a_dead_process_is_marked_interrupted_and_resumes(workspace, toy_csv, tiny_bert_dir):
     store = RunStore(workspace / "runs")
-    first = JobRegistry(store)
+    first = JobRegistry(store, mode="thread")
     cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=6)
     gate = Gate(at_step=2)
     job, _ = first.start(cfg, hook=gate)
@@ -134,8 +134,9 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted_and_resumes(
     status.update(state="running", pid=dead.pid)
     atomic_write_text(job.run.dir / "status.json", json.dumps(status))
 
-    restarted = JobRegistry(store)  # what a restarted server does first
-    assert job.run.state == "interrupted"
+    assert job.run.state == "interrupted"  # at once, for every reader
+    restarted = JobRegistry(store, mode="thread")  # what a restarted server does first: write it down
+    assert job.run.stored_status()["state"] == "interrupted"
     resumed, created = restarted.resume(job.run_id)
     assert created
     final = resumed.join(WAIT)
@@ -257,9 +258,10 @@ def test_a_worker_dies_with_the_server_that_started_it_and_the_run_resumes(works
         _wait_for(lambda: _pid_gone(worker), timeout=15, what="the orphaned worker to end")
     finally:
         server.kill()
-    assert run.state == "running"  # what the dead processes left on disk
+    assert run.stored_status()["state"] == "running"  # what the dead processes left on disk
+    assert run.state == "interrupted"  # what every reader sees, before any restart
     restarted = JobRegistry(store, mode="process")
-    assert run.state == "interrupted"
+    assert run.stored_status()["state"] == "interrupted"
     if run.latest_checkpoint() is not None:  # it may have died before its first save
         job, created = restarted.resume(run.id)
         assert created
@@ -268,22 +270,51 @@ def test_a_worker_dies_with_the_server_that_started_it_and_the_run_resumes(works
         assert job.join(WAIT).state == "stopped"
 
 
-def test_stop_reaches_a_run_the_command_line_trains(workspace, toy_csv, tiny_bert_dir):
+def _cli_args(workspace, toy_csv, tiny_bert_dir, max_steps: int) -> list[str]:
+    return ["--workspace", str(workspace), "train", "--data", str(toy_csv), "--model", str(tiny_bert_dir),
+            "--task", "classification", "--max-steps", str(max_steps), "--log-every", "1", "--precision", "fp32",
+            "--num-threads", "1", "--max-length", "32", "--quiet"]  # fmt: skip
+
+
+def _cli(workspace, toy_csv, tiny_bert_dir) -> subprocess.Popen:
+    """``python -m core train`` in its own process, training (almost) for ever."""
     import os
 
     from tests.unit.test_faults import REPO
 
-    args = [sys.executable, "-m", "core", "--workspace", str(workspace), "train", "--data", str(toy_csv),
-            "--model", str(tiny_bert_dir), "--task", "classification", "--max-steps", "5000", "--log-every", "1",
-            "--precision", "fp32", "--num-threads", "1", "--max-length", "32", "--quiet"]  # fmt: skip
-    cli = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    args = [sys.executable, "-m", "core", *_cli_args(workspace, toy_csv, tiny_bert_dir, 5000)]
+    return subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def test_stop_reaches_a_run_the_command_line_trains_and_the_device_is_locked_meanwhile(
+    workspace, toy_csv, tiny_bert_dir, capsys
+):
+    from core.cli import main
+    from core.devicelock import DeviceBusy
+
+    cli = _cli(workspace, toy_csv, tiny_bert_dir)
     try:
         store = RunStore(workspace / "runs")
         _wait_for(lambda: store.list() and _steps(store.list()[0]), what="the command line's first step")
         (run,) = store.list()
         registry = JobRegistry(store)  # a server that did not start this run
         assert registry.get(run.id) is None and run.id in {r.id for r in store.list() if r.state == "running"}
+
+        # One job per device across processes: the server's Start names the job in the way, and makes nothing.
+        with pytest.raises(DeviceBusy) as busy:
+            registry.start(tiny_run_config(toy_csv, tiny_bert_dir, max_steps=1))
+        assert busy.value.holder["run"] == run.id and busy.value.holder["pid"] == cli.pid
+        assert f"run '{run.id}'" in str(busy.value) and "--allow-parallel" in str(busy.value)
+        assert [r.id for r in store.list()] == [run.id]
+        # So does a second command line; with --allow-parallel it trains all the same, on purpose.
+        capsys.readouterr()
+        assert main(_cli_args(workspace, toy_csv, tiny_bert_dir, 1)) == 2
+        err = capsys.readouterr().err
+        assert "busy" in err and run.id in err and "python -m core train" in err
+        assert main([*_cli_args(workspace, toy_csv, tiny_bert_dir, 1), "--allow-parallel"]) == 0
+        assert len(store.list()) == 2
+
         assert registry.stop(run.id) is True
         out, _ = cli.communicate(timeout=WAIT)
     finally:
@@ -291,3 +322,41 @@ def test_stop_reaches_a_run_the_command_line_trains(workspace, toy_csv, tiny_ber
     assert cli.returncode == 0, out
     assert run.state == "stopped" and run.has_model()
     assert registry.stop(run.id) is False
+    # The command line has ended, so its lock is free: the server starts a run now.
+    job, created = registry.start(tiny_run_config(toy_csv, tiny_bert_dir, max_steps=1, num_threads=1))
+    assert created and job.join(WAIT).state == "finished"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process signals")
+def test_a_command_line_run_killed_with_sigkill_reads_as_interrupted_everywhere_at_once(
+    workspace, toy_csv, tiny_bert_dir
+):
+    import os
+    import signal
+
+    from tests.unit.test_faults import REPO
+
+    cli = _cli(workspace, toy_csv, tiny_bert_dir)
+    try:
+        store = RunStore(workspace / "runs")
+        _wait_for(lambda: store.list() and _steps(store.list()[0]), what="the command line's first step")
+        (run,) = store.list()
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(WAIT)  # reaped: its pid is gone
+    finally:
+        cli.kill()
+    assert run.stored_status()["state"] == "running" and run.stored_status()["pid"] == cli.pid
+    # Another process, no server restart: `python -m core runs` lists it as interrupted.
+    listing = subprocess.run([sys.executable, "-m", "core", "--workspace", str(workspace), "runs", "--json"],
+                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                             capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+    (row,) = json.loads(listing.stdout)
+    assert row["run"] == run.id and row["state"] == "interrupted" and "Resume" in row["message"]
+    # The kernel dropped its device lock; the run can be deleted (Stop has nothing to stop).
+    registry = JobRegistry(store)
+    assert registry.stop(run.id) is False
+    from core.devicelock import DeviceLock
+
+    assert DeviceLock(workspace, "cpu").is_free()
+    store.delete(run.id)
+    assert not run.dir.exists()

@@ -50,7 +50,7 @@ def hammer(registries: list[JobRegistry], config: RunConfig, clicks: int = 8):
 
 def test_eight_simultaneous_starts_make_exactly_one_job(workspace, toy_csv, tiny_bert_dir):
     store = RunStore(workspace / "runs")
-    answers = hammer([JobRegistry(store)], config_for(toy_csv, tiny_bert_dir))
+    answers = hammer([JobRegistry(store, mode="thread")], config_for(toy_csv, tiny_bert_dir))
     assert len(answers) == 8
     assert sum(created for _, created in answers) == 1
     assert len({job.run_id for job, _ in answers}) == 1
@@ -61,7 +61,8 @@ def test_eight_simultaneous_starts_make_exactly_one_job(workspace, toy_csv, tiny
 def test_a_second_registry_in_the_same_process_does_not_start_a_second_job(workspace, toy_csv, tiny_bert_dir):
     """A cleared st.cache_resource makes a new registry while the old one's job still trains."""
     store = RunStore(workspace / "runs")
-    answers = hammer([JobRegistry(store), JobRegistry(RunStore(workspace / "runs"))], config_for(toy_csv, tiny_bert_dir))
+    registries = [JobRegistry(store, mode="thread"), JobRegistry(RunStore(workspace / "runs"), mode="thread")]
+    answers = hammer(registries, config_for(toy_csv, tiny_bert_dir))
     assert sum(created for _, created in answers) == 1
     assert len({job.run_id for job, _ in answers}) == 1
     assert len([p for p in store.root.iterdir() if p.is_dir()]) == 1

@@ -56,3 +56,27 @@ def test_importing_every_core_module_does_not_load_streamlit():
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"core.training", "core.models", "core.jobs", "core.cli", "core.generation"} <= set(found["modules"])
     assert found["streamlit"] == []
+
+
+def _core_imports(path: Path) -> set[str]:
+    """The core modules ``path`` imports, at the top or inside a function (both make a cycle)."""
+    return {name for name in _imported_names(path) if name.startswith("core.")} - {f"core.{path.stem}"}
+
+
+def test_core_modules_import_each_other_without_cycles():
+    """A cycle (evaluation and generation used to import each other) makes the import order matter."""
+    graph = {f"core.{p.stem}": _core_imports(p) for p in CORE.glob("*.py")}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module) :] + [module]))
+        if module in done or module not in graph:
+            return
+        for imported in sorted(graph[module]):
+            visit(imported, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert {"core.scoring"} <= graph["core.generation"] and "core.evaluation" not in graph["core.generation"]

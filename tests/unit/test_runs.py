@@ -11,7 +11,7 @@ import pytest
 
 from core.config import RunConfig
 from core.errors import WorkbenchError
-from core.runs import Run, RunStore, atomic_write_text
+from core.runs import Run, RunStatus, RunStore, atomic_write_text, process_started
 
 
 def _config(name: str = "", task: str = "classification") -> RunConfig:
@@ -72,7 +72,7 @@ def test_set_status_keeps_fields_and_refuses_unknown_states(store):
     with pytest.raises(ValueError):
         run.set_status("exploded")
     (run.dir / "status.json").write_text("{not json")
-    assert run.state == "queued"  # a torn status reads as queued, never crashes a page
+    assert run.state == "damaged"  # never taken for another state, never crashes a page
 
 
 def test_checkpoints_are_sorted_and_only_complete_ones_count(store):
@@ -143,7 +143,7 @@ def test_recover_leaves_a_live_job_alone(store):
         other = store.create(_config(), run_id="other-process")
         other.set_status("running")
         status = other.status()
-        status["pid"] = sleeper.pid
+        status.update(pid=sleeper.pid, pid_started=process_started(sleeper.pid))
         atomic_write_text(other.dir / "status.json", json.dumps(status))
         mine = store.create(_config(), run_id="mine")
         mine.set_status("running")
@@ -193,3 +193,93 @@ def test_a_run_with_a_damaged_config_is_listed_refused_and_deletable(store, cont
     assert "damaged" in str(err.value) and "Delete it on the Runs page" in str(err.value)
     store.delete("bad")
     assert not bad.dir.exists() and [r.id for r in store.list()] == ["good"]
+
+
+# ------------------------------------------------------------------------------------------------ truthful states
+def _owned_by(run: Run, pid: int, started: float | None) -> None:
+    """Write the status a process ``pid`` that started at ``started`` would have left while training."""
+    status = run.stored_status()
+    status.update(state="running", pid=pid, pid_started=started, message="Training... step 5", step=5)
+    atomic_write_text(run.dir / "status.json", json.dumps(status))
+
+
+def test_a_run_whose_process_is_gone_reads_as_interrupted_at_once(store):
+    from core.jobs import JobRegistry
+
+    run = store.create(_config(), run_id="cut-off")
+    _owned_by(run, _dead_pid(), 1.0)
+    # No restart, no recovery pass: every reader sees it as interrupted, and it is resumable and deletable.
+    assert run.state == RunStatus.INTERRUPTED and run.stored_status()["state"] == "running"
+    assert "Resume" in run.status()["message"] and run.status()["step"] == 5
+    (row,) = store.summaries()
+    assert row["state"] == "interrupted" and "Resume" in row["message"]
+    registry = JobRegistry.__new__(JobRegistry)  # stop() without the start-up recovery pass
+    registry.store, registry._jobs, registry._lock = store, {}, __import__("threading").Lock()
+    assert registry.stop(run.id) is False and not (run.dir / "stop.json").exists()  # nothing to stop
+    store.delete(run.id)
+    assert not run.dir.exists()
+
+
+def test_a_reused_pid_is_a_foreign_owner(store):
+    """A live process with the recorded pid that started at another time (pid reuse) does not own the run."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        real = process_started(sleeper.pid)
+        assert real is not None
+        owned = store.create(_config(), run_id="owned")
+        _owned_by(owned, sleeper.pid, real)
+        reused = store.create(_config(), run_id="reused")
+        _owned_by(reused, sleeper.pid, real - 3600.0)  # what a run of a process before a reboot left behind
+        assert owned.state == "running" and reused.state == "interrupted"
+        with pytest.raises(WorkbenchError, match="still training"):
+            store.delete("owned")
+        assert store.recover_interrupted() == ["reused"]
+        assert reused.stored_status()["state"] == "interrupted" and owned.stored_status()["state"] == "running"
+        store.delete("reused")  # Delete works for the run a foreign process seemed to hold
+        assert not reused.dir.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert owned.state == "interrupted"  # and once its real owner has gone, the other one reads so too
+
+
+def test_an_owner_on_another_host_or_without_a_pid_is_gone(store):
+    run = store.create(_config(), run_id="elsewhere")
+    status = run.stored_status()
+    status.update(state="running", host="another-machine")
+    atomic_write_text(run.dir / "status.json", json.dumps(status))
+    assert run.state == "interrupted"
+    status.update(host=None, pid="12")  # a hand-edited pid that is not a number
+    atomic_write_text(run.dir / "status.json", json.dumps(status))
+    assert run.state == "interrupted"
+
+
+def test_set_status_records_the_owner_and_its_start_time(store):
+    run = store.create(_config())
+    status = run.set_status("running")
+    assert status["pid"] == os.getpid() and status["pid_started"] == process_started(os.getpid())
+    assert json.loads((run.dir / "status.json").read_text())["state"] == "running"  # the enum is plain JSON
+    assert RunStatus("running") is RunStatus.RUNNING and f"{RunStatus.RUNNING}" == "running"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"\xff\xfe[1,", b"[1, 2]", b'{"state": "exploded"}', b'{"step": 3}', b'{"state": "damaged"}'],
+)
+def test_a_damaged_status_is_shown_as_damaged_and_never_rewritten(store, content):
+    run = store.create(_config(), run_id="torn")
+    run.set_status("finished", message="Training finished.")
+    (run.dir / "status.json").write_bytes(content)
+    assert run.state == "damaged"
+    assert "status.json" in run.status()["message"] and "Damaged" in run.status()["message"]
+    (row,) = store.summaries()
+    assert row["state"] == "damaged" and "status.json" in row["message"]
+    assert store.recover_interrupted() == []  # not taken for a run a dead process left behind
+    assert (run.dir / "status.json").read_bytes() == content
+    from core.jobs import JobRegistry
+
+    with pytest.raises(WorkbenchError, match="damaged; only stopped"):
+        JobRegistry(store, mode="thread").resume("torn")
+    assert (run.dir / "status.json").read_bytes() == content
+    store.delete("torn")  # it can be deleted
+    assert not run.dir.exists()

@@ -30,8 +30,9 @@ from tests.unit.test_strategies import one_thread  # noqa: F401 - autouse: tiny 
 
 @pytest.fixture(autouse=True)
 def trials_in_threads(monkeypatch):
-    """Trials as threads of the test process: what is tested is the search, not where a job runs (that is
-    test_jobs), and a worker process per trial costs ~4 s of imports: 93 s for these tests instead of 17."""
+    """Trials as threads of the test process: what is tested is the search, not where a job runs (one test
+    below runs a search's trials in worker processes), and a worker process per trial costs ~4 s of imports:
+    93 s for these tests instead of 17."""
     monkeypatch.setenv("WORKBENCH_JOB_MODE", "thread")
 
 
@@ -117,6 +118,7 @@ def test_stop_between_and_within_trials(workspace, toy_csv, tiny_bert_dir):
     while not store.get(job.search_id)["trials"][0]["runs"] and time.time() < deadline:
         time.sleep(0.05)
     assert runner.stop()
+    assert (store.folder(job.search_id) / "stop.json").exists()  # the request is on disk, for any process
     record = job.join(300)
     assert record["state"] == "stopped"
     first, second = record["trials"]
@@ -132,6 +134,68 @@ def test_a_search_left_running_by_a_dead_process_reads_as_interrupted(workspace,
     store.save(record)
     assert store.get(record["id"])["state"] == "interrupted"
     assert [r["id"] for r in store.list()] == [record["id"]]
+    assert store.request_stop(record["id"]) is False  # nothing to stop
+
+
+def test_a_search_whose_pid_was_reused_reads_as_interrupted(workspace, toy_csv, tiny_bert_dir):
+    import subprocess
+    import sys
+
+    from core.runs import process_started
+
+    store = SearchStore(workspace / "searches")
+    record = store.create(SearchConfig(base=_base(toy_csv, tiny_bert_dir)))
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        record.update(state="running", pid=sleeper.pid, pid_started=process_started(sleeper.pid))
+        store.save(record)
+        assert store.get(record["id"])["state"] == "running"
+        record.update(pid_started=record["pid_started"] - 3600.0)  # another process had that pid before
+        store.save(record)
+        assert store.get(record["id"])["state"] == "interrupted"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+SEARCH_CLI = ["search", "--space", "learning_rate=1e-3,2e-3", "--max-steps", "5000", "--max-length", "32",
+              "--precision", "fp32", "--num-threads", "1", "--batch-size", "16"]  # fmt: skip
+
+
+def test_a_command_line_search_trains_in_worker_processes_and_stops_from_another_process(
+    workspace, toy_csv, tiny_bert_dir, monkeypatch
+):
+    """The real job model end to end: the CLI's search, its trial in a worker process, a Stop from elsewhere."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import wait_for
+    from tests.unit.test_faults import REPO
+    from tests.unit.test_jobs import _steps
+
+    monkeypatch.delenv("WORKBENCH_JOB_MODE")  # this one runs its trials as users do
+    args = [sys.executable, "-m", "core", "--workspace", str(workspace), *SEARCH_CLI, "--data", str(toy_csv),
+            "--model", str(tiny_bert_dir)]  # fmt: skip
+    cli = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    store, runs = SearchStore(workspace / "searches"), RunStore(workspace / "runs")
+    try:
+        wait_for(lambda: runs.list() and _steps(runs.list()[0]), "the first trial's first step")
+        (search,) = store.list()
+        (trial_run,) = runs.list()
+        owner = trial_run.status()["pid"]
+        assert search["state"] == "running" and owner not in (cli.pid, os.getpid())  # a worker of the CLI
+        assert store.request_stop(search["id"]) is True  # what the Tune page's Stop does, from this process
+        out, _ = cli.communicate(timeout=300)
+    finally:
+        cli.kill()
+    assert cli.returncode == 0, out
+    record = store.get(search["id"])
+    first, second = record["trials"]
+    assert record["state"] == "stopped" and first["state"] == "stopped" and second["state"] == "pending"
+    assert trial_run.state == "stopped" and trial_run.has_model()  # the stop reached the trial's worker
+    assert [r.id for r in runs.list()] == [trial_run.id]
 
 
 def test_plans_are_checked_and_random_draws_stay_in_range(toy_csv, tiny_bert_dir):

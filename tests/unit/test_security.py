@@ -4,10 +4,10 @@ no secret on disk, a server bound to this machine, and the optional allow-list o
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from core.config import RunConfig
 from core.datasets import DatasetSettings, DatasetStore, safe_name, stage_upload

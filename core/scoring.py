@@ -1,0 +1,78 @@
+"""One no-grad pass of a model over an encoded split: the loss and the outputs, for evaluation and prediction.
+
+Used by evaluation (scores and metrics), generation (class probabilities) and the training loop (validation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SplitScores:
+    """What one pass over a split gives: mean loss and the model's outputs."""
+
+    loss: float
+    logits: np.ndarray | None = None  # (n, k) for classification/regression, in dataset order
+    tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None):
+    """One no-grad pass over an encoded split. Batches are sorted by length (least padding), results reordered.
+
+    Returns None when ``stop`` is set midway. The model is left in the train/eval mode it was found in.
+    """
+    if len(data) == 0:
+        return SplitScores(float("nan"))
+    was_training = model.training
+    model.eval()
+    try:
+        return _score(model, data, task, batch_size, pad_id, device, precision, stop)
+    finally:
+        model.train(was_training)  # the mode it found: training mid-run, eval for a loaded model
+
+
+def _score(model, data, task: str, batch_size: int, pad_id: int, device, precision: str, stop):
+    import torch
+    import torch.nn.functional as F
+
+    from core.batching import collate, length_grouped_batches, pad_multiple
+    from core.device import autocast
+    from core.fastpath import language_model_loss
+
+    total_loss, total_n, tokens = 0.0, 0, 0
+    outputs = [None] * len(data)
+    with torch.inference_mode(), autocast(device, precision):
+        for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
+            if stop is not None and stop.is_set():
+                return None
+            batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
+            if task == "generation":
+                loss = language_model_loss(model, batch, labels)  # the same computation as training's
+                learned = labels[:, 1:] != -100 if labels is not None else batch["attention_mask"][:, 1:]
+                n = int(learned.sum())
+                total_loss += float(loss) * n
+                total_n += n
+                tokens += n
+                continue
+            logits = model(**batch).logits.float()
+            if task == "regression":
+                loss = F.mse_loss(logits.squeeze(-1), labels.float(), reduction="sum")
+            else:
+                loss = F.cross_entropy(logits, labels, reduction="sum")
+            total_loss += float(loss)
+            total_n += len(index)
+            for row, i in zip(logits.cpu().numpy(), index):
+                outputs[i] = row
+    logits = np.stack(outputs) if task != "generation" else None
+    return SplitScores(total_loss / max(total_n, 1), logits, tokens)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,38 @@
+"""Every st.session_state key the pages share or read back, in one place (page references live in ui/nav.py).
+
+Session state dies with the tab: these hold only what a tab needs between reruns (a flash message, a pending
+confirmation, a result to show again). The truth stays on disk and the selected run in the URL (ui/state.py).
+"""
+
+from __future__ import annotations
+
+FLASH = "flash"  # a warning the Train page shows once, after the rerun that follows Start or Resume
+TUNE_FLASH = "tune_flash"  # the same on the Tune page
+TRAIN_DATASET = "train_dataset"  # the dataset the Train page opens with (set by Home's sample and the Data page)
+SHOW_FORM = "show_form"  # the Train page's "Set up a new run" toggle (Home folds it when it opens the page)
+SAVED_DATASET = "saved_dataset"  # the dataset the Data page just saved, to offer "Train on it"
+CONFIRM_DELETE = "confirm_delete"  # the run id the Runs page asks to confirm deleting
+CONFIRM_DELETE_DATASET = "confirm_delete_ds"  # the dataset the Data page asks to confirm deleting
+ESTIMATE = "estimate"  # the Train page's last estimate, with the settings it was made for
+PREDICTIONS = "predictions"  # the Playground's last predictions, with the texts they were made for
+EVALUATED = "evaluated"  # the (run, split) pairs the Evaluate page has scored in this tab
+
+
+def was_active(search_id: str) -> str:
+    """Whether the Tune page saw this search running at its last rerun (to rerun the page once it ends)."""
+    return f"was_active_{search_id}"
+
+
+def x_axis(run_id: str) -> str:
+    """The live panel's x-axis radio (step or epoch) for one run."""
+    return f"x_{run_id}"
+
+
+def log_scale(run_id: str) -> str:
+    """The live panel's log-scale toggle for one run."""
+    return f"log_{run_id}"
+
+
+def staged_upload(slot: str) -> str:
+    """The staged copy of the file last uploaded into one upload box (to discard it when it is replaced)."""
+    return f"staged_{slot}"
