@@ -249,3 +249,13 @@ def test_on_a_gpu_a_nan_still_fails_the_run_before_a_checkpoint_keeps_it(workspa
     result = train(config, run, hook=poison)
     assert result.state == "failed" and "NaN" in result.message and "by step 6" in result.message
     assert run.latest_checkpoint().name == "step-000004"  # the save at step 6 found the NaN first
+
+
+def test_jobs_search_and_cli_types_do_not_import_the_loop():
+    """The registry, the search and the stop/progress types load without the training loop (or torch)."""
+    import subprocess
+    import sys
+
+    code = "import sys, core.jobs, core.search, core.progress; print(sorted({'core.training', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
