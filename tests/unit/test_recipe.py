@@ -259,3 +259,9 @@ def test_jobs_search_and_cli_types_do_not_import_the_loop():
     code = "import sys, core.jobs, core.search, core.progress; print(sorted({'core.training', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_a_cuda_gpu_defers_the_reads():
+    assert training.syncs_every_step(torch.device("cpu"))
+    assert not training.syncs_every_step(torch.device("cuda", 0))
+    assert training.syncs_every_step(torch.device("mps"))  # no float64 on MPS to sum the losses in
