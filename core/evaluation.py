@@ -128,7 +128,8 @@ class SplitScores:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None):
+def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None,
+                  fast_path: bool = True):  # fmt: skip
     """One no-grad pass over an encoded split. Batches are sorted by length (least padding), results reordered."""
     import torch
     import torch.nn.functional as F
@@ -148,7 +149,8 @@ def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, devic
                 return None
             batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
             if task == "generation":
-                loss = language_model_loss(model, batch, labels)  # the same computation as training's
+                # the same computation as training's
+                loss = language_model_loss(model, batch, labels, fast=fast_path)
                 learned = labels[:, 1:] != -100 if labels is not None else batch["attention_mask"][:, 1:]
                 n = int(learned.sum())
                 total_loss += float(loss) * n

@@ -553,6 +553,7 @@ class Recipe:
             device=self.device,
             precision=self.precision,
             stop=self.stop,
+            fast_path=self.fast.on,
         )
         if scores is None:
             s.state, s.message = "stopped", "Stopped by the user during evaluation."
@@ -663,6 +664,7 @@ class Recipe:
                 pad_id=self.bundle.tokenizer.pad_token_id,
                 device=self.device,
                 precision=self.precision,
+                fast_path=self.fast.on,
             )
             out[name] = metrics_from_scores(scores, data, self.task, self.prepared.label_names)
         return out

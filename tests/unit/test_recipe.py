@@ -265,3 +265,23 @@ def test_only_a_cuda_gpu_defers_the_reads():
     assert training.syncs_every_step(torch.device("cpu"))
     assert not training.syncs_every_step(torch.device("cuda", 0))
     assert training.syncs_every_step(torch.device("mps"))  # no float64 on MPS to sum the losses in
+
+
+def test_the_switch_reaches_evaluation_too(monkeypatch, toy_corpus):
+    """With the fast path off, scoring computes the model's own LM loss (the blocked one is never called)."""
+    import pandas as pd
+
+    from core.evaluation import score_encoded
+    from core.models import build_model
+
+    texts = toy_corpus.read_text().splitlines()[:200]
+    bundle = build_model("default", "generation", train_texts=texts, max_length=32, seed=0)
+    data = components.encode_split(bundle, pd.DataFrame({"text": texts}), "generation", 32)
+    kwargs = dict(batch_size=8, pad_id=bundle.tokenizer.pad_token_id, device=torch.device("cpu"), precision="fp32")
+    blocked = []
+    real = fastpath.causal_lm_loss
+    monkeypatch.setattr(fastpath, "causal_lm_loss", lambda *a: blocked.append(1) or real(*a))
+    off = score_encoded(bundle.model, data, "generation", fast_path=False, **kwargs)
+    assert not blocked
+    on = score_encoded(bundle.model, data, "generation", **kwargs)
+    assert blocked and on.loss == pytest.approx(off.loss, rel=1e-5)
