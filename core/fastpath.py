@@ -252,12 +252,12 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return _BlockedCrossEntropy.apply(logits.reshape(-1, vocab), targets, rows)
 
 
-def language_model_loss(model, batch: dict, labels: torch.Tensor | None = None) -> torch.Tensor:
+def language_model_loss(model, batch: dict, labels: torch.Tensor | None = None, fast: bool = True) -> torch.Tensor:
     """The causal-LM loss of ``model`` on ``batch`` as training and evaluation compute it: on a CPU in blocks of
-    rows (causal_lm_loss, no fp32 copy of all the logits), elsewhere the model's own. ``labels`` (aligned with
-    the inputs, -100 where not learned) default to the inputs themselves."""
+    rows (causal_lm_loss, no fp32 copy of all the logits), elsewhere or with the fast path off (``fast=False``)
+    the model's own. ``labels`` (aligned with the inputs, -100 where not learned) default to the inputs."""
     labels = batch["input_ids"] if labels is None else labels
-    if labels.device.type == "cpu":
+    if fast and labels.device.type == "cpu":
         return causal_lm_loss(model(**batch).logits, labels)
     return model(**batch, labels=labels).loss
 
@@ -484,9 +484,7 @@ class FastPath:
     def lm_loss(self, model, batch: dict, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The causal-LM loss (``labels`` aligned with the inputs, -100 where not learned; None: the inputs):
         blocked on a CPU when on, the model's own when off."""
-        if self.on:
-            return language_model_loss(model, batch, labels)
-        return model(**batch, labels=batch["input_ids"] if labels is None else labels).loss
+        return language_model_loss(model, batch, labels, fast=self.on)
 
     def clip_grad_norm_(self, parameters, max_norm: float) -> torch.Tensor:
         if self.rows is not None:

@@ -21,22 +21,25 @@ class SplitScores:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def score_encoded(model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None):
+def score_encoded(
+    model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None, fast_path: bool = True
+):
     """One no-grad pass over an encoded split. Batches are sorted by length (least padding), results reordered.
 
     Returns None when ``stop`` is set midway. The model is left in the train/eval mode it was found in.
+    ``fast_path`` False scores a language model with its own loss (the run's fast-path switch reaches here too).
     """
     if len(data) == 0:
         return SplitScores(float("nan"))
     was_training = model.training
     model.eval()
     try:
-        return _score(model, data, task, batch_size, pad_id, device, precision, stop)
+        return _score(model, data, task, batch_size, pad_id, device, precision, stop, fast_path)
     finally:
         model.train(was_training)  # the mode it found: training mid-run, eval for a loaded model
 
 
-def _score(model, data, task: str, batch_size: int, pad_id: int, device, precision: str, stop):
+def _score(model, data, task: str, batch_size: int, pad_id: int, device, precision: str, stop, fast_path: bool):
     import torch
     import torch.nn.functional as F
 
@@ -52,7 +55,7 @@ def _score(model, data, task: str, batch_size: int, pad_id: int, device, precisi
                 return None
             batch, labels = collate(data, index, pad_id, device, pad_multiple(device, precision))
             if task == "generation":
-                loss = language_model_loss(model, batch, labels)  # the same computation as training's
+                loss = language_model_loss(model, batch, labels, fast=fast_path)  # the same computation as training's
                 learned = labels[:, 1:] != -100 if labels is not None else batch["attention_mask"][:, 1:]
                 n = int(learned.sum())
                 total_loss += float(loss) * n

@@ -140,8 +140,9 @@ def _all_mean(value: float, device) -> float:
 def syncs_every_step(device) -> bool:
     """Whether the loop reads the loss and the gradient norm back every step. On a CPU that costs nothing and a
     NaN is caught at the very step; on a GPU each read waits for the device to finish all queued work, so there
-    values stay on the device and are read at the log interval (and before evaluating or saving)."""
-    return device.type == "cpu"
+    values stay on the device and are read at the log interval (and before evaluating or saving). (Apple's MPS
+    has no float64 to sum them in: it reads every step, as a CPU does.)"""
+    return device.type != "cuda"
 
 
 def _host(value) -> float:
@@ -552,6 +553,7 @@ class Recipe:
             device=self.device,
             precision=self.precision,
             stop=self.stop,
+            fast_path=self.fast.on,
         )
         if scores is None:
             s.state, s.message = "stopped", "Stopped by the user during evaluation."
@@ -662,6 +664,7 @@ class Recipe:
                 pad_id=self.bundle.tokenizer.pad_token_id,
                 device=self.device,
                 precision=self.precision,
+                fast_path=self.fast.on,
             )
             out[name] = metrics_from_scores(scores, data, self.task, self.prepared.label_names)
         return out

@@ -249,3 +249,39 @@ def test_on_a_gpu_a_nan_still_fails_the_run_before_a_checkpoint_keeps_it(workspa
     result = train(config, run, hook=poison)
     assert result.state == "failed" and "NaN" in result.message and "by step 6" in result.message
     assert run.latest_checkpoint().name == "step-000004"  # the save at step 6 found the NaN first
+
+
+def test_jobs_search_and_cli_types_do_not_import_the_loop():
+    """The registry, the search and the stop/progress types load without the training loop (or torch)."""
+    import subprocess
+    import sys
+
+    code = "import sys, core.jobs, core.search, core.progress; print(sorted({'core.training', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_only_a_cuda_gpu_defers_the_reads():
+    assert training.syncs_every_step(torch.device("cpu"))
+    assert not training.syncs_every_step(torch.device("cuda", 0))
+    assert training.syncs_every_step(torch.device("mps"))  # no float64 on MPS to sum the losses in
+
+
+def test_the_switch_reaches_evaluation_too(monkeypatch, toy_corpus):
+    """With the fast path off, scoring computes the model's own LM loss (the blocked one is never called)."""
+    import pandas as pd
+
+    from core.evaluation import score_encoded
+    from core.models import build_model
+
+    texts = toy_corpus.read_text().splitlines()[:200]
+    bundle = build_model("default", "generation", train_texts=texts, max_length=32, seed=0)
+    data = components.encode_split(bundle, pd.DataFrame({"text": texts}), "generation", 32)
+    kwargs = dict(batch_size=8, pad_id=bundle.tokenizer.pad_token_id, device=torch.device("cpu"), precision="fp32")
+    blocked = []
+    real = fastpath.causal_lm_loss
+    monkeypatch.setattr(fastpath, "causal_lm_loss", lambda *a: blocked.append(1) or real(*a))
+    off = score_encoded(bundle.model, data, "generation", fast_path=False, **kwargs)
+    assert not blocked
+    on = score_encoded(bundle.model, data, "generation", **kwargs)
+    assert blocked and on.loss == pytest.approx(off.loss, rel=1e-5)
