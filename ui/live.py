@@ -11,6 +11,7 @@ from core.runs import ACTIVE, RESUMABLE, RunStatus
 from ui import charts, keys, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
+from ui.i18n import status_message
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
@@ -64,7 +65,7 @@ def live_panel(run_id: str) -> None:
         head = start_record(records)
         st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
         if status.get("message"):
-            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status["message"])))
+            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status_message(status))))
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
         latest = status.get("latest_eval") or {}

@@ -1,0 +1,87 @@
+"""The reader's language on the pages: ``t(key, **params)``, the sidebar switch, and engine messages shown in it.
+
+The language comes from the URL (``?lang=zh``, so a shared link keeps it), else from this session's choice (the URL
+loses its parameters when the page changes), else from the browser (``st.context.locale``), else English. The
+catalogs and the lookup live in ``core.i18n``, shared with the command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import i18n
+from ui import nav
+
+PARAM = "lang"
+STATE = "ui_language"
+# Literal keys (not built from the name) so the catalog test finds every one of them in the code.
+PAGE_TITLES = {
+    nav.HOME.path: "nav.page.home",
+    nav.DATA.path: "nav.page.data",
+    nav.TRAIN.path: "nav.page.train",
+    nav.TUNE.path: "nav.page.tune",
+    nav.EVALUATE.path: "nav.page.evaluate",
+    nav.PLAYGROUND.path: "nav.page.playground",
+    nav.COMPARE.path: "nav.page.compare",
+    nav.RUNS.path: "nav.page.runs",
+}
+
+
+def language() -> str:
+    from_url = i18n.normalize(st.query_params.get(PARAM))
+    if from_url:
+        return from_url
+    chosen = st.session_state.get(STATE)
+    if chosen in i18n.LANGUAGES:
+        return chosen
+    try:
+        browser = st.context.locale
+    except Exception:  # noqa: BLE001 - no browser behind this session (a test or a bare script run)
+        browser = None
+    return i18n.normalize(browser) or i18n.DEFAULT
+
+
+def t(key: str, **params: Any) -> str:
+    """The message ``key`` in the reader's language."""
+    return i18n.t(key, language(), **params)
+
+
+def page_title(ref: nav.PageRef) -> str:
+    key = PAGE_TITLES.get(ref.path)
+    return t(key) if key else ref.title
+
+
+def state_label(state: str | None) -> str:
+    return i18n.state_label(state, language())
+
+
+def status_message(status: dict[str, Any]) -> str:
+    """A run's stored status message in the reader's language (see core.i18n.message)."""
+    return i18n.status_message(status, language())
+
+
+def finding_text(finding: Any) -> tuple[str, str]:
+    """(title, detail) of a data-check finding in the reader's language."""
+    return i18n.finding_text(finding, language())
+
+
+def language_switch() -> None:
+    """English / 简体中文 in the sidebar; the choice goes into the session and the URL."""
+    current = language()
+    options = list(i18n.LANGUAGES)
+    # The key carries the language so a change that came from the URL shows at once (no stale widget state).
+    chosen = st.selectbox(
+        t("lang.label"),
+        options,
+        index=options.index(current),
+        format_func=i18n.LANGUAGES.get,
+        key=f"language_switch_{current}",
+        help=t("lang.help"),
+    )
+    st.session_state[STATE] = chosen
+    if st.query_params.get(PARAM) != chosen:
+        st.query_params[PARAM] = chosen
+    if chosen != current:
+        st.rerun()
