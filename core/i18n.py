@@ -63,7 +63,7 @@ def t(key: str, /, lang: str | None = None, **params: Any) -> str:
         if isinstance(entry, str):
             try:
                 return entry.format(**params)
-            except (KeyError, IndexError, ValueError):  # a translation with a wrong field falls back to English
+            except (KeyError, IndexError, ValueError, TypeError):  # a wrong field in a translation: try English
                 continue
     return key
 

@@ -254,7 +254,7 @@ class ProcessJob(_Job):
                     cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
                 )
         except OSError as err:
-            self.run.set_status(RunStatus.FAILED, **message("status.start_failed", error=str(err)))
+            self.run.set_status(RunStatus.FAILED, **message("run.status.start_failed", error=str(err)))
             self.result = result_from_disk(self.run)
             return
         finally:
@@ -414,7 +414,7 @@ class JobRegistry:
                 )
             lock = self._take_device(key)
             try:
-                run.set_status(RunStatus.QUEUED, **message("status.resuming"))
+                run.set_status(RunStatus.QUEUED, **message("run.status.resuming"))
                 return self._launch(run, config, key, True, hook, lock), True
             except BaseException:
                 if lock is not None:

@@ -1,0 +1,109 @@
+"""The language switch (issue 16): English and 简体中文, from the browser's locale, the URL or the sidebar."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.datasets import DatasetStore
+from tests.app.conftest import APP, PAGES, button, no_exception, open_app, widget
+
+HOME_ZH_LINKS = ["1. 数据", "2. 训练", "3. 评估", "4. 试用", "5. 对比"]
+
+
+def test_home_and_sidebar_in_chinese_from_the_url(workspace):
+    at = open_app(lang="zh")
+    no_exception(at)
+    assert [t.value for t in at.title] == ["微调工作台"]
+    assert [link.label for link in at.get("page_link")][:5] == HOME_ZH_LINKS
+    assert [s.value for s in at.subheader][:3] == ["第一次用？先试试样例", "正在运行", "这台电脑"]
+    assert button(at, "试试样例")
+    assert any(c.value == "当前没有训练任务。" for c in at.sidebar.caption)
+    assert widget(at.sidebar.selectbox, "语言 / Language").value == "zh"
+
+
+def test_the_browser_locale_chooses_chinese_and_the_url_keeps_it(workspace):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.context["locale"] = "zh-CN"
+    at.run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["微调工作台"]
+    assert at.query_params["lang"] == "zh"  # a link copied now opens in Chinese
+    english = AppTest.from_file(APP, default_timeout=180)
+    english.context["locale"] = "en-GB"
+    english.run()
+    assert [t.value for t in english.title] == ["Fine-Tuning Workbench"] and english.query_params["lang"] == "en"
+
+
+def test_the_switch_changes_the_language_and_it_stays_on_other_pages(workspace):
+    at = open_app()
+    assert [t.value for t in at.title] == ["Fine-Tuning Workbench"]
+    widget(at.sidebar.selectbox, "Language / 语言").set_value("zh")
+    at.run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["微调工作台"] and at.query_params["lang"] == "zh"
+    # Going to another page drops the URL's parameters; the session remembers the choice and puts it back.
+    at.switch_page("views/runs.py")
+    at.query_params.clear()
+    at.run()
+    no_exception(at)
+    assert any(c.value == "当前没有训练任务。" for c in at.sidebar.caption)
+    assert at.query_params["lang"] == "zh"
+    widget(at.sidebar.selectbox, "语言 / Language").set_value("en")
+    at.run()
+    assert any(c.value == "No training running." for c in at.sidebar.caption) and at.query_params["lang"] == "en"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_in_chinese(workspace, page):
+    at = open_app(page, lang="zh")
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any(c.value == "当前没有训练任务。" for c in at.sidebar.caption)
+    assert widget(at.sidebar.selectbox, "语言 / Language").value == "zh"
+
+
+def test_the_chinese_sample_from_home_opens_train_with_the_chinese_note(workspace):
+    at = open_app(lang="zh")
+    button(at, "试试样例").click()
+    at.run()
+    no_exception(at)
+    dataset = DatasetStore().get("sentiment-sample-zh")
+    assert (dataset.settings.text_column, dataset.settings.label_column, dataset.rows) == ("文本", "标签", 400)
+    notes = [i.value for i in at.info if "bert-base-chinese" in i.value]
+    assert notes and notes[0].startswith("**适合中文的模型.**"), [i.value for i in at.info]
+
+
+def test_data_check_findings_follow_the_language(workspace):
+    def findings(lang: str) -> list[str]:
+        at = open_app("views/data.py", lang=lang)
+        at.radio[0].set_value("Use a bundled sample")
+        at.run()
+        widget(at.selectbox, "Bundled sample").set_value("sentiment_zh.csv")
+        at.run()
+        no_exception(at)
+        assert widget(at.selectbox, "Text column").value == "文本"
+        assert widget(at.selectbox, "Label column").value == "标签"
+        return [m.value for m in [*at.success, *at.warning, *at.info]]
+
+    chinese = findings("zh")
+    assert any(v.startswith("**行数.** 共 400 行。") for v in chinese), chinese
+    assert any(v.startswith("**字数.**") for v in chinese) and any(v.startswith("**适合中文的模型.**") for v in chinese)
+    english = findings("en")
+    assert any(v.startswith("**Rows.** 400 rows.") for v in english), english
+    assert any(v.startswith("**Model for Chinese.**") for v in english)
+
+
+def test_an_unknown_or_hostile_lang_parameter_falls_back_to_english(workspace):
+    at = open_app(lang="<b>xx</b>")
+    no_exception(at)
+    assert [t.value for t in at.title] == ["Fine-Tuning Workbench"] and at.query_params["lang"] == "en"
+
+
+def test_english_data_gets_no_chinese_note_on_train(workspace):
+    at = open_app()
+    button(at, "Try the sample").click()
+    at.run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["Train"]
+    assert not [i.value for i in at.info if "bert-base-chinese" in i.value]
