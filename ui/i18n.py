@@ -30,17 +30,20 @@ PAGE_TITLES = {
 
 
 def language() -> str:
+    try:
+        return _language()
+    except Exception:  # noqa: BLE001 - no session behind this call (a bench script, a unit test): English
+        return i18n.DEFAULT
+
+
+def _language() -> str:
     from_url = i18n.normalize(st.query_params.get(PARAM))
     if from_url:
         return from_url
     chosen = st.session_state.get(STATE)
     if chosen in i18n.LANGUAGES:
         return chosen
-    try:
-        browser = st.context.locale
-    except Exception:  # noqa: BLE001 - no browser behind this session (a test or a bare script run)
-        browser = None
-    return i18n.normalize(browser) or i18n.DEFAULT
+    return i18n.normalize(st.context.locale) or i18n.DEFAULT
 
 
 def t(key: str, **params: Any) -> str:

@@ -11,7 +11,7 @@ from core.runs import ACTIVE, RESUMABLE, RunStatus
 from ui import charts, keys, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
-from ui.i18n import status_message
+from ui.i18n import language, status_message
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
@@ -25,10 +25,12 @@ def _feed(metrics_path: str) -> CurveFeed:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _figures(metrics_path: str, version: int, x: str, log_y: bool):
-    # Building a plotly figure costs ~12 ms of the server's Python; sessions that see the same snapshot share it.
+def _figures(metrics_path: str, version: int, x: str, log_y: bool, lang: str):
+    # Building a plotly figure costs ~12 ms of the server's Python; sessions that see the same snapshot (in the
+    # same language) share it.
     _, _, train, evals = _feed(metrics_path).frames()
-    return charts.loss_curves(downsample(train), evals, x=x, log_y=log_y), charts.learning_rate(downsample(train), x=x)
+    loss = charts.loss_curves(downsample(train), evals, x=x, log_y=log_y, lang=lang)
+    return loss, charts.learning_rate(downsample(train), x=x, lang=lang)
 
 
 def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False):
@@ -37,7 +39,7 @@ def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False):
     version, records, train, evals = feed.frames(fresh)
     if not (len(train) or len(evals)):
         return records, train, evals, None, None
-    loss, lr = _figures(str(run.metrics_path), version, x, log_y)
+    loss, lr = _figures(str(run.metrics_path), version, x, log_y, language())
     return records, train, evals, loss, lr
 
 

@@ -20,6 +20,26 @@ def test_home_and_sidebar_in_chinese_from_the_url(workspace):
     assert button(at, "试试样例")
     assert any(c.value == "当前没有训练任务。" for c in at.sidebar.caption)
     assert widget(at.sidebar.selectbox, "语言 / Language").value == "zh"
+    assert any("个 CPU 核心" in m.value for m in at.markdown)  # the hardware line
+
+
+def test_charts_speak_the_language_they_are_given():
+    import pandas as pd
+
+    from ui import charts
+
+    train = pd.DataFrame({"step": [1, 2], "epoch": [0.5, 1.0], "loss": [0.9, 0.7], "lr": [1e-4, 5e-5]})
+    evals = pd.DataFrame({"step": [2], "epoch": [1.0], "val_loss": [0.8]})
+    fig = charts.loss_curves(train, evals, x="epoch", lang="zh")
+    assert fig.layout.title.text == "损失（越低越好）" and fig.layout.xaxis.title.text.startswith("轮次")
+    assert [trace.name for trace in fig.data] == ["训练损失", "验证损失"]
+    matrix = charts.confusion_matrix([[3, 1], [0, 4]], ["正面", "负面"], lang="zh")
+    assert matrix.data[0].hovertemplate == "真实 %{y}，预测 %{x}：%{z} 行<extra></extra>"
+    assert (
+        charts.per_class_scores({"正面": {"precision": 1.0, "recall": 0.5, "f1": 0.67}}, lang="zh").data[0].name
+        == "精确率"
+    )
+    assert charts.confusion_matrix([[1]], ["a"], lang="en").data[0].hovertemplate.startswith("true %{y}, predicted")
 
 
 def test_the_browser_locale_chooses_chinese_and_the_url_keeps_it(workspace):
