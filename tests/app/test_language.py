@@ -74,7 +74,7 @@ def test_the_switch_changes_the_language_and_it_stays_on_other_pages(workspace):
     assert any(c.value == "No training running." for c in at.sidebar.caption) and at.query_params["lang"] == "en"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [*PAGES, "views/tune.py"])
 def test_every_page_renders_in_chinese(workspace, page):
     at = open_app(page, lang="zh")
     no_exception(at)
@@ -127,3 +127,15 @@ def test_english_data_gets_no_chinese_note_on_train(workspace):
     no_exception(at)
     assert [t.value for t in at.title] == ["Train"]
     assert not [i.value for i in at.info if "bert-base-chinese" in i.value]
+
+
+def test_the_tune_page_in_chinese(workspace, toy_csv):
+    from core.datasets import DatasetSettings
+
+    DatasetStore().save("toy", toy_csv, toy_csv.name, DatasetSettings(task="classification"), rows=240)
+    at = open_app("views/tune.py", lang="zh")
+    no_exception(at)
+    assert [t.value for t in at.title] == ["调参"] and [h.value for h in at.header] == ["新建搜索"]
+    assert widget(at.radio, "方法").options == ["全参数微调", "LoRA"]
+    assert widget(at.selectbox, "交叉验证").options == ["不用，直接用验证集", "3 折", "5 折"]
+    assert button(at, "开始搜索")
