@@ -65,9 +65,16 @@ def status_message(status: dict[str, Any]) -> str:
     return i18n.status_message(status, language())
 
 
-def finding_text(finding: Any) -> tuple[str, str]:
-    """(title, detail) of a data-check finding in the reader's language."""
-    return i18n.finding_text(finding, language())
+def finding_markdown(finding: Any) -> str:
+    """One data-check line as markdown ('**Rows.** 400 rows.' / '**行数**：共 400 行。'). What came from the data
+    (class names, an example text) is escaped (ui.safe.md), so it shows as the text it is, never as markup."""
+    from ui.safe import md
+
+    if not getattr(finding, "key", ""):
+        return t("check.line", title=md(finding.title), detail=md(finding.detail))
+    params = {k: md(v) if isinstance(v, str) else v for k, v in finding.params.items()}
+    lang = language()
+    return t("check.line", title=i18n.t(finding.title_key, lang), detail=i18n.t(finding.key, lang, **params))
 
 
 def language_switch() -> None:

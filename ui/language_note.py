@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.i18n import finding_text
+from ui.i18n import finding_markdown
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -26,5 +26,4 @@ def chinese_model_note(dataset) -> None:
         return
     finding = _model_finding(str(path), path.stat().st_mtime, dataset.settings.text_column, dataset.settings.task)
     if finding is not None:
-        title, detail = finding_text(finding)
-        st.info(f"**{title}.** {detail}", icon=":material/translate:")
+        st.info(finding_markdown(finding), icon=":material/translate:")
