@@ -119,8 +119,8 @@ def test_a_status_message_stored_by_the_engine_shows_in_the_readers_language(tmp
     assert status_message(stored, "zh") == "训练进程没能启动：no space left"
     assert status_message(stored, "en") == stored["message"]
     # A later plain message leaves the old key behind in the merged record: the text that is there wins.
-    run.set_status(message="Saving the model...")
-    assert status_message(run.status(), "zh") == "Saving the model..."
+    run.set_status(message="Copying the files...")
+    assert status_message(run.status(), "zh") == "Copying the files..."
 
 
 def test_a_run_found_interrupted_says_so_in_chinese(tmp_path, toy_csv):
