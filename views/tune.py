@@ -82,7 +82,7 @@ def search_status(search_id: str) -> None:
     trials = record["trials"]
     done = sum(t["state"] not in TRIAL_ACTIVE for t in trials)
     st.markdown(f"**{md(record['name'])}** {state_badge(record['state'])}  \n{md(record['message'])}")
-    st.progress(done / len(trials), text=t("tune.progress", done=done, total=len(trials)))
+    st.progress(done / len(trials), text=t("tune.progress", done=md(done), total=len(trials)))
     rows = results_table(record)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(t("tune.table.caption"))
