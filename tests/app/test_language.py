@@ -156,3 +156,12 @@ def test_text_from_the_data_in_a_finding_is_escaped(workspace):
     ]
     line = finding_markdown(balance)
     assert line.startswith("**Class balance.** ") and "\\*\\*x\\*\\*" in line and "\\:red\\[y\\]" in line
+
+
+def test_the_chinese_headline_sample_from_home(workspace):
+    at = open_app(lang="zh")
+    button(at, "试试标题样例").click()
+    at.run()
+    no_exception(at)
+    s = DatasetStore().get("headlines-sample-zh").settings
+    assert (s.task, s.text_column, s.text_pair_column) == ("generation", "正文", "标题")
