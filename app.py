@@ -11,6 +11,7 @@ import streamlit as st
 
 from ui import nav
 from ui.guard import guarded
+from ui.i18n import language_switch, page_title, t
 from ui.safe import md, md_code
 
 HERE = Path(__file__).parent
@@ -20,7 +21,7 @@ def _pages() -> list:
     refs = [nav.HOME, nav.DATA, nav.TRAIN, nav.TUNE, nav.EVALUATE, nav.PLAYGROUND, nav.COMPARE, nav.RUNS]
     # The Tune page is optional: a build without the hyperparameter search leaves its file out.
     refs = [r for r in refs if (HERE / r.path).exists()]
-    return [st.Page(r.path, title=r.title, icon=r.icon, default=r is nav.HOME) for r in refs]
+    return [st.Page(r.path, title=page_title(r), icon=r.icon, default=r is nav.HOME) for r in refs]
 
 
 def _running_job() -> None:
@@ -34,13 +35,14 @@ def _running_job_body() -> None:
 
     runs = active_runs()
     if not runs:
-        st.caption("No training running.")
+        st.caption(t("sidebar.none"))
     for run in runs:
         status = run.status()
         step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
-        st.markdown(f"**Training:** {md_code(run.id)}")
-        st.progress(min(step / total, 1.0) if total else 0.0, text=f"step {md(step)} of {md(total or '?')}")
-        if st.button("Open the live view", key=f"sidebar_open_{run.id}"):
+        st.markdown(t("sidebar.training", run=md_code(run.id)))
+        progress = t("sidebar.progress", step=md(step), total=md(total or "?"))
+        st.progress(min(step / total, 1.0) if total else 0.0, text=progress)
+        if st.button(t("common.open_live"), key=f"sidebar_open_{run.id}"):
             st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
     for run in interrupted_runs():  # its process is gone: said at once, not after a restart
         st.markdown(f"**Interrupted:** {md_code(run.id)}")
@@ -49,8 +51,10 @@ def _running_job_body() -> None:
 
 
 def run() -> None:
-    st.set_page_config(page_title="Fine-Tuning Workbench", page_icon="🛠️", layout="wide")
+    st.set_page_config(page_title=t("app.title"), page_icon="🛠️", layout="wide")
     page = st.navigation(_pages())
+    with st.sidebar:
+        language_switch()
     with st.sidebar, guarded("reading the running job"):
         from ui.state import active_runs
 

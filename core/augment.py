@@ -1,5 +1,7 @@
 """Simple text augmentation for training data: word deletion, word swap, synonyms and typo noise.
 
+Chinese texts (no spaces between words) get the character-level versions of the same operations in core.augment_zh.
+
 Each new example gets its own random generator seeded from (seed, row, copy), so a row's augmentations
 do not change when other rows are added or removed, and the same seed always gives the same texts.
 """
@@ -122,11 +124,21 @@ def _augment(text: str, ops: list[str], row: int, copy: int, seed: int) -> str:
     # Cycling through ops gives each op an equal share; string seeds hash with SHA-512, stable across runs.
     op = ops[(row + copy) % len(ops)]
     rng = random.Random(f"{seed}/{row}/{copy}")
+    if _is_chinese(text):  # no spaces between words: character-level operations (core.augment_zh)
+        from core.augment_zh import augment_chinese
+
+        return augment_chinese(text, op, rng)
     words = text.split()
     if not words:
         return text
     handlers = {"delete": _delete, "swap": _swap, "synonym": _synonym, "char_noise": _char_noise}
     return " ".join(handlers[op](words, rng))
+
+
+def _is_chinese(text: str) -> bool:
+    from core.cjk import cjk_letter_share
+
+    return cjk_letter_share(text) >= 0.3
 
 
 def _how_many(words: list[str], share: float) -> int:

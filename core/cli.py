@@ -89,8 +89,11 @@ def cmd_check(args) -> int:
     print(f"columns used: text={columns.text} text_pair={columns.text_pair} label={columns.label}")
     validate_columns(table.frame, columns, args.task, path_name=str(args.file))
     report = check_data(table.frame, columns, args.task, max_length=args.max_length)
+    from core.i18n import finding_text
+
     for f in report.findings:
-        print(f"[{f.level.upper():7}] {f.title}: {f.detail}")
+        title, detail = finding_text(f)  # in the language LANG names (English unless it is Chinese)
+        print(f"[{f.level.upper():7}] {title}: {detail}")
     return 0 if report.usable else 2
 
 
@@ -288,6 +291,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    from core.i18n import state_label
+
     rows = _store(args).summaries()
     if args.json:
         print(json.dumps(rows))
@@ -297,7 +302,7 @@ def cmd_runs(args) -> int:
     for r in rows:
         acc = r.get("test_accuracy", r.get("val_accuracy"))
         extra = f" acc={acc:.3f}" if isinstance(acc, float) else ""
-        print(f"{r['run']:<50} {r['state']:<12} {r['task']:<15} {r['model']}{extra}")
+        print(f"{r['run']:<50} {state_label(r['state']):<12} {r['task']:<15} {r['model']}{extra}")
     return 0
 
 

@@ -128,6 +128,12 @@ class Finding:
     """A short heading such as 'Duplicates'."""
     detail: str
     """One or two plain sentences a non-coder understands."""
+    key: str = ""
+    """The catalog key of ``detail`` (core.i18n), so a page shows it in the reader's language."""
+    title_key: str = ""
+    """The catalog key of ``title``."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """What fills the message's fields (numbers, class names, an example text)."""
 
 
 @dataclass
@@ -272,6 +278,9 @@ def _decode_without_bom(raw: bytes, path: Path, notes: list[str]) -> tuple[str, 
         pass
     if _mostly_control_bytes(sample):
         raise _binary_error(path)
+    legacy = _decode_legacy_cjk(raw, notes)
+    if legacy is not None:
+        return legacy
     # Bytes 0x80-0x9F are printable only in Windows-1252 (smart quotes, euro sign); Latin-1 maps them to controls.
     if re.search(rb"[\x80-\x9f]", raw):  # a C-speed scan: a Python loop over 200 MB takes seconds
         try:
@@ -282,6 +291,18 @@ def _decode_without_bom(raw: bytes, path: Path, notes: list[str]) -> tuple[str, 
             pass
     notes.append("The file is not UTF-8; it was read as Latin-1. If accents look wrong, save it as UTF-8.")
     return raw.decode("latin-1"), "latin-1"
+
+
+def _decode_legacy_cjk(raw: bytes, notes: list[str]) -> tuple[str, str] | None:
+    """GBK/GB18030, Big5 or Shift-JIS (what Chinese and Japanese Excel export) before the Latin-1 fallback."""
+    from core.cjk import decode_legacy_cjk
+
+    found = decode_legacy_cjk(raw)
+    if found is None:
+        return None
+    text, encoding, note = found
+    notes.append(note)
+    return text, encoding
 
 
 def _decode_utf16_guess(raw: bytes, sample: bytes, path: Path, notes: list[str]) -> tuple[str, str]:
@@ -446,7 +467,7 @@ def _check_ragged(rows: list[tuple[int, list[str]]], path: Path) -> None:
 def _looks_like_header(first: list[str], body: list[list[str]]) -> bool:
     """Vote per column on whether the first row names the columns or is data."""
     cells = [c.strip() for c in first]
-    if not body or any(c.lower() in KNOWN_NAMES for c in cells):
+    if not body or any(_header_key(c) in KNOWN_NAMES for c in cells):
         return True
     votes = [_header_vote(cell, [r[j].strip() for r in body[:500]]) for j, cell in enumerate(cells)]
     # Numbers and class membership (+-2) are firm evidence; word shapes (+-1) only break ties.
@@ -746,12 +767,12 @@ def guess_columns(frame: pd.DataFrame, task: str) -> ColumnChoice:
     """Guess the text, second-text and label columns for a task (the user can override each)."""
     if len(frame.columns) == 0:
         raise DataError("The table has no columns.", hint="Choose a file with at least a text column.")
-    lower = {str(c).strip().lower(): str(c) for c in frame.columns}
+    lower = _headers_by_key(frame.columns)
     if task == "generation":
         guessed = _guess_generation_columns(frame, lower)
         if guessed is not None:
             return guessed
-    pairs = GENERATION_PAIRS if task == "generation" else PAIR_NAMES
+    pairs = _generation_pairs() if task == "generation" else PAIR_NAMES
     for first, second in pairs:
         if first in lower and second in lower:
             label = None if task == "generation" else _guess_label(frame, task, {lower[first], lower[second]})
@@ -782,6 +803,23 @@ def _guess_generation_columns(frame: pd.DataFrame, lower: dict[str, str]) -> Col
     return None
 
 
+def _header_key(name: object) -> str:
+    """The lower-case English name a header stands for; Chinese headers map onto it ('标签' -> 'label')."""
+    from core.cjk import header_key
+
+    return header_key(name)
+
+
+def _headers_by_key(columns) -> dict[str, str]:
+    return {_header_key(c): str(c) for c in columns}
+
+
+def _generation_pairs() -> tuple[tuple[str, str], ...]:
+    from core.cjk import EXTRA_GENERATION_PAIRS
+
+    return GENERATION_PAIRS + EXTRA_GENERATION_PAIRS
+
+
 def _text_columns(frame: pd.DataFrame) -> list[str]:
     """String columns, longest average text first."""
     found = []
@@ -794,7 +832,7 @@ def _text_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _guess_label_by_name(frame: pd.DataFrame, task: str, exclude: set[str]) -> str | None:
-    lower = {str(c).strip().lower(): str(c) for c in frame.columns if str(c) not in exclude}
+    lower = _headers_by_key(c for c in frame.columns if str(c) not in exclude)
     named = [lower[name] for name in LABEL_NAMES if name in lower]
     if task == "regression":  # a numeric 'score' beats a categorical 'label'
         named.sort(key=lambda c: not pd.api.types.is_numeric_dtype(frame[c]))
@@ -805,7 +843,7 @@ def _guess_label(frame: pd.DataFrame, task: str, exclude: set[str]) -> str | Non
     named = _guess_label_by_name(frame, task, exclude)
     if named is not None:
         return named
-    others = [str(c) for c in frame.columns if str(c) not in exclude and str(c).lower() not in ("id", "idx", "index")]
+    others = [str(c) for c in frame.columns if str(c) not in exclude and _header_key(c) not in ("id", "idx", "index")]
     if task == "regression":
         numeric = [c for c in others if pd.api.types.is_numeric_dtype(frame[c]) and not _is_counter(frame[c])]
         return numeric[-1] if numeric else None
@@ -985,7 +1023,7 @@ def check_data(
         validate_columns(frame, columns, task)
         valid = True
     except DataError as err:
-        findings.append(Finding("problem", "Columns", str(err)))
+        findings.append(_finding("problem", "check.title.columns", "check.columns.error", error=str(err)))
         valid = False
         wanted = (columns.text, columns.text_pair, None if task == "generation" else columns.label)
         if any(c is not None and c not in frame.columns for c in wanted):
@@ -1001,6 +1039,7 @@ def check_data(
             class_counts = _class_counts(labels)
             findings.append(_balance_finding(class_counts))
     findings += _long_text_findings(texts)
+    findings += _language_findings(texts, task)
     lengths: list[int] = []
     truncated = 0
     formatted = task == "generation" and (columns.text_pair is not None or _is_chat(frame, columns))
@@ -1045,16 +1084,14 @@ def _cut_short(budget_s: float, skipped: list[str]) -> Finding:
 def token_lengths(
     texts: list[str], pairs: list[str] | None = None, tokenizer: Any = None, *, deadline: float | None = None
 ) -> list[int]:
-    """Tokens per row; without a tokenizer, whitespace words x 1.3 (a typical subword ratio for English).
+    """Tokens per row; without a tokenizer, whitespace words x 1.3 (a typical subword ratio for English) plus one
+    per Chinese character.
 
     With a ``deadline`` (time.monotonic) the tokenizer stops between batches once it is reached: the list is
     then shorter than ``texts`` (the first rows only).
     """
     if tokenizer is None:
-        counts = [len(t.split()) for t in texts]
-        if pairs is not None:
-            counts = [c + len(p.split()) for c, p in zip(counts, pairs, strict=True)]
-        return [round(c * 1.3) for c in counts]
+        return _estimated_token_lengths(texts, pairs)
     lengths: list[int] = []
     for start in range(0, len(texts), 1000):  # batches keep memory flat on large files
         if start and _spent(deadline):
@@ -1066,12 +1103,28 @@ def token_lengths(
     return lengths
 
 
+def _finding(level: str, title_key: str, key: str, **params: Any) -> Finding:
+    """A finding whose title and detail come from the catalogs (stored in English, shown in the reader's language)."""
+    from core.i18n import DEFAULT, t
+
+    return Finding(level, t(title_key, DEFAULT), t(key, DEFAULT, **params), key, title_key, params)
+
+
+def _estimated_token_lengths(texts: list[str], pairs: list[str] | None) -> list[int]:
+    # A Chinese sentence has no spaces: core.cjk counts a token per Han character, 1.3 per word for the rest.
+    from core.cjk import estimated_tokens
+
+    if pairs is None:
+        return [round(estimated_tokens(t)) for t in texts]
+    return [round(estimated_tokens(t) + estimated_tokens(p)) for t, p in zip(texts, pairs, strict=True)]
+
+
 def _rows_finding(rows: int) -> Finding:
     if rows == 0:
-        return Finding("problem", "Rows", "The table has no rows.")
+        return _finding("problem", "check.title.rows", "check.rows.none")
     if rows < 50:
-        return Finding("warning", "Rows", f"Only {rows} rows: the model will learn little and scores will be noisy.")
-    return Finding("ok", "Rows", f"{rows:,} rows.")
+        return _finding("warning", "check.title.rows", "check.rows.few", rows=rows)
+    return _finding("ok", "check.title.rows", "check.rows.ok", rows=rows)
 
 
 def _empty_findings(texts: pd.Series, pairs: pd.Series | None) -> list[Finding]:
@@ -1080,31 +1133,20 @@ def _empty_findings(texts: pd.Series, pairs: pd.Series | None) -> list[Finding]:
         empty |= pairs.str.strip().eq("")
     count = int(empty.sum())
     if count == 0:
-        return [Finding("ok", "Empty texts", "Every row has a text.")]
+        return [_finding("ok", "check.title.empty", "check.empty.none")]
     level = "problem" if count == len(texts) else "warning"
-    return [
-        Finding(level, "Empty texts", f"{_count(count, 'row has', 'rows have')} an empty text; they will be left out.")
-    ]
+    return [_finding(level, "check.title.empty", "check.empty.some", n=count)]
 
 
 def _label_findings(labels: pd.Series, task: str) -> list[Finding]:
     findings = []
     missing = int(labels.isna().sum())
     if missing:
-        findings.append(
-            Finding(
-                "warning",
-                "Missing labels",
-                f"{_count(missing, 'row has', 'rows have')} no label; they will be left out.",
-            )
-        )
+        findings.append(_finding("warning", "check.title.missing_labels", "check.labels.missing", n=missing))
     if task == "regression":
         values = pd.to_numeric(labels, errors="coerce").dropna()
-        findings.append(
-            Finding(
-                "ok", "Targets", f"Targets range from {values.min():g} to {values.max():g} (mean {values.mean():.3g})."
-            )
-        )
+        low, high, mean = float(values.min()), float(values.max()), float(values.mean())
+        findings.append(_finding("ok", "check.title.targets", "check.targets.range", low=low, high=high, mean=mean))
     return findings
 
 
@@ -1117,23 +1159,20 @@ def _class_counts(labels: pd.Series) -> dict[str, int]:
 def _balance_finding(counts: dict[str, int]) -> Finding:
     smallest = min(counts, key=lambda k: counts[k])
     largest = max(counts, key=lambda k: counts[k])
-    if counts[smallest] < 2:
-        return Finding(
-            "problem",
-            "Class balance",
-            f"Class '{smallest}' has only {counts[smallest]} row: it cannot be split between training and "
-            "validation. Add examples of it, or remove it.",
-        )
-    if counts[smallest] < 0.2 * counts[largest]:
-        return Finding(
+    small, large = counts[smallest], counts[largest]
+    if small < 2:
+        return _finding("problem", "check.title.balance", "check.balance.single", smallest=smallest, n=small)
+    if small < 0.2 * large:
+        return _finding(
             "warning",
-            "Class balance",
-            f"Classes are unbalanced: '{largest}' has {counts[largest]:,} rows but '{smallest}' only "
-            f"{counts[smallest]:,}. Accuracy can look good while '{smallest}' is rarely predicted; watch F1.",
+            "check.title.balance",
+            "check.balance.unbalanced",
+            smallest=smallest,
+            largest=largest,
+            small=small,
+            large=large,
         )
-    return Finding(
-        "ok", "Class balance", f"{len(counts)} classes, {counts[smallest]:,} to {counts[largest]:,} rows each."
-    )
+    return _finding("ok", "check.title.balance", "check.balance.ok", classes=len(counts), small=small, large=large)
 
 
 def _duplicate_findings(texts: pd.Series, pairs: pd.Series | None, labels: pd.Series | None) -> list[Finding]:
@@ -1141,14 +1180,8 @@ def _duplicate_findings(texts: pd.Series, pairs: pd.Series | None, labels: pd.Se
     keys = keys[texts.str.strip() != ""]
     repeats = int(keys.duplicated().sum())
     if repeats == 0:
-        return [Finding("ok", "Duplicates", "No text appears twice.")]
-    findings = [
-        Finding(
-            "warning",
-            "Duplicates",
-            f"{_count(repeats, 'row repeats', 'rows repeat')} a text that appears earlier; consider removing them.",
-        )
-    ]
+        return [_finding("ok", "check.title.duplicates", "check.duplicates.none")]
+    findings = [_finding("warning", "check.title.duplicates", "check.duplicates.some", n=repeats)]
     if labels is not None:
         repeated = keys[keys.duplicated(keep=False)]  # only repeated texts can conflict; keeps the groupby small
         per_text = label_keys(labels.loc[repeated.index]).groupby(repeated).nunique()
@@ -1156,37 +1189,26 @@ def _duplicate_findings(texts: pd.Series, pairs: pd.Series | None, labels: pd.Se
         if len(conflicting):
             example = str(conflicting.index[0]).split("\x1f")[0][:60]
             findings.append(
-                Finding(
-                    "warning",
-                    "Conflicting labels",
-                    f'{_count(len(conflicting), "text appears", "texts appear")} with different labels (e.g. "{example}"). '
-                    "Decide on one label for each.",
-                )
+                _finding("warning", "check.title.conflicts", "check.conflicts.some", n=len(conflicting), example=example)
             )
     return findings
 
 
 def _length_finding(lengths: list[int], truncated: int, max_length: int, exact: bool, task: str) -> Finding:
     if not lengths:
-        return Finding("ok", "Length", "No texts to measure.")
+        return _finding("ok", "check.title.length", "check.length.nothing")
     ordered = sorted(lengths)
     typical = ordered[len(ordered) // 2]
-    unit = "tokens" if exact else "tokens (estimated from words)"
     if truncated == 0:
-        return Finding("ok", "Length", f"Every text fits in {max_length} {unit}; typical length {typical}.")
+        key = "check.length.fits" if exact else "check.length.fits_estimated"
+        return _finding("ok", "check.title.length", key, max_length=max_length, typical=typical)
     share = 100 * truncated / len(lengths)
     if task == "generation":  # language-model training packs texts into blocks, so long texts are not cut
-        return Finding(
-            "ok",
-            "Length",
-            f"{_count(truncated, 'row', 'rows')} ({share:.0f}%) {'is' if truncated == 1 else 'are'} longer than "
-            f"{max_length} {unit}; training packs the text into blocks of that size, so nothing is lost.",
-        )
-    return Finding(
-        "warning",
-        "Length",
-        f"{_count(truncated, 'row', 'rows')} ({share:.0f}%) {'is' if truncated == 1 else 'are'} longer than {max_length} {unit} and will be cut; the longest has "
-        f"{ordered[-1]:,}. Raise the maximum length if the end of a text matters.",
+        key = "check.length.packed" if exact else "check.length.packed_estimated"
+        return _finding("ok", "check.title.length", key, n=truncated, share=share, max_length=max_length)
+    key = "check.length.cut" if exact else "check.length.cut_estimated"
+    return _finding(
+        "warning", "check.title.length", key, n=truncated, share=share, max_length=max_length, longest=ordered[-1]
     )
 
 
@@ -1194,14 +1216,7 @@ def _long_text_findings(texts: pd.Series) -> list[Finding]:
     count = int((texts.str.len() > LONG_TEXT_CHARS).sum())
     if not count:
         return []
-    return [
-        Finding(
-            "warning",
-            "Very long texts",
-            f"{_count(count, 'text is', 'texts are')} longer than {LONG_TEXT_CHARS:,} characters; only their start is used. "
-            "Split them into smaller pieces if the rest matters.",
-        )
-    ]
+    return [_finding("warning", "check.title.long_texts", "check.long.some", n=count, limit=LONG_TEXT_CHARS)]
 
 
 def _leakage_finding(splits: Splits, text_column: str) -> Finding:
@@ -1213,13 +1228,15 @@ def _leakage_finding(splits: Splits, text_column: str) -> Finding:
     in_val = int(texts_of(splits.validation).isin(seen).sum())
     in_test = int(texts_of(splits.test).isin(seen).sum())
     if in_val == 0 and in_test == 0:
-        return Finding("ok", "Leakage", "No validation or test text also appears in training.")
-    return Finding(
-        "warning",
-        "Leakage",
-        f"{_count(in_val, 'validation row', 'validation rows')} and {_count(in_test, 'test row', 'test rows')} also appear in training, so scores will look "
-        "better than they are. Remove duplicates before splitting.",
-    )
+        return _finding("ok", "check.title.leakage", "check.leakage.none")
+    return _finding("warning", "check.title.leakage", "check.leakage.some", val=in_val, test=in_test)
+
+
+def _language_findings(texts: pd.Series, task: str) -> list[Finding]:
+    """Chinese text: lengths in characters, and which models read it (see core.cjk)."""
+    from core.cjk import language_findings
+
+    return language_findings(texts, task)
 
 
 # ----------------------------------------------------------------------------------------------------------

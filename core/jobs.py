@@ -29,6 +29,7 @@ from typing import Any
 from core.config import RunConfig
 from core.devicelock import DeviceBusy, DeviceLock, parallel_allowed
 from core.errors import WorkbenchError
+from core.i18n import message
 from core.progress import FileStopSignal, Hook, StopSignal, TrainResult
 from core.runs import ACTIVE, ENDED_WELL, RESUMABLE, Run, RunStatus, RunStore
 
@@ -253,7 +254,7 @@ class ProcessJob(_Job):
                     cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
                 )
         except OSError as err:
-            self.run.set_status(RunStatus.FAILED, message=f"The training process could not start: {err}")
+            self.run.set_status(RunStatus.FAILED, **message("run.status.start_failed", error=str(err)))
             self.result = result_from_disk(self.run)
             return
         finally:
@@ -413,7 +414,7 @@ class JobRegistry:
                 )
             lock = self._take_device(key)
             try:
-                run.set_status(RunStatus.QUEUED, message="Resuming from the last checkpoint...")
+                run.set_status(RunStatus.QUEUED, **message("run.status.resuming"))
                 return self._launch(run, config, key, True, hook, lock), True
             except BaseException:
                 if lock is not None:

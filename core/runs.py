@@ -28,6 +28,7 @@ from typing import Any
 from core.config import RunConfig
 from core.errors import WorkbenchError
 from core.events import read_jsonl
+from core.i18n import message
 
 
 class RunStatus(StrEnum):
@@ -198,7 +199,7 @@ class Run:
         status = self.stored_status()
         # No pid at all: status.json is not written yet (create() is between its two writes).
         if status["state"] in ACTIVE and "pid" in status and not owner_alive(status):
-            status.update(state=RunStatus.INTERRUPTED, message=INTERRUPTED_MESSAGE, owner_gone=True)
+            status.update(state=RunStatus.INTERRUPTED, owner_gone=True, **message("run.status.interrupted"))
         return status
 
     @property
@@ -326,7 +327,7 @@ class RunStore:
                 continue
             orphan_here = status.get("pid") == os.getpid()
             if orphan_here or ("pid" in status and not owner_alive(status)):
-                run.set_status(RunStatus.INTERRUPTED, message=INTERRUPTED_MESSAGE)
+                run.set_status(RunStatus.INTERRUPTED, **message("run.status.interrupted"))
                 marked.append(run.id)
         return marked
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from core import components
+from core import components, i18n
 from core.config import RunConfig
 from core.errors import TrainingError, WorkbenchError
 from core.events import JsonlSink, MetricsSink
@@ -412,7 +412,7 @@ class Recipe:
         if self.writer:
             self.writer.set_status(
                 "running",
-                message="Training",
+                **i18n.message("run.status.training"),
                 total_steps=total_steps,
                 **{k: header[k] for k in ("trainable_params", "total_params", "device", "precision")},
             )
@@ -606,7 +606,7 @@ class Recipe:
             state = "finished" if s.state in ("finished", "budget", "early") else s.state
             return TrainResult(run.id, state, s.message, p.step)
         if p.step == 0:
-            writer.set_status("stopped", message="Stopped before the first training step finished: nothing to keep.")
+            writer.set_status("stopped", **i18n.message("run.status.stopped_empty"))
             return TrainResult(run.id, "stopped", "nothing to keep")
         s.window.check(p.step)
         message = s.message
@@ -618,7 +618,7 @@ class Recipe:
             if best.exists():
                 load_weights(self.bundle.model, best)
                 message += f" Restored the best model (step {p.best_step})."
-        writer.set_status(message="Saving the model...")
+        writer.set_status(**i18n.message("run.status.saving"))
         trim_host_memory()
         tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
         try:
@@ -639,7 +639,7 @@ class Recipe:
             "last_train_loss": (s.last_good or {}).get("loss"),
         }
         if final_state == "finished":
-            writer.set_status(message="Scoring validation and test...")
+            writer.set_status(**i18n.message("run.status.scoring"))
             results.update(self._final_scores())
             results.update(comparison_results(run, self.device))  # student vs teacher, only for a distilled run
         run.write_results(results)
@@ -692,7 +692,7 @@ def train(
     sink = sink or (JsonlSink(run.metrics_path) if rank == 0 else _NullSink())
     writer = run if rank == 0 else None
     if writer:
-        writer.set_status("running", message="Preparing data and model...", step=0)
+        writer.set_status("running", **i18n.message("run.status.preparing"), step=0)
     import torch
 
     # The thread count is process-wide: a run's choice (num_threads or the tuner) must not outlive it in a

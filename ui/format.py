@@ -43,7 +43,9 @@ STATE_COLOUR = {
 
 
 def state_badge(state: str) -> str:
-    # The state comes from status.json on disk: a word we wrote, but escaped all the same.
+    # The state comes from status.json on disk: a word we wrote, but escaped all the same; shown in the reader's
+    # language, while the colour follows the state itself.
+    from ui.i18n import state_label
     from ui.safe import md
 
-    return f":{STATE_COLOUR.get(state, 'gray')}-badge[{md(state)}]"
+    return f":{STATE_COLOUR.get(state, 'gray')}-badge[{md(state_label(state))}]"

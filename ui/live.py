@@ -11,6 +11,7 @@ from core.runs import ACTIVE, RESUMABLE, RunStatus
 from ui import charts, keys, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
+from ui.i18n import language, status_message
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
@@ -24,10 +25,12 @@ def _feed(metrics_path: str) -> CurveFeed:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _figures(metrics_path: str, version: int, x: str, log_y: bool):
-    # Building a plotly figure costs ~12 ms of the server's Python; sessions that see the same snapshot share it.
+def _figures(metrics_path: str, version: int, x: str, log_y: bool, lang: str):
+    # Building a plotly figure costs ~12 ms of the server's Python; sessions that see the same snapshot (in the
+    # same language) share it.
     _, _, train, evals = _feed(metrics_path).frames()
-    return charts.loss_curves(downsample(train), evals, x=x, log_y=log_y), charts.learning_rate(downsample(train), x=x)
+    loss = charts.loss_curves(downsample(train), evals, x=x, log_y=log_y, lang=lang)
+    return loss, charts.learning_rate(downsample(train), x=x, lang=lang)
 
 
 def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False):
@@ -36,7 +39,7 @@ def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False):
     version, records, train, evals = feed.frames(fresh)
     if not (len(train) or len(evals)):
         return records, train, evals, None, None
-    loss, lr = _figures(str(run.metrics_path), version, x, log_y)
+    loss, lr = _figures(str(run.metrics_path), version, x, log_y, language())
     return records, train, evals, loss, lr
 
 
@@ -64,7 +67,7 @@ def live_panel(run_id: str) -> None:
         head = start_record(records)
         st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
         if status.get("message"):
-            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status["message"])))
+            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status_message(status))))
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
         latest = status.get("latest_eval") or {}

@@ -133,14 +133,16 @@ def hardware() -> dict:
 
 
 def hardware_line(hw: dict) -> str:
-    parts = [f"{hw['cpu_cores']} CPU cores" + (" (bf16 capable)" if hw.get("cpu_bf16") else "")]
+    from ui.i18n import language, t
+
+    parts = [t("hardware.cpu_bf16" if hw.get("cpu_bf16") else "hardware.cpu", cores=hw["cpu_cores"])]
     if hw.get("cuda"):
-        parts += [f"CUDA GPU {g['name']} ({g['memory_gb']:g} GB)" for g in hw["cuda"]]
+        parts += [t("hardware.cuda", name=g["name"], memory=g["memory_gb"]) for g in hw["cuda"]]
     else:
-        parts.append("no CUDA GPU")
+        parts.append(t("hardware.no_cuda"))
     if hw.get("mps"):
-        parts.append("Apple GPU (MPS)")
-    return ", ".join(parts)
+        parts.append(t("hardware.mps"))
+    return ("，" if language() == "zh" else ", ").join(parts)
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer...")

@@ -247,9 +247,11 @@ def split_settings(task: str, file_key: str):
 
 
 def show_findings(report) -> None:
+    from ui.i18n import finding_markdown  # in the reader's language, data-borne text escaped (issue 16)
+
     for finding in report.findings:
-        # Findings quote column names, labels and texts from the file: escaped, so none becomes a link.
-        LEVEL_SHOW.get(finding.level, st.info)(f"**{md(finding.title)}.** {md(finding.detail)}")
+        # Findings quote column names, labels and texts from the file: finding_markdown escapes them.
+        LEVEL_SHOW.get(finding.level, st.info)(finding_markdown(finding))
 
 
 def augmentation(frame, columns, file_key: str) -> tuple[list[str], int]:

@@ -11,20 +11,34 @@ import streamlit as st
 
 from ui import keys, nav
 from ui.guard import guarded
+from ui.i18n import language, status_message, t
 from ui.safe import md, md_code
 from ui.state import DATASET_PARAM, active_runs, dataset_store, hardware, hardware_line, interrupted_runs
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sentiment.csv"
-SAMPLE_NAME = "sentiment-sample"
-GENERATION_SAMPLE = SAMPLE.with_name("headlines.csv")
-GENERATION_SAMPLE_NAME = "headlines-sample"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+# The samples follow the reader's language: English reviews and headlines, or the Chinese ones
+# (data/samples/make_samples_zh.py). Each: (file, dataset name, text column, second text or label column).
+SAMPLE_BY_LANGUAGE = {
+    "en": (SAMPLES / "sentiment.csv", "sentiment-sample", "text", "label"),
+    "zh": (SAMPLES / "sentiment_zh.csv", "sentiment-sample-zh", "文本", "标签"),
+}
+GENERATION_SAMPLE_BY_LANGUAGE = {
+    "en": (SAMPLES / "headlines.csv", "headlines-sample", "article", "headline"),
+    "zh": (SAMPLES / "headlines_zh.csv", "headlines-sample-zh", "正文", "标题"),
+}
 STEPS = [
-    (nav.DATA.path, "1. Data", "Bring a file (CSV, TSV, JSON, JSON Lines, Parquet or text), check it, split it."),
-    (nav.TRAIN.path, "2. Train", "Pick a model and a method, start, and watch the loss fall live."),
-    (nav.EVALUATE.path, "3. Evaluate", "Scores on held-out data, confusion matrix, the examples it gets wrong."),
-    (nav.PLAYGROUND.path, "4. Playground", "Type your own text and see what the model answers."),
-    (nav.COMPARE.path, "5. Compare", "Put runs side by side: curves, scores, settings and answers."),
+    (nav.DATA.path, "home.step.data.title", "home.step.data.text"),
+    (nav.TRAIN.path, "home.step.train.title", "home.step.train.text"),
+    (nav.EVALUATE.path, "home.step.evaluate.title", "home.step.evaluate.text"),
+    (nav.PLAYGROUND.path, "home.step.playground.title", "home.step.playground.text"),
+    (nav.COMPARE.path, "home.step.compare.title", "home.step.compare.text"),
 ]
+
+
+def sample(generation: bool = False) -> tuple[Path, str, str, str]:
+    """(file, dataset name, text column, second column) of the sample in the reader's language."""
+    table = GENERATION_SAMPLE_BY_LANGUAGE if generation else SAMPLE_BY_LANGUAGE
+    return table.get(language(), table["en"])
 
 
 def try_the_sample(generation: bool = False) -> None:
@@ -32,14 +46,14 @@ def try_the_sample(generation: bool = False) -> None:
     generation) and open the Train page with it chosen."""
     from core.datasets import DatasetSettings
 
+    path, name, text, second = sample(generation)
     store = dataset_store()
-    name, path = (GENERATION_SAMPLE_NAME, GENERATION_SAMPLE) if generation else (SAMPLE_NAME, SAMPLE)
     dataset = store.find(name)
     if dataset is None:
         if generation:
-            settings = DatasetSettings(task="generation", text_column="article", text_pair_column="headline")
+            settings = DatasetSettings(task="generation", text_column=text, text_pair_column=second)
         else:
-            settings = DatasetSettings(task="classification", text_column="text", label_column="label")
+            settings = DatasetSettings(task="classification", text_column=text, label_column=second)
         from core.data import read_table
 
         rows = len(read_table(path).frame)
@@ -50,51 +64,40 @@ def try_the_sample(generation: bool = False) -> None:
 
 
 with guarded():
-    st.title("Fine-Tuning Workbench")
-    st.markdown(
-        "Teach a language model your own task without writing code. Bring a table of examples (texts and "
-        "their labels, or plain text to imitate), and the workbench fine-tunes a model on it while you watch "
-        "it learn. Then score it, try it on your own sentences, and compare it with other attempts."
-    )
+    st.title(t("app.title"))
+    st.markdown(t("home.intro"))
     cols = st.columns(len(STEPS))
     for col, (page, title, text) in zip(cols, STEPS):
         with col:
-            st.page_link(page, label=title)
-            st.caption(text)
+            st.page_link(page, label=t(title))
+            st.caption(t(text))
 
-    st.subheader("New here? Try the sample")
-    if SAMPLE.exists():
-        st.write(
-            "400 short movie reviews labelled positive or negative. One click saves them as a dataset and opens "
-            "the Train page; press **Start training** there (about a minute on a laptop CPU), then try your own "
-            "sentences in the Playground."
-        )
-        if st.button("Try the sample", type="primary", icon=":material/rocket_launch:"):
+    st.subheader(t("home.sample.heading"))
+    sample_path = sample()[0]
+    if sample_path.exists():
+        st.write(t("home.sample.text"))
+        if st.button(t("home.sample.button"), type="primary", icon=":material/rocket_launch:"):
             try_the_sample()
-        if GENERATION_SAMPLE.exists():
-            st.write(
-                "Or teach a model to write: 300 short news articles, each with its headline. The model learns to "
-                "read an article and write the headline, then stop; score it on the Evaluate page and try your "
-                "own article in the Playground."
-            )
-            if st.button("Try the headline sample", icon=":material/edit_note:"):
+        if sample(generation=True)[0].exists():
+            st.write(t("home.sample.generation.text"))
+            if st.button(t("home.sample.generation.button"), icon=":material/edit_note:"):
                 try_the_sample(generation=True)
     else:
-        st.info("The bundled sample data is missing (data/samples/sentiment.csv). Start from the Data page.")
+        st.info(t("home.sample.missing", path=md(f"data/samples/{sample_path.name}")))
 
-    st.subheader("Running now")
+    st.subheader(t("home.running.heading"))
     running = active_runs()
     if running:
         for run in running:
             status = run.status()
-            st.markdown(f"{md_code(run.id)}: {md(status.get('message', status.get('state')))}")
-            st.page_link(nav.TRAIN.path, label="Open the live view", query_params={"run": run.id})
+            st.markdown(f"{md_code(run.id)}: {md(status_message(status) or status.get('state'))}")
+            st.page_link(nav.TRAIN.path, label=t("common.open_live"), query_params={"run": run.id})
     else:
-        st.caption("Nothing is training.")
+        st.caption(t("home.running.none"))
     for run in interrupted_runs():  # its process is gone: say so now, not after a restart
         st.markdown(f"{md_code(run.id)}: interrupted. Resume continues from the last checkpoint.")
         st.page_link(nav.RUNS.path, label="Resume or delete it", query_params={"run": run.id})
 
-    st.subheader("This computer")
-    with st.spinner("Looking at the hardware..."):
+    st.subheader(t("home.hardware.heading"))
+    with st.spinner(t("home.hardware.looking")):
         st.write(hardware_line(hardware()))

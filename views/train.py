@@ -11,6 +11,7 @@ from ui import keys, nav
 from ui.format import duration
 from ui.forms import field_widget, fields_grid
 from ui.guard import guarded, show_error
+from ui.language_note import chinese_model_note
 from ui.live import live_panel
 from ui.safe import md, md_code
 from ui.state import (
@@ -384,6 +385,7 @@ def new_run_form() -> None:
         return
     task = dataset.settings.task
     st.subheader("Model")
+    chinese_model_note(dataset)  # mostly Chinese text: what to expect of the default, which models to use
     source, trust, shape = choose_model(task)
     if shape is None:
         return

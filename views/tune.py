@@ -11,6 +11,7 @@ from ui import keys, nav
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
+from ui.i18n import state_label, t
 from ui.safe import md, md_code
 from ui.state import dataset_store, registry, workspace
 
@@ -19,7 +20,16 @@ LR_CHOICES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 3e-3]
 BATCH_CHOICES = [4, 8, 16, 32, 64]
 EPOCH_CHOICES = [1.0, 2.0, 3.0, 4.0, 5.0]
 DECAY_CHOICES = [0.0, 0.01, 0.05, 0.1]
-FOLD_CHOICES = {0: "No: use the validation split", 3: "3-fold", 5: "5-fold"}
+FOLD_CHOICES = (0, 3, 5)
+# Literal keys (the catalog test finds them in the code); the values the engine sees stay English.
+PARAM_NAMES = {
+    "learning_rate": "tune.param.learning_rate",
+    "batch_size": "tune.param.batch_size",
+    "epochs": "tune.param.epochs",
+    "weight_decay": "tune.param.weight_decay",
+}
+METHOD_NAMES = {"full": "tune.method.full", "lora": "tune.method.lora"}
+STRATEGY_NAMES = {"grid": "tune.strategy.grid", "random": "tune.strategy.random"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,11 +56,15 @@ def results_chart(rows: list[dict], metric: str):
         x="learning_rate",
         y=metric,
         color=[str(r["batch_size"]) for r in scored],
-        symbol=[f"{r['epochs']:g} epochs" for r in scored],
+        symbol=[t("tune.chart.symbol", epochs=r["epochs"]) for r in scored],
         hover_data=["trial", "weight_decay", "epochs", "batch_size"],
         log_x=True,
-        labels={"color": "batch size", "symbol": "epochs", "learning_rate": "Learning rate (log scale)"},
-        title=f"{metric} of each trial",
+        labels={
+            "color": t("tune.param.batch_size"),
+            "symbol": t("tune.param.epochs"),
+            "learning_rate": t("tune.chart.lr"),
+        },
+        title=t("tune.chart.title", metric=metric),
     )
     fig.update_traces(marker={"size": 12})
     fig.update_layout(height=340, margin={"l": 60, "r": 20, "t": 50, "b": 50})
@@ -68,10 +82,10 @@ def search_status(search_id: str) -> None:
     trials = record["trials"]
     done = sum(t["state"] not in TRIAL_ACTIVE for t in trials)
     st.markdown(f"**{md(record['name'])}** {state_badge(record['state'])}  \n{md(record['message'])}")
-    st.progress(done / len(trials), text=f"{done:,} of {len(trials):,} trials done")
+    st.progress(done / len(trials), text=t("tune.progress", done=md(done), total=len(trials)))
     rows = results_table(record)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption("Click a column header to sort. Each trial is a normal run: open it on the Runs page.")
+    st.caption(t("tune.table.caption"))
     fig = results_chart(rows, metric)
     if fig is not None:
         st.plotly_chart(fig, width="stretch")
@@ -89,18 +103,20 @@ def show_search(search_id: str) -> None:
     st.fragment(run_every=2.0 if active else None)(search_status)(search_id)
     if active:
         # Through the search's folder: it reaches a search this server, another one or the CLI runs.
-        if st.button("Stop the search", icon=":material/stop:", key="stop_search") and runner().stop(search_id):
-            st.toast("Stopping: the running trial ends at its next step.")
+        if st.button(t("tune.stop"), icon=":material/stop:", key="stop_search") and runner().stop(search_id):
+            st.toast(t("tune.stopping"))
         return
     best = best_trial(record)
     if best is None:
         return
-    params = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in best["params"].items())
-    st.success(f"Best: trial {md(best['trial'])} ({md(params)}).")
-    if st.button("Start the best config as a full run", type="primary", icon=":material/play_arrow:"):
+    params = t("tune.list_separator").join(
+        f"{t(PARAM_NAMES[k]) if k in PARAM_NAMES else k} {v:g}" for k, v in best["params"].items()
+    )
+    st.success(t("tune.best", trial=md(best["trial"]), params=md(params)))
+    if st.button(t("tune.start_best"), type="primary", icon=":material/play_arrow:"):
         job, created = registry().start(best_config(record))
         if not created:
-            st.warning(f"A run is already training on this device ({md_code(job.run_id)}); wait for it, then try again.")
+            st.warning(t("tune.busy", run=md_code(job.run_id)))
             return
         st.switch_page(nav.TRAIN.path, query_params={"run": job.run_id})
 
@@ -116,46 +132,52 @@ def search_form() -> None:
 
     datasets = dataset_store().list()
     if not datasets:
-        st.info("No dataset yet. Save one on the Data page first.")
+        st.info(t("tune.no_dataset"))
         return
     names = [d.name for d in datasets]
-    dataset = dataset_store().get(st.selectbox("Dataset", names, key="tune_dataset"))
+    dataset = dataset_store().get(st.selectbox(t("tune.dataset"), names, key="tune_dataset"))
     task = dataset.settings.task
     c1, c2 = st.columns(2)
-    source = c1.text_input(
-        "Model",
-        "default",
-        key="tune_model",
-        help="'default' (the built-in model), a Hugging Face id, a folder or a run.",
-    ).strip()
+    source = c1.text_input(t("tune.model"), "default", key="tune_model", help=t("tune.model.help")).strip()
     method = c2.radio(
-        "Method", ["full", "lora"], horizontal=True, key="tune_method", help="Full fine-tuning, or LoRA adapters only."
+        t("tune.method"),
+        list(METHOD_NAMES),
+        format_func=lambda m: t(METHOD_NAMES[m]),
+        horizontal=True,
+        key="tune_method",
+        help=t("tune.method.help"),
     )
-    st.markdown("**Values to try**")
+    st.markdown(t("tune.values"))
     c = st.columns(4)
     space = {
         "learning_rate": c[0].multiselect(
-            "Learning rates", LR_CHOICES, [2e-5, 5e-5, 1e-4], format_func=_lr, key="tune_lr"
+            t("tune.learning_rates"), LR_CHOICES, [2e-5, 5e-5, 1e-4], format_func=_lr, key="tune_lr"
         ),
-        "batch_size": c[1].multiselect("Batch sizes", BATCH_CHOICES, [16], key="tune_batch"),
-        "epochs": c[2].multiselect("Epochs", EPOCH_CHOICES, [1.0], format_func=lambda v: f"{v:g}", key="tune_epochs"),
+        "batch_size": c[1].multiselect(t("tune.batch_sizes"), BATCH_CHOICES, [16], key="tune_batch"),
+        "epochs": c[2].multiselect(
+            t("tune.epochs"), EPOCH_CHOICES, [1.0], format_func=lambda v: f"{v:g}", key="tune_epochs"
+        ),
         "weight_decay": c[3].multiselect(
-            "Weight decays", DECAY_CHOICES, [0.01], format_func=lambda v: f"{v:g}", key="tune_decay"
+            t("tune.weight_decays"), DECAY_CHOICES, [0.01], format_func=lambda v: f"{v:g}", key="tune_decay"
         ),
     }
     c = st.columns(4)
     strategy = c[0].radio(
-        "Search", ["grid", "random"], key="tune_strategy", help="Grid: every combination. Random: draws in the ranges."
+        t("tune.strategy"),
+        list(STRATEGY_NAMES),
+        format_func=lambda s: t(STRATEGY_NAMES[s]),
+        key="tune_strategy",
+        help=t("tune.strategy.help"),
     )
-    trials = int(c[1].number_input("Most trials", 1, 200, 8, key="tune_trials"))
+    trials = int(c[1].number_input(t("tune.trials"), 1, 200, 8, key="tune_trials"))
     folds = c[2].selectbox(
-        "Cross-validation",
+        t("tune.folds"),
         list(FOLD_CHOICES),
-        format_func=FOLD_CHOICES.get,
+        format_func=lambda k: t("tune.folds.k", k=k) if k else t("tune.folds.none"),
         key="tune_folds",
-        help="k-fold: every trial trains k times on different parts of the training split; steadier, k times slower.",
+        help=t("tune.folds.help"),
     )
-    metric = c[3].selectbox("Judge trials by", WATCHABLE.get(task, ("val_loss",)), key="tune_metric")
+    metric = c[3].selectbox(t("tune.metric"), WATCHABLE.get(task, ("val_loss",)), key="tune_metric")
     try:
         base = RunConfig(
             data=dataset.data_config(),
@@ -175,21 +197,18 @@ def search_form() -> None:
         show_error(err, "checking the search")
         return
     if registry().active_jobs():
-        st.info("A run is training now: the first trial waits until it ends.")
-    if st.button("Start the search", type="primary", icon=":material/tune:"):
+        st.info(t("tune.waiting"))
+    if st.button(t("tune.start"), type="primary", icon=":material/tune:"):
         job, created = runner().start(cfg)
         if not created:
-            st.session_state[keys.TUNE_FLASH] = "A search is already running; it is shown above."
+            st.session_state[keys.TUNE_FLASH] = t("tune.already")
         st.query_params[SEARCH_PARAM] = job.search_id
         st.rerun()
 
 
 def main() -> None:
-    st.title("Tune")
-    st.caption(
-        "Let the workbench try several settings for you. Each trial is a normal training run, judged by its "
-        "score on the validation data (never the test data); trials run one at a time and can be stopped."
-    )
+    st.title(t("nav.page.tune"))
+    st.caption(t("tune.intro"))
     if keys.TUNE_FLASH in st.session_state:
         st.warning(md(st.session_state.pop(keys.TUNE_FLASH)))
     searches = runner().store.list()
@@ -197,18 +216,22 @@ def main() -> None:
     chosen = st.query_params.get(SEARCH_PARAM) or (active.search_id if active else None)
     if searches:
         ids = [s["id"] for s in searches]
-        labels = {s["id"]: f"{s['name']} ({s['state']})" for s in searches}
+        labels = {s["id"]: f"{s['name']} ({state_label(s['state'])})" for s in searches}
         picked = st.selectbox(
-            "Searches", ids, index=ids.index(chosen) if chosen in ids else 0, format_func=labels.get, key="tune_pick"
+            t("tune.searches"),
+            ids,
+            index=ids.index(chosen) if chosen in ids else 0,
+            format_func=labels.get,
+            key="tune_pick",
         )
         if picked != st.query_params.get(SEARCH_PARAM):
             st.query_params[SEARCH_PARAM] = picked
         with guarded("showing the search"):
             show_search(picked)
         st.divider()
-    st.header("New search")
+    st.header(t("tune.new"))
     if active is not None:
-        st.info("A search is running; start another when it ends (or stop it).")
+        st.info(t("tune.running"))
         return
     search_form()
 

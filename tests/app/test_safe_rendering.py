@@ -36,7 +36,8 @@ METRIC_KEYWORDS = {"value", "delta"}
 # Their first positional argument is a number or a page, not text.
 NO_POSITIONAL = {"progress", "page_link"}
 NOT_STREAMLIT = {"log", "logger", "logging", "fh", "sys"}
-SAFE_HELPERS = {"md", "md_block", "md_code", "plot_text", "plot_texts", "html_text", "hide_paths_md"}
+# finding_markdown (ui.i18n) escapes a finding's data-borne parameters with md before filling the catalog text.
+SAFE_HELPERS = {"md", "md_block", "md_code", "plot_text", "plot_texts", "html_text", "hide_paths_md", "finding_markdown"}
 # Builders of HTML for unsafe_allow_html, each passing every outside string through ui.safe.html_text.
 HTML_BUILDERS = {"highlighted"}
 # Calls returning text built from numbers and the program's own words only.
@@ -104,6 +105,10 @@ def _safe(node: ast.expr | None, assigned: dict[str, list[ast.expr]] | None = No
         name = _name(node.func)
         if name in SAFE_HELPERS or name in NUMERIC_CALLS or name in HTML_BUILDERS:
             return True
+        if name == "t":  # ui.i18n.t: the catalog's text is the program's own; what fills its fields must be safe
+            return all(_safe(a, assigned, seen) for a in node.args) and all(
+                _safe(k.value, assigned, seen) for k in node.keywords
+            )
         if name == "join":  # ", ".join(md(x) for x in ...): safe when what is joined is
             return all(_safe(a, assigned, seen) for a in node.args)
         return False

@@ -1,0 +1,117 @@
+"""The translation layer: one catalog file per language (locales/en.json, locales/zh.json) and ``t(key, **params)``.
+
+Why plain JSON catalogs rather than gettext + Babel: messages are looked up by stable keys such as
+``check.rows.few``, and the engine stores those keys with their parameters in status.json, so a message written by
+the worker shows in whichever language the reader picks later. Keys (not English sentences as gettext msgids)
+survive rewording the English, need no compile step (.po -> .mo) and no extra package, and the test that finds
+every key in the code and fails on one missing from a catalog is a few lines. Chinese has no plural forms; English
+ones are a ``{"one": ..., "other": ...}`` entry chosen by the ``n`` parameter (or the one ``"count"`` names).
+
+Parameters fill ``{name}`` fields with ``str.format`` (so ``{n:,}`` works in every language); what they hold is the
+caller's to escape where it is shown as markup. Nothing here imports streamlit: the CLI follows ``LANG``, the UI
+passes the reader's choice as ``lang``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
+LANGUAGES = {"en": "English", "zh": "简体中文"}
+DEFAULT = "en"
+
+
+@cache
+def catalog(lang: str) -> dict[str, Any]:
+    """The messages of one language (a flat key -> text or {"one", "other"} mapping)."""
+    path = LOCALES / f"{lang}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def normalize(code: str | None) -> str | None:
+    """'zh-CN', 'zh_CN.UTF-8', 'zh-Hans' -> 'zh'; 'en-GB' -> 'en'; a language without a catalog -> None."""
+    if not code:
+        return None
+    base = code.replace("_", "-").split(".")[0].split("-")[0].strip().lower()
+    return base if base in LANGUAGES else None
+
+
+def env_language(environ: dict[str, str] | None = None) -> str:
+    """The command line's language, looked up as gettext does: LANGUAGE, then LC_ALL, LC_MESSAGES, LANG."""
+    environ = os.environ if environ is None else environ
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        for part in environ.get(name, "").split(":"):  # LANGUAGE may list several, best first
+            found = normalize(part)
+            if found:
+                return found
+    return DEFAULT
+
+
+def t(key: str, /, lang: str | None = None, **params: Any) -> str:
+    """The message ``key`` in ``lang`` (default: the environment's), with ``params`` filled in.
+
+    A key missing from the language falls back to English, and one missing everywhere shows as the key itself,
+    so a gap is visible but never breaks a page (a test keeps both catalogs complete).
+    """
+    lang = lang or env_language()
+    for source in (lang, DEFAULT):
+        entry = _plural(catalog(source).get(key), params)
+        if isinstance(entry, str):
+            try:
+                return entry.format(**params)
+            except (KeyError, IndexError, ValueError, TypeError):  # a wrong field in a translation: try English
+                continue
+    return key
+
+
+# Literal keys (not built from the state's name) so the catalog test finds each of them in the code.
+RUN_STATES = {
+    "queued": "run.state.queued",
+    "running": "run.state.running",
+    "finished": "run.state.finished",
+    "failed": "run.state.failed",
+    "stopped": "run.state.stopped",
+    "interrupted": "run.state.interrupted",
+    "damaged": "run.state.damaged",
+}
+
+
+def state_label(state: str | None, lang: str | None = None) -> str:
+    """A run state as the reader says it ('finished' -> '已完成'); an unknown one as it is."""
+    key = RUN_STATES.get(str(state))
+    return t(key, lang) if key else str(state)
+
+
+def _plural(entry: Any, params: dict[str, Any]) -> Any:
+    # {"one": ..., "other": ...} picks on the parameter named by "count" (default n); the pick may nest for a
+    # second number in the same sentence.
+    while isinstance(entry, dict):
+        entry = entry.get("one" if params.get(entry.get("count", "n")) == 1 else "other")
+    return entry
+
+
+def message(key: str, /, **params: Any) -> dict[str, Any]:
+    """Fields for a status record: the English text (for old readers and logs) plus the key and parameters."""
+    return {"message": t(key, DEFAULT, **params), "message_code": key, "message_params": params}
+
+
+def status_message(status: dict[str, Any], lang: str | None = None) -> str:
+    """A stored status message in ``lang``: from its key when it has one, else the text as it was written."""
+    text = str(status.get("message") or "")
+    key, params = status.get("message_code"), status.get("message_params") or {}
+    # A later plain message (set_status(message=...)) leaves the old key behind: trust the key only while the
+    # English text still is what the key says.
+    if key and key in catalog(DEFAULT) and isinstance(params, dict) and t(key, DEFAULT, **params) == text:
+        return t(key, lang, **params)
+    return text
+
+
+def finding_text(finding: Any, lang: str | None = None) -> tuple[str, str]:
+    """(title, detail) of a data-check finding in ``lang``; a finding without keys keeps its own text."""
+    if not getattr(finding, "key", ""):
+        return finding.title, finding.detail
+    return t(finding.title_key, lang), t(finding.key, lang, **finding.params)
