@@ -203,7 +203,7 @@ MINILM_EN_ACCURACY = 1.00
 
 def language_findings(texts: Any, task: str) -> list[Any]:
     """For a mostly Chinese table: its lengths in characters, and a pointer to models that read Chinese."""
-    from core.data import _finding
+    from core.findings import finding as _finding
 
     share = chinese_share(str(v) for v in texts)  # looks at the first 2,000 texts only: cheap on any file
     if share < MOSTLY_CHINESE:
@@ -238,13 +238,3 @@ def language_findings(texts: Any, task: str) -> list[Any]:
             )
         )
     return findings
-
-
-def model_finding(path: Any, text_column: str | None, task: str) -> Any:
-    """The 'Model for Chinese' finding for a saved dataset file, or None when its text is not mostly Chinese."""
-    from core.data import guess_columns, read_table
-
-    frame = read_table(path, corpus=task == "generation").frame
-    column = text_column if text_column in frame.columns else guess_columns(frame, task).text
-    findings = language_findings(frame[column].dropna().astype(str), task)
-    return next((f for f in findings if f.title_key == "check.title.chinese_model"), None)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from core.errors import DataError
+from core.findings import Finding  # noqa: F401 - the data check's lines; pages import it from here
+from core.findings import finding as _finding
 
 if TYPE_CHECKING:
     from core.config import DataConfig
@@ -116,24 +118,6 @@ class ColumnChoice:
     """Generation: a column put before each prompt (Alpaca's instruction; the prompt column is then its input)."""
     system: str | None = None
     """Generation: a column with each row's system message."""
-
-
-@dataclass
-class Finding:
-    """One line of the data check."""
-
-    level: str
-    """ok, warning or problem (a problem blocks training)."""
-    title: str
-    """A short heading such as 'Duplicates'."""
-    detail: str
-    """One or two plain sentences a non-coder understands."""
-    key: str = ""
-    """The catalog key of ``detail`` (core.i18n), so a page shows it in the reader's language."""
-    title_key: str = ""
-    """The catalog key of ``title``."""
-    params: dict[str, Any] = field(default_factory=dict)
-    """What fills the message's fields (numbers, class names, an example text)."""
 
 
 @dataclass
@@ -1103,13 +1087,6 @@ def token_lengths(
     return lengths
 
 
-def _finding(level: str, title_key: str, key: str, **params: Any) -> Finding:
-    """A finding whose title and detail come from the catalogs (stored in English, shown in the reader's language)."""
-    from core.i18n import DEFAULT, t
-
-    return Finding(level, t(title_key, DEFAULT), t(key, DEFAULT, **params), key, title_key, params)
-
-
 def _estimated_token_lengths(texts: list[str], pairs: list[str] | None) -> list[int]:
     # A Chinese sentence has no spaces: core.cjk counts a token per Han character, 1.3 per word for the rest.
     from core.cjk import estimated_tokens
@@ -1443,3 +1420,13 @@ def _encode_labels(frame: pd.DataFrame, task: str, label_names: list[str] | None
     elif task == "regression":
         frame["label"] = frame["label"].astype("float64")
     return frame
+
+
+def model_finding(path: Any, text_column: str | None, task: str) -> Any:
+    """The 'Model for Chinese' finding for a saved dataset file, or None when its text is not mostly Chinese."""
+    from core.cjk import language_findings
+
+    frame = read_table(path, corpus=task == "generation").frame
+    column = text_column if text_column in frame.columns else guess_columns(frame, task).text
+    findings = language_findings(frame[column].dropna().astype(str), task)
+    return next((f for f in findings if f.title_key == "check.title.chinese_model"), None)

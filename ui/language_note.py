@@ -11,7 +11,7 @@ from ui.i18n import finding_markdown
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _model_finding(path: str, stamp: float, text_column: str | None, task: str):
-    from core.cjk import model_finding
+    from core.data import model_finding
 
     try:
         return model_finding(path, text_column, task)

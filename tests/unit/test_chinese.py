@@ -12,8 +12,8 @@ import pytest
 
 from core.augment import OPS, augment_texts
 from core.augment_zh import SYNONYMS
-from core.cjk import CHINESE_MODELS, chinese_share, header_key, model_finding
-from core.data import ColumnChoice, check_data, guess_columns, read_table, token_lengths
+from core.cjk import CHINESE_MODELS, chinese_share, header_key
+from core.data import ColumnChoice, check_data, guess_columns, model_finding, read_table, token_lengths
 from core.i18n import finding_text
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
