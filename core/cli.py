@@ -240,21 +240,23 @@ def _texts(args) -> list[str]:
 
 
 def cmd_predict(args) -> int:
+    from core.calibration import labels_for
     from core.generation import predict_proba
 
     bundle = _load_bundle(args)
     texts = _texts(args)
     probs = predict_proba(bundle, texts, device=args.device)
-    for text, row in zip(texts, probs):
+    names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
+    decided = labels_for(probs, names, bundle.decision) if bundle.task == "classification" else []
+    for i, (text, row) in enumerate(zip(texts, probs)):
         if bundle.task == "regression":
             print(json.dumps({"text": text, "value": float(row[0])}))
         else:
-            names = bundle.label_names or [str(i) for i in range(len(row))]
             print(
                 json.dumps(
                     {
                         "text": text,
-                        "label": names[int(row.argmax())],
+                        "label": decided[i],
                         "probabilities": {n: round(float(p), 4) for n, p in zip(names, row)},
                     }
                 )
@@ -419,6 +421,115 @@ def cmd_distill_report(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ know your data and your model (issue 18)
+def cmd_label_issues(args) -> int:
+    from core.label_issues import find_label_issues
+
+    rows, issues = find_label_issues(
+        args.file,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        folds=args.folds,
+        source=args.model,
+        seed=args.seed,
+    )
+    for issue in issues[: args.limit or None]:
+        if args.json:
+            print(json.dumps(issue.to_dict(), ensure_ascii=False))
+        else:
+            print(
+                f"row {issue.row:>6}  given {issue.given_label!r:<14} suggested {issue.suggested_label!r:<14} "
+                f"score {issue.score:.3f}  {issue.text[:70]}"
+            )
+    if not args.json:
+        print(f"{len(issues)} of {len(rows.labels)} rows flagged (lowest score: most likely mislabelled).")
+    return 0
+
+
+def cmd_bias(args) -> int:
+    from core.bias import bias_report
+
+    run = _store(args).get(args.run)
+    report = bias_report(
+        run,
+        Path(args.file),
+        pairs_path=Path(args.pairs) if args.pairs else None,
+        by=args.by,
+        words=args.words,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=float))
+        return 0
+    for column, sl in report["slices"].items():
+        print(f"== {column}")
+        for g in sl["groups"]:
+            print(
+                f"  {g['group']:<20} rows {g['rows']:>6}  "
+                + "  ".join(f"{k} {v:.3f}" for k, v in g.items() if k not in ("group", "rows"))
+            )
+        print(f"  {sl['reading']}")
+    print(report["swap_reading"])
+    return 0
+
+
+def cmd_calibration(args) -> int:
+    from core import calibration
+    from core.evaluation import evaluate_run
+
+    run = _store(args).get(args.run)
+    report = evaluate_run(run, split=args.split, file=Path(args.file) if args.file else None, device=args.device)
+    if report.task != "classification":
+        raise WorkbenchError("Calibration is offered for classification runs.")
+    names = report.label_names
+    probs = report.predictions[[f"p({n})" for n in names]].to_numpy()
+    labels = report.predictions["label"].to_numpy()
+    out = {
+        "run": run.id,
+        "ece": calibration.expected_calibration_error(probs, labels, args.bins),
+        "bins": calibration.reliability(probs, labels, args.bins),
+    }
+    out["reading"] = calibration.reading(out["ece"])
+    if len(names) == 2:
+        positive = args.positive or names[1]
+        if positive not in names:
+            raise WorkbenchError(f"'{positive}' is not a label of this run.", hint=f"Labels: {', '.join(names)}.")
+        decision = calibration.Decision(positive, args.threshold, args.band)
+        pos = names.index(positive)
+        out["decision"] = {
+            **dataclasses.asdict(decision),
+            **calibration.threshold_effect(probs[:, pos], labels == pos, decision),
+        }
+        if args.save:
+            calibration.save_decision(run.model_dir, decision)
+            out["saved"] = True
+    elif args.save:
+        raise WorkbenchError("A decision threshold is offered for models with exactly two labels.")
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def cmd_learning_curve(args) -> int:
+    from core.jobs import JobRegistry
+    from core.learning_curve import CurveStore, run_learning_curve
+    from core.search import SearchStore
+    from core.training import StopSignal
+
+    base = _config_from_args(args)
+    ws = Path(args.workspace) if args.workspace else None
+    store = CurveStore(ws / "curves" if ws else None)
+    fractions = [float(f) for f in args.fractions.split(",")]
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise WorkbenchError("--fractions: give shares between 0 and 1, e.g. 0.1,0.25,0.5,1.")
+    record = store.create(base, fractions, args.metric or "")
+    stop = StopSignal()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    searches = SearchStore(ws / "searches" if ws else None)
+    record = run_learning_curve(record["id"], JobRegistry(_store(args)), store, searches, stop)
+    print(json.dumps({k: record[k] for k in ("id", "state", "message", "metric", "points", "reading")}))
+    return 0 if record["state"] == "finished" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Fine-Tuning Workbench engine (no UI).")
     p.add_argument("--workspace", help="Workspace folder (default: $WORKBENCH_HOME or ./workspace).")
@@ -515,6 +626,47 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="cpu", help=DEVICE_HELP)
     d.add_argument("--json", action="store_true", help="Print as JSON")
     d.set_defaults(func=cmd_distill_report)
+
+    li = sub.add_parser("label-issues", help="Rows whose label looks wrong (out-of-fold confident learning).")
+    li.add_argument("file", help="A labelled classification file (csv, tsv, json, jsonl, parquet)")
+    li.add_argument("--folds", type=int, default=5, help="Cross-validation folds (default 5)")
+    li.add_argument("--json", action="store_true", help="One JSON object per flagged row")
+    li.add_argument("--text-column", help="Column holding the text (default: guessed)")
+    li.add_argument("--label-column", help="Column holding the label (default: guessed)")
+    li.add_argument("--model", default="default", help="Frozen encoder for the embeddings (default: MiniLM)")
+    li.add_argument("--limit", type=int, default=0, help="Print at most this many rows (0: all)")
+    li.add_argument("--seed", type=int, default=0, help="Seed of the fold assignment")
+    li.set_defaults(func=cmd_label_issues)
+
+    b = sub.add_parser("bias", help="Metrics per group and a counterfactual word-swap test of a classifier run.")
+    b.add_argument("run", help="Run id")
+    b.add_argument("--file", required=True, help="A labelled file with the run's columns (and any group columns)")
+    b.add_argument("--pairs", help="CSV of word pairs to swap (default: data/bias/pairs_en.csv, +pairs_zh.csv)")
+    b.add_argument("--by", nargs="*", default=[], help="Columns of the file to slice the metrics by")
+    b.add_argument("--words", nargs="*", default=[], help="Also slice by whether a text mentions these words")
+    b.add_argument("--json", action="store_true", help="Print as JSON")
+    b.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    b.set_defaults(func=cmd_bias)
+
+    ca = sub.add_parser("calibration", help="Reliability bins, calibration error and a binary decision threshold.")
+    ca.add_argument("run", help="Run id")
+    ca.add_argument("--split", default="validation", choices=["train", "validation", "test"], help="Saved split")
+    ca.add_argument("--file", help="A labelled file instead of a saved split")
+    ca.add_argument("--bins", type=int, default=10, help="Reliability bins")
+    ca.add_argument("--positive", help="Binary: the positive label (default: the second label)")
+    ca.add_argument("--threshold", type=float, default=0.5, help="Binary: P(positive) at or above it says positive")
+    ca.add_argument("--band", type=float, default=0.0, help="Binary: answer 'unsure' within this of the threshold")
+    ca.add_argument("--save", action="store_true", help="Save the threshold with the model (used by predict)")
+    ca.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    ca.set_defaults(func=cmd_calibration)
+
+    lc = sub.add_parser("learning-curve", help="Train on 10/25/50/100%% of the training split; read the curve.")
+    lc.add_argument("--fractions", default="0.1,0.25,0.5,1", help="Shares of the training split (comma-separated)")
+    lc.add_argument("--metric", help="Validation metric (default val_accuracy / val_loss)")
+    lc.add_argument("--config", help="A run's config.json as the base of every point")
+    lc.add_argument("--name", help="A name for the runs")
+    _add_config_options(lc)
+    lc.set_defaults(func=cmd_learning_curve)
     return p
 
 

@@ -214,6 +214,8 @@ class TrainConfig:
     packing: bool = False
     """Generation from prompt/response or chat data: put several examples in each row (they never see each other)
     instead of padding rows grouped by length."""
+    probe_texts: list[str] = field(default_factory=list)
+    """Up to five inputs the model answers at every validation, logged live (probabilities or a continuation)."""
 
     def __post_init__(self) -> None:
         _check(0 < self.learning_rate <= 1.0, "learning_rate", "must be above 0 and at most 1 (try 5e-5).")
@@ -248,6 +250,10 @@ class TrainConfig:
         _check(self.num_threads >= 0, "num_threads", "must be 0 (all cores) or more.")
         _check(0.0 <= self.distill_alpha <= 1.0, "distill_alpha", "must be between 0 and 1.")
         _check(0.5 <= self.distill_temperature <= 20.0, "distill_temperature", "must be between 0.5 and 20.")
+        from core.probes import check_probe_texts
+
+        problems = check_probe_texts(self.probe_texts)
+        _check(not problems, "probe_texts", problems[0] if problems else "")
 
     @property
     def metric_higher_is_better(self) -> bool:

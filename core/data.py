@@ -1308,16 +1308,19 @@ def prepare_data(cfg: DataConfig, task: str) -> PreparedData:
     return PreparedData(*frames, label_names=label_names, notes=notes)
 
 
-def prepare_frame_like_run(path: str | Path, cfg: Any, label_names: list[str] | None) -> pd.DataFrame:
+def prepare_frame_like_run(
+    path: str | Path, cfg: Any, label_names: list[str] | None, keep_columns: bool = False
+) -> pd.DataFrame:
     """Read a new file (e.g. a test set for a finished run) and standardize it the way the run's data was.
 
-    ``cfg`` is the run's ``RunConfig``; labels are mapped to the run's ``label_names``.
+    ``cfg`` is the run's ``RunConfig``; labels are mapped to the run's ``label_names``. ``keep_columns``: the
+    file's other columns come along (for metrics per group of a column).
     """
     data, task = cfg.data, cfg.model.task
     table = read_table(path, max_mb=data.max_file_mb, corpus=task == "generation")
     columns = _chosen_columns(table.frame, data, task)
     _validate(table.frame, columns, task, table.path.name, whole_set=False)
-    frame = _standardize(table.frame, columns, task, table.path.name, [])
+    frame = _standardize(table.frame, columns, task, table.path.name, [], keep_columns)
     if len(frame) == 0:
         raise DataError(f"{table.path.name} has no usable rows (every text or label is empty).")
     _check_known_labels(frame, label_names, table.path.name, "the run's training data")
@@ -1347,8 +1350,11 @@ def _is_chat(frame: pd.DataFrame, columns: ColumnChoice) -> bool:
     return columns.text_pair is None and str(columns.text).strip().lower() in CHAT_COLUMNS
 
 
-def _standardize(frame: pd.DataFrame, columns: ColumnChoice, task: str, name: str, notes: list[str]) -> pd.DataFrame:
-    """Columns text / text_pair / label; rows with an empty text or no label are dropped (and noted)."""
+def _standardize(
+    frame: pd.DataFrame, columns: ColumnChoice, task: str, name: str, notes: list[str], keep_columns: bool = False
+) -> pd.DataFrame:
+    """Columns text / text_pair / label; rows with an empty text or no label are dropped (and noted).
+    ``keep_columns``: the other columns follow under their own names (unless a name is one of those three)."""
     if task == "generation" and (columns.text_pair or _is_chat(frame, columns)):
         from core.sft import standardize
 
@@ -1369,6 +1375,11 @@ def _standardize(frame: pd.DataFrame, columns: ColumnChoice, task: str, name: st
         if missing.any():
             notes.append(_left_out(int(missing.sum()), name, "without a label"))
         keep &= ~out["label"].isna()
+    if keep_columns:
+        used = {columns.text, columns.text_pair, columns.label}
+        for col in frame.columns:
+            if col not in used and str(col) not in ("text", "text_pair", "label"):
+                out[str(col)] = frame[col]
     return out[keep].reset_index(drop=True)
 
 

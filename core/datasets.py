@@ -146,6 +146,9 @@ class Dataset:
     original_name: str = ""
     rows: int | None = None
     created_at: float = 0.0
+    parent: str | None = None
+    """The dataset this one is a reviewed version of (None: an original upload)."""
+    version: int = 1
 
     @property
     def path(self) -> Path:
@@ -175,6 +178,8 @@ class Dataset:
             "rows": self.rows,
             "created_at": self.created_at,
             "settings": dataclasses.asdict(self.settings),
+            "parent": self.parent,
+            "version": self.version,
         }
 
 
@@ -283,7 +288,41 @@ class DatasetStore:
             display_name(raw.get("original_name", "")),  # saved before names were cleaned, or hand-edited
             raw.get("rows"),
             float(raw.get("created_at", 0.0)),
+            raw.get("parent") if isinstance(raw.get("parent"), str) else None,
+            int(raw.get("version") or 1),
         )
+
+    # ------------------------------------------------------------------------------------------- versions
+    def save_version(self, base: Dataset, frame, note: str = "") -> Dataset:
+        """Save ``frame`` (the base's main file after a review) as a new dataset; the base is left as it was.
+
+        The new folder is named after the base with the next version number (``reviews-v2``); it keeps the
+        base's settings and separate validation / test files, and records which dataset it came from.
+        """
+        import io
+
+        if len(frame) == 0:
+            raise DataError("The reviewed data has no rows left.", hint="Keep at least some rows.")
+        version = base.version + 1
+        family = re.sub(r"-v\d+$", "", base.name) if base.parent else base.name
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)  # keeps the columns' types (a CSV would re-guess them)
+        extra = {
+            role: (name.removeprefix(f"{role}-"), base.dir / name)
+            for role, name in (("validation", base.validation_file), ("test", base.test_file))
+            if name
+        }
+        dataset = self.save(
+            f"{family}-v{version}",
+            buffer.getvalue(),
+            Path(base.file).stem + ".parquet",
+            base.settings,
+            rows=len(frame),
+            **extra,
+        )
+        dataset.parent, dataset.version, dataset.original_name = base.name, version, note or base.original_name
+        atomic_write_text(dataset.dir / INFO_FILE, json.dumps(dataset.to_dict(), indent=2))
+        return dataset
 
 
 def _write(folder: Path, role: str, file_name: str, source: Source, max_mb: float) -> str:

@@ -303,7 +303,8 @@ def evaluate_run(
     if file is not None:
         from core.data import prepare_frame_like_run
 
-        frame = prepare_frame_like_run(Path(file), cfg, bundle.label_names)
+        # The file's other columns come along: the Evaluate page groups metrics by them.
+        frame = prepare_frame_like_run(Path(file), cfg, bundle.label_names, keep_columns=True)
     else:
         path = run.data_dir / f"{split}.parquet"
         if not path.exists():

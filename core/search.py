@@ -241,14 +241,23 @@ def _finite(value: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- running
+def fold_splits(labels, folds: int, seed: int, stratify: bool) -> list[tuple[Any, Any]]:
+    """(fit rows, held-out rows) of each fold: stratified when asked and every class has ``folds`` rows."""
+    import numpy as np
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    labels = np.asarray(labels)
+    if stratify and len(labels) and np.unique(labels, return_counts=True)[1].min() >= folds:
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))
+    return list(KFold(folds, shuffle=True, random_state=seed).split(labels))
+
+
 def write_folds(cfg: SearchConfig, folder: Path) -> list[tuple[Path, Path]]:
     """Cut the training split into k folds (stratified for classification) and write each fold's files.
 
     Augmentation is left off while cutting, so no augmented copy of a validation row lands in training; each
     fold run then augments its own training part.
     """
-    from sklearn.model_selection import KFold, StratifiedKFold
-
     from core.data import prepare_data
 
     no_augment = dataclasses.replace(cfg.base.data, augment_multiplier=0, augment_ops=[])
@@ -260,10 +269,7 @@ def write_folds(cfg: SearchConfig, folder: Path) -> list[tuple[Path, Path]]:
         raise WorkbenchError(
             f"The training split has {len(train)} rows: too few for {cfg.folds} folds.", hint="Use fewer folds."
         )
-    if prepared.label_names is not None and train["label"].value_counts().min() >= cfg.folds:
-        splitter = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(train, train["label"])
-    else:
-        splitter = KFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(train)
+    splitter = fold_splits(train["label"].to_numpy(), cfg.folds, cfg.seed, stratify=prepared.label_names is not None)
     paths = []
     for k, (fit, held) in enumerate(splitter, start=1):
         fold_dir = folder / "folds" / f"fold-{k}"

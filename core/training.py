@@ -538,6 +538,7 @@ class Recipe:
         """Score the validation split, track the best, decide early stopping. Its time is not training time."""
         from core.device import trim_host_memory
         from core.evaluation import metrics_from_scores, score_encoded
+        from core.probes import log_probes
 
         s, p, tc = self.s, self.s.progress, self.tc
         s.window.check(p.step)
@@ -566,6 +567,7 @@ class Recipe:
         else:
             p.bad_evals += 1
         self.sink.log({"step": p.step, "epoch": self._epoch(), **metrics, "best_step": p.best_step})
+        log_probes(self.sink, self.bundle, self.config, p.step, self.device, self.precision)  # pinned inputs, live
         if self.writer:
             self.writer.set_status(latest_eval=metrics, best_step=p.best_step)
         # Evaluation time is not training time: keep throughput figures honest.

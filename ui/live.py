@@ -12,6 +12,7 @@ from ui import charts, keys, nav
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
 from ui.i18n import language, status_message
+from ui.probes import probes_live
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
@@ -88,6 +89,7 @@ def live_panel(run_id: str) -> None:
                 f"precision {md(head.get('precision'))}."
             )
         _controls(run, state, evals)
+        probes_live(records, run.id)  # pinned probe sentences: the model's answers at each validation
         # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
         if state == RunStatus.FINISHED or (state == RunStatus.STOPPED and run.has_model()):
             _finished(run)

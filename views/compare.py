@@ -10,6 +10,7 @@ from ui import charts
 from ui.format import metric
 from ui.guard import guarded, show_error
 from ui.pickers import run_label
+from ui.probes import probes_across_runs
 from ui.safe import hide_paths, md
 from ui.state import RUN_PARAM, finished_runs, load_bundle
 
@@ -138,6 +139,8 @@ def main() -> None:
     if len(runs) > 1:
         st.subheader("Settings that differ")
         settings_diff(runs)
+    st.subheader("Probe sentences")
+    probes_across_runs(runs)
     st.subheader("One input, every model")
     side_by_side(runs, with_base)
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui import charts, keys, nav
 from ui.guard import guarded
+from ui.label_review import label_review_section
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
 from ui.uploads import stage
@@ -344,6 +345,7 @@ def main() -> None:
     path, original = choose_file()
     if path is None:
         saved_datasets()
+        label_review_section()
         return
     stamp = path.stat().st_mtime
     from core.config import TASKS
@@ -432,6 +434,7 @@ def main() -> None:
     st.subheader("Save")
     save_section(path, original, settings, extra, len(frame), report.usable and split_error is None)
     saved_datasets()
+    label_review_section()
 
 
 with guarded():

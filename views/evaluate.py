@@ -7,6 +7,7 @@ import streamlit as st
 from ui import charts, keys
 from ui.format import metric
 from ui.guard import guarded
+from ui.insight import insight_sections
 from ui.pickers import pick_finished_run
 from ui.safe import md
 from ui.state import load_bundle, run_store
@@ -190,6 +191,8 @@ def main() -> None:
     report = evaluate(run.id, stamp, split, file, answers)
     headline(report)
     {"classification": classification, "regression": regression, "generation": generation}[report.task](report)
+    if report.task == "classification":
+        insight_sections(run, report)  # calibration, threshold, slices, swap test
     st.download_button(
         "Download predictions (CSV)",
         report.predictions.to_csv(index=False).encode("utf-8"),

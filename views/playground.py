@@ -72,18 +72,23 @@ def classify(run, bundle, base: bool) -> None:
     if bundle.task == "regression":
         st.dataframe({"text": texts, "predicted value": [float(p[0]) for p in probs]}, hide_index=True)
         return
+    from core.calibration import labels_for
+
     names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
+    decided = labels_for(probs, names, bundle.decision)  # a saved threshold (Evaluate) answers, or "unsure"
+    if bundle.decision is not None:
+        st.caption(f"Answers use the decision threshold saved on Evaluate ({bundle.decision.threshold:.2f}).")
     st.dataframe(
         {
             "text": texts,
-            "label": [names[int(p.argmax())] for p in probs],
+            "label": decided,
             "probability": [round(float(p.max()), 4) for p in probs],
         },
         hide_index=True,
     )
     for i, (text, p) in enumerate(list(zip(texts, probs))[:5]):
         with st.container(border=True):
-            st.markdown(f"**{md(names[int(p.argmax())])}** ({p.max():.1%}): {md(text, max_chars=300)}")
+            st.markdown(f"**{md(decided[i])}** ({p.max():.1%}): {md(text, max_chars=300)}")
             st.plotly_chart(charts.probabilities(names, p.tolist()), key=f"proba_{i}")
             if explain_on:
                 explain_text(bundle, text, pairs[i] if pairs else None)

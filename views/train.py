@@ -13,6 +13,7 @@ from ui.forms import field_widget, fields_grid
 from ui.guard import guarded, show_error
 from ui.language_note import chinese_model_note
 from ui.live import live_panel
+from ui.probes import probe_inputs
 from ui.safe import md, md_code
 from ui.state import (
     DATASET_PARAM,
@@ -27,7 +28,7 @@ from ui.state import (
 )
 
 MAIN_FIELDS = ["epochs", "learning_rate", "batch_size", "max_length"]
-OWN_SECTION = {"device", "precision", "distill_alpha", "distill_temperature", *MAIN_FIELDS}
+OWN_SECTION = {"device", "precision", "distill_alpha", "distill_temperature", "probe_texts", *MAIN_FIELDS}
 GENERATION_ONLY = {"train_on_prompt", "packing"}  # how prompt/response and chat data become examples
 METHOD_HELP = {
     "full": "Full fine-tuning: every weight learns. Best results, most memory.",
@@ -397,6 +398,7 @@ def new_run_form() -> None:
     extras = model_extras(method["method"])
     distill_model, distill_train = distillation(task, shape, prefix)
     train.update(distill_train)
+    train.update(probe_inputs(task, prefix))
     st.subheader("Device")
     train.update(device_settings(prefix))
     name = st.text_input("Run name (optional)", key="run_name", help="Shown in lists; an id is always added.")

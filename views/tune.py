@@ -12,6 +12,7 @@ from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
 from ui.i18n import state_label, t
+from ui.learning_curve import learning_curve_panel
 from ui.safe import md, md_code
 from ui.state import dataset_store, registry, workspace
 
@@ -204,6 +205,7 @@ def search_form() -> None:
             st.session_state[keys.TUNE_FLASH] = t("tune.already")
         st.query_params[SEARCH_PARAM] = job.search_id
         st.rerun()
+    learning_curve_panel(cfg.base, metric)  # the same dataset and settings, on shares of the rows
 
 
 def main() -> None:

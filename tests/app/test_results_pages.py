@@ -15,7 +15,9 @@ def test_evaluate_scores_a_split_with_charts_table_and_download(trained):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Rows"] == "24"  # 10% of the 240 toy rows are the test split
     assert 0.0 <= float(shown["Accuracy"]) <= 1.0 and "F1" in shown
-    assert len(at.get("plotly_chart")) == 2  # confusion matrix and per-class scores
+    charts = {c.key for c in at.get("plotly_chart")}
+    # Confusion matrix and per-class scores; then reliability, threshold sweep and slices (test_insight_pages).
+    assert {"cm", "per_class", "calibration_reliability", "calibration_sweep", "slices_chart"} == charts
     assert at.get("download_button")
     # Filters narrow the misclassified table without scoring again.
     widget(at.slider, "Minimum confidence").set_value(1.0)
