@@ -243,7 +243,7 @@ def swap_section(run, report) -> None:
     result = saved[1]
     m = st.columns(3)
     m[0].metric("Texts with a pair word", f"{result.tested:,}")
-    m[1].metric("Answer changed", f"{result.flip_rate:.1%}", f"{result.flips} texts", delta_color="off")
+    m[1].metric("Answer changed", f"{result.flip_rate:.1%}", help=f"{result.flips} of {result.tested} texts.")
     m[2].metric("Mean probability shift", f"{result.mean_shift:.1%}")
     st.caption(md(bias.swap_reading(result)))
     if result.per_pair:

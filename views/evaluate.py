@@ -191,8 +191,6 @@ def main() -> None:
     report = evaluate(run.id, stamp, split, file, answers)
     headline(report)
     {"classification": classification, "regression": regression, "generation": generation}[report.task](report)
-    if report.task == "classification":
-        insight_sections(run, report)  # calibration, threshold, slices, swap test
     st.download_button(
         "Download predictions (CSV)",
         report.predictions.to_csv(index=False).encode("utf-8"),
@@ -200,6 +198,8 @@ def main() -> None:
         mime="text/csv",
         icon=":material/download:",
     )
+    if report.task == "classification":
+        insight_sections(run, report)  # calibration, threshold, slices, swap test
 
 
 with guarded():
