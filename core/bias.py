@@ -295,7 +295,8 @@ def bias_report(
             extra = [c for c in table.columns if c not in _EVAL_COLUMNS and not c.startswith("p(")]
             raise DataError(f"There is no column '{column}' in the file.", hint=f"Columns: {', '.join(extra)}.")
         sl = slice_metrics(table, groups)
-        slices[column] = {"groups": sl.to_dict(orient="records"), "reading": slice_reading(sl, column)}
+        groups_out = sl.astype(object).where(sl.notna(), None).to_dict(orient="records")  # NaN is not JSON
+        slices[column] = {"groups": groups_out, "reading": slice_reading(sl, column)}
     pairs = load_pairs(pairs_path) if pairs_path else default_pairs(table["text"])
     names = bundle.label_names or []
     swapped = swap_test(

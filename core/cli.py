@@ -466,7 +466,9 @@ def cmd_bias(args) -> int:
         for g in sl["groups"]:
             print(
                 f"  {g['group']:<20} rows {g['rows']:>6}  "
-                + "  ".join(f"{k} {v:.3f}" for k, v in g.items() if k not in ("group", "rows"))
+                + "  ".join(
+                    f"{k} {v:.3f}" if v is not None else f"{k} –" for k, v in g.items() if k not in ("group", "rows")
+                )
             )
         print(f"  {sl['reading']}")
     print(report["swap_reading"])

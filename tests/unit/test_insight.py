@@ -173,6 +173,10 @@ def test_bias_cli_flags_a_model_trained_on_a_planted_pronoun_bias(tmp_path, work
     assert "sign of bias" in report["swap_reading"]
     assert {g["group"] for g in report["slices"]["group"]["groups"]} == {"a", "b"}
     assert bias.LENGTH_BUCKET in report["slices"]
+    # The plain printout: one line per group, and the readings.
+    assert main(["--workspace", str(workspace), "bias", run.id, "--file", str(check), "--words", "film"]) == 0
+    text = capsys.readouterr().out
+    assert f"== {bias.MENTIONS}" in text and "sign of bias" in text and bias.CAVEAT in text
 
 
 # ---------------------------------------------------------------------------------------- learning curve
