@@ -2,10 +2,10 @@
 
 How, and why this way:
 1. Every row gets an embedding from the frozen sentence encoder (the default MiniLM, mean-pooled), computed
-   once. Fine-tuning k transformers (one per fold) on 2 CPU cores takes minutes per fold; one frozen pass over
-   5,000 short rows takes well under a minute, and a logistic regression per fold then fits in about a second.
-   Confident learning only needs probabilities that are roughly calibrated and honest (out of fold), not the
-   best possible classifier.
+   once. Fine-tuning k transformers (one per fold) would cost k - 1 epochs of training over the whole set; one
+   frozen forward pass over the rows has no backward pass and no optimizer step, and a logistic regression per
+   fold then fits in about a second. Confident learning only needs probabilities that are roughly calibrated
+   and honest (out of fold), not the best possible classifier. (Figures: bench/README.md.)
 2. The rows are cut into k folds with the hyperparameter search's own fold assignment
    (``core.search.fold_splits``: stratified when every class has k rows); each fold's rows are predicted by a
    model fitted on the other folds, so no row is judged by a model that saw its label.
