@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui.plain import chart, md
+from ui.safe import md, plot_text
 
 PAIR_SOURCES = ("English (bundled)", "Chinese (bundled)", "English and Chinese", "Type my own pairs")
 
@@ -82,7 +82,7 @@ def threshold_section(run, probs: np.ndarray, labels: np.ndarray, names: list[st
     )
     threshold = c[1].slider(
         "Threshold", 0.05, 0.95, saved.threshold if saved else 0.5, 0.01, key=f"thr_{run.id}",
-        help=f"Say '{positive}' when its probability is at or above this.",
+        help=f"Say '{md(positive)}' when its probability is at or above this.",
     )  # fmt: skip
     band = c[2].slider(
         "Unsure band (±)", 0.0, 0.3, saved.band if saved else 0.0, 0.01, key=f"thr_band_{run.id}",
@@ -103,7 +103,7 @@ def threshold_section(run, probs: np.ndarray, labels: np.ndarray, names: list[st
         fig.add_trace(go.Scatter(x=sweep["threshold"], y=sweep[col], mode="lines", name=name))
     fig.add_vline(x=threshold, line_dash="dot")
     fig.update_layout(
-        title=f"As the threshold moves (positive: {chart(positive, 30)})",
+        title=f"As the threshold moves (positive: {plot_text(positive[:30])})",
         height=300,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         xaxis={"title": "Threshold"},
@@ -160,7 +160,7 @@ def slices_section(report) -> None:
         try:
             groups = bias.mentions(table["text"], [w.strip() for w in words.split(",")])
         except Exception as err:  # noqa: BLE001 - a plain message beside the box
-            st.info(str(err))
+            st.info(md(str(err)))
             return
     elif column == bias.LENGTH_BUCKET:
         groups = bias.length_buckets(table["text"])
@@ -172,11 +172,16 @@ def slices_section(report) -> None:
         c2.caption("Evaluate on a new file to group by its other columns (e.g. a source or an attribute).")
     sliced = bias.slice_metrics(table, groups)
     fig = go.Figure(
-        go.Bar(x=[chart(g, 30) for g in sliced["group"]], y=sliced["accuracy"], text=sliced["rows"], name="accuracy")
+        go.Bar(
+            x=[plot_text(str(g)[:30]) for g in sliced["group"]],
+            y=sliced["accuracy"],
+            text=sliced["rows"],
+            name="accuracy",
+        )
     )
     fig.update_traces(texttemplate="%{text} rows", textposition="outside")
     fig.update_layout(
-        title=f"Accuracy per group of {chart(column, 40)}",
+        title=f"Accuracy per group of {plot_text(str(column)[:40])}",
         height=300,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         yaxis={"title": "Accuracy", "range": [0, 1.1]},
@@ -223,7 +228,7 @@ def swap_section(run, report) -> None:
     try:
         pairs = _pairs(choice, typed)
     except Exception as err:  # noqa: BLE001 - a plain message beside the box
-        st.info(str(err))
+        st.info(md(str(err)))
         return
     key = (run.id, len(report.predictions), tuple(pairs))
     if st.button("Run the swap test", icon=":material/swap_horiz:", key="swap_run"):
@@ -243,7 +248,7 @@ def swap_section(run, report) -> None:
     result = saved[1]
     m = st.columns(3)
     m[0].metric("Texts with a pair word", f"{result.tested:,}")
-    m[1].metric("Answer changed", f"{result.flip_rate:.1%}", help=f"{result.flips} of {result.tested} texts.")
+    m[1].metric("Answer changed", f"{result.flip_rate:.1%}", help=f"{result.flips:,} of {result.tested:,} texts.")
     m[2].metric("Mean probability shift", f"{result.mean_shift:.1%}")
     st.caption(md(bias.swap_reading(result)))
     if result.per_pair:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import nav
-from ui.plain import md
+from ui.safe import md
 from ui.state import DATASET_PARAM, dataset_store
 
 KEEP, DROP, RELABEL = "keep the given label", "drop the row", "relabel: "

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.format import state_badge
-from ui.plain import md
+from ui.safe import md, plot_text
 from ui.state import registry, workspace
 
 ACTIVE = ("queued", "running")
@@ -65,11 +65,11 @@ def _show(curve_id: str) -> None:
             )
         )
         fig.update_layout(
-            title=f"{metric} against training rows",
+            title=f"{plot_text(metric)} against training rows",
             height=320,
             margin={"l": 60, "r": 20, "t": 50, "b": 50},
             xaxis={"title": "Training rows", "type": "log"},
-            yaxis={"title": metric},
+            yaxis={"title": plot_text(metric)},
         )
         st.plotly_chart(fig, key=f"lc_{curve_id}")
     if record.get("reading"):

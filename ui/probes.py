@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.probes import MAX_PROBES, describe, latest_probes, probe_history
-from ui.plain import chart
+from ui.safe import plot_text
 
 
 def probe_inputs(task: str, key_prefix: str) -> dict:
@@ -46,7 +46,7 @@ def probes_live(records: list, run_id: str) -> None:
                 x=[h["step"] for h in rows],
                 y=[h["probs"].get(r["label"], 0.0) for h in rows],
                 mode="lines+markers",
-                name=chart(f"{r['text']} → {r['label']}", 50),
+                name=plot_text(f"{r['text'][:40]} → {r['label']}"),
             )
         )
     fig.update_layout(
