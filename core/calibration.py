@@ -123,9 +123,13 @@ def save_decision(model_dir: Path, decision: Decision) -> None:
 def load_decision(model_dir: Path) -> Decision | None:
     from core.models import read_meta
 
-    raw = read_meta(model_dir).get(DECISION_KEY)
-    if not isinstance(raw, dict):
-        return None
+    return as_decision(read_meta(model_dir).get(DECISION_KEY))
+
+
+def as_decision(raw: Any) -> Decision | None:
+    """A decision as workbench.json stores it (a ModelBundle carries it so), or None."""
+    if isinstance(raw, Decision) or raw is None:
+        return raw
     try:
         return Decision(**raw)
     except (TypeError, ConfigError):
@@ -141,9 +145,10 @@ def clear_decision(model_dir: Path) -> None:
         atomic_write_text(Path(model_dir) / META_FILE, json.dumps(meta, indent=2))
 
 
-def labels_for(probs: np.ndarray, label_names: list[str], decision: Decision | None) -> list[str]:
+def labels_for(probs: np.ndarray, label_names: list[str], decision: Decision | dict | None) -> list[str]:
     """The answer for each row: the saved decision for a binary model, else the most likely class."""
     probs = np.asarray(probs, dtype=float)
+    decision = as_decision(decision)
     if decision is None or len(label_names) != 2 or decision.positive not in label_names:
         return [label_names[int(i)] for i in probs.argmax(1)]
     pos = label_names.index(decision.positive)

@@ -47,7 +47,7 @@ class ModelBundle:
     max_positions: int
     sft: Any = None  # core.sft.SftOptions of a generation run: how its prompts are formatted (None: plain text)
     decision: Any = None
-    """A binary classifier's saved decision threshold (core.calibration.Decision), or None: argmax."""
+    """A binary classifier's saved decision threshold as stored (core.calibration.as_decision reads it); None: argmax."""
 
 
 def minilm_path() -> str:
@@ -596,7 +596,6 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         raise ModelError(f"Could not load the saved model in '{folder}': {_short(err)}") from None
     model.to(device).eval()
     _ensure_pad_token(model, tokenizer)
-    from core.calibration import load_decision
     from core.sft import SftOptions
 
     return ModelBundle(
@@ -608,7 +607,7 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         meta.get("description", str(folder)),
         _max_positions(model, tokenizer) - virtual_token_count(model),
         SftOptions.from_meta(meta.get("sft")),
-        load_decision(folder),
+        meta.get("decision"),
     )
 
 

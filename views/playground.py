@@ -72,12 +72,12 @@ def classify(run, bundle, base: bool) -> None:
     if bundle.task == "regression":
         st.dataframe({"text": texts, "predicted value": [float(p[0]) for p in probs]}, hide_index=True)
         return
-    from core.calibration import labels_for
+    from core.calibration import as_decision, labels_for
 
     names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
     decided = labels_for(probs, names, bundle.decision)  # a saved threshold (Evaluate) answers, or "unsure"
-    if bundle.decision is not None:
-        st.caption(f"Answers use the decision threshold saved on Evaluate ({bundle.decision.threshold:.2f}).")
+    if as_decision(bundle.decision) is not None:
+        st.caption(f"Answers use the decision threshold saved on Evaluate ({as_decision(bundle.decision).threshold:.2f}).")
     st.dataframe(
         {
             "text": texts,
