@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ui import keys
 from ui.safe import md, plot_text
 
 PAIR_SOURCES = ("English (bundled)", "Chinese (bundled)", "English and Chinese", "Type my own pairs")
@@ -135,8 +136,8 @@ def _same_evaluation(run):
     before = meta.stat().st_mtime
     yield
     after = meta.stat().st_mtime
-    done = st.session_state.get("evaluated", set())
-    st.session_state["evaluated"] = done | {(k[0], after, *k[2:]) for k in done if k[:2] == (run.id, before)}
+    done = st.session_state.get(keys.EVALUATED, set())
+    st.session_state[keys.EVALUATED] = done | {(k[0], after, *k[2:]) for k in done if k[:2] == (run.id, before)}
 
 
 # ------------------------------------------------------------------------------------------------ slices
@@ -241,8 +242,8 @@ def swap_section(run, report) -> None:
                 pairs,
                 report.label_names,
             )
-        st.session_state["swap_result"] = (key, result)
-    saved = st.session_state.get("swap_result")
+        st.session_state[keys.SWAP_RESULT] = (key, result)
+    saved = st.session_state.get(keys.SWAP_RESULT)
     if not saved or saved[0] != key:
         return
     result = saved[1]

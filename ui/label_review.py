@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import nav
+from ui import keys, nav
 from ui.safe import md
 from ui.state import DATASET_PARAM, dataset_store
 
@@ -47,8 +47,8 @@ def label_review_section() -> None:
                 dataset.settings.label_column,
                 folds,
             )
-        st.session_state["li_checked"] = key
-    if st.session_state.get("li_checked") != key:
+        st.session_state[keys.LABEL_ISSUES_CHECKED] = key
+    if st.session_state.get(keys.LABEL_ISSUES_CHECKED) != key:
         return
     rows, issues = _issues(
         str(dataset.path),
@@ -82,14 +82,14 @@ def _review(dataset, rows, issues: list[dict]) -> None:
     )
     c1, c2 = st.columns(2)
     if c1.button("Accept every suggestion", key="li_accept_all"):
-        st.session_state["li_default"] = "suggested"
+        st.session_state[keys.LABEL_ISSUES_DEFAULT] = "suggested"
     if c2.button("Reset decisions", key="li_reset"):
-        st.session_state["li_default"] = "keep"
-    if st.session_state.get("li_default") == "suggested":
+        st.session_state[keys.LABEL_ISSUES_DEFAULT] = "keep"
+    if st.session_state.get(keys.LABEL_ISSUES_DEFAULT) == "suggested":
         table["decision"] = [RELABEL + s for s in table["suggested label"]]
     edited = st.data_editor(
         table,
-        key=f"li_editor_{dataset.name}_{st.session_state.get('li_default', 'keep')}",
+        key=f"li_editor_{dataset.name}_{st.session_state.get(keys.LABEL_ISSUES_DEFAULT, 'keep')}",
         hide_index=True,
         width="stretch",
         disabled=["row", "text", "given label", "suggested label", "confidence"],
@@ -117,10 +117,10 @@ def _review(dataset, rows, issues: list[dict]) -> None:
     ):
         reviewed = apply_review(rows.frame, rows.label_column, relabel, drop)
         note = f"{dataset.name} after review: {len(relabel)} relabelled, {len(drop)} dropped"
-        st.session_state["li_saved"] = dataset_store().save_version(dataset, reviewed, note).name
-    saved = st.session_state.get("li_saved")
+        st.session_state[keys.LABEL_ISSUES_SAVED] = dataset_store().save_version(dataset, reviewed, note).name
+    saved = st.session_state.get(keys.LABEL_ISSUES_SAVED)
     if saved and dataset_store().find(saved) is not None:
         st.success(f"Saved as dataset {md(saved)}; {md(dataset.name)} is kept as it was.")
         if st.button("Train with the new version", type="primary", icon=":material/model_training:", key="li_train"):
-            st.session_state["train_dataset"] = saved
+            st.session_state[keys.TRAIN_DATASET] = saved
             st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: saved})
