@@ -132,7 +132,7 @@ def whole_file(run, bundle) -> None:
         st.success(md(summary.message()), icon=":material/check:")
     import pandas as pd
 
-    st.dataframe(pd.read_csv(summary.output, nrows=20), hide_index=True)
+    st.dataframe(pd.read_csv(summary.output, nrows=20, keep_default_na=False), hide_index=True)
     with open(summary.output, "rb") as fh:
         st.download_button(
             "Download the predictions (CSV)",

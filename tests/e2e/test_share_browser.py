@@ -28,7 +28,9 @@ def test_whole_file_prediction_and_report_download(server, page, tmp_path, tiny_
     page.goto(f"{server.url}/playground?run={run.id}")
     wait_ready(page)
     page.get_by_role("heading", name="Playground").wait_for()
-    page.get_by_role("button", name="Whole file").click()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "share-playground.png"), full_page=True)
+    page.get_by_text("Whole file", exact=True).click()
     wait_ready(page)
     page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(unlabelled))
     wait_ready(page)
@@ -37,7 +39,6 @@ def test_whole_file_prediction_and_report_download(server, page, tmp_path, tiny_
     button = page.get_by_role("button", name="Download the predictions (CSV)")
     button.wait_for()
     page.get_by_text("1 row has an empty text").wait_for()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "share-whole-file.png"), full_page=True)
     with page.expect_download() as download:
         button.click()

@@ -151,3 +151,26 @@ def test_100k_rows_stream_in_bounded_memory(tiny_run, tmp_path, one_thread):
     assert peak < 1.5 * small[1], (peak, small[1])
     ids = pd.read_csv(tmp_path / "out-100000.csv", usecols=["id"])["id"]
     assert ids.is_monotonic_increasing and len(ids) == 100_000
+
+
+def test_generation_run_writes_a_response_per_row(tmp_path, toy_corpus):
+    from core.config import RunConfig
+    from core.generation import GenerationSettings
+
+    config = RunConfig.from_dict(
+        {
+            "data": {"train_path": str(toy_corpus)},
+            "model": {"task": "generation"},
+            "train": {"max_steps": 1, "batch_size": 4, "max_length": 32, "precision": "fp32", "num_threads": 1},
+        }
+    )
+    run = RunStore(tmp_path / "runs").create(config)
+    assert train(config, run).state == "finished"
+    src = tmp_path / "prompts.csv"
+    src.write_text("id,prompt\n1,the movie was\n2,\n3,actors and\n", encoding="utf-8")
+    settings = GenerationSettings(max_new_tokens=3)
+    summary = predict_file(load_for_inference(run.model_dir), src, tmp_path / "out.csv", generation=settings)
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert out.columns.tolist() == ["id", "prompt", "generated_response", "prediction_note"]
+    assert (summary.rows, summary.bad_rows) == (3, 1) and out.loc[1, "prediction_note"] == EMPTY_NOTE
+    assert out.loc[0, "generated_response"] != "" and out.loc[1, "generated_response"] == ""
