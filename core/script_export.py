@@ -363,7 +363,7 @@ def main():
             batch, labels = collate(train_data, index, pad_id, multiple)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_of(model, batch, labels)
-            window.append(float(loss))
+            window.append(float(loss.detach()))
             if s["l1_penalty"]:
                 loss = loss + s["l1_penalty"] * sum(p.abs().sum() for p in params if p.requires_grad and p.ndim >= 2)
             (loss / s["grad_accum"]).backward()
