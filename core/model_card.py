@@ -311,7 +311,10 @@ def write_model_card(folder: Path, origin: Path | None = None) -> Path:
     """Write README.md (and make an adapter's base model name portable) in a saved model folder."""
     folder = Path(folder)
     make_adapter_portable(folder)
-    card = build_card(folder, origin)
+    try:
+        text = str(build_card(folder, origin))
+    except Exception as err:  # noqa: BLE001 - a card must never cost the user the model it describes
+        text = f"---\nlibrary_name: transformers\n---\n# {folder.name}\n\nThe model card could not be written: {esc(err)}\n"
     path = folder / "README.md"
-    path.write_text(str(card), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
