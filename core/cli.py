@@ -1,4 +1,4 @@
-"""python -m core check|train|eval|predict|generate|runs|merge: the same functions the UI calls."""
+"""python -m core check|train|eval|predict|generate|runs|merge|report|export-script|fetch-dataset: as the UI calls."""
 
 from __future__ import annotations
 
@@ -243,6 +243,8 @@ def cmd_predict(args) -> int:
     from core.calibration import labels_for
     from core.generation import predict_proba
 
+    if args.output:
+        return _predict_file(args)
     bundle = _load_bundle(args)
     texts = _texts(args)
     probs = predict_proba(bundle, texts, device=args.device)
@@ -261,6 +263,48 @@ def cmd_predict(args) -> int:
                     }
                 )
             )
+    return 0
+
+
+def _predict_file(args) -> int:
+    """--file F --output out.csv: every row of F with its prediction, streamed in chunks."""
+    from core.batch_predict import predict_file
+
+    if not args.file:
+        raise WorkbenchError("--output needs an input file: give it with --file.")
+    run = _store(args).get(args.run)
+    bundle = _load_bundle(args)
+
+    def show(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"\r{done:,} / ~{total:,} rows", end="", file=sys.stderr, flush=True)
+
+    summary = predict_file(
+        bundle,
+        args.file,
+        args.output,
+        text_column=args.text_column or run.config().data.text_column,
+        pair_column=args.text_pair_column or run.config().data.text_pair_column,
+        max_length=run.config().train.max_length,
+        chunk_rows=args.chunk_rows,
+        device=args.device,
+        on_progress=show,
+    )
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "run": run.id,
+                "output": str(summary.output),
+                "rows": summary.rows,
+                "predicted": summary.predicted,
+                "bad_rows": summary.bad_rows,
+                "columns": summary.columns,
+                "message": summary.message(),
+            }
+        )
+    )
     return 0
 
 
@@ -314,6 +358,51 @@ def cmd_merge(args) -> int:
     run = _store(args).get(args.run)
     out = merge_adapter(run.model_dir, Path(args.out))
     print(json.dumps({"run": run.id, "merged": str(out)}))
+    return 0
+
+
+def cmd_fetch_dataset(args) -> int:
+    """A public dataset by name (or a save_to_disk folder) written as one Parquet or CSV file."""
+    from core.hub_data import load_public
+
+    frame = load_public(args.name, args.config_name, args.split)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    print(
+        json.dumps(
+            {
+                "dataset": args.name,
+                "split": args.split,
+                "rows": len(frame),
+                "columns": list(frame.columns),
+                "output": str(out),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_report(args) -> int:
+    from core.report import comparison_report, run_report
+
+    store = _store(args)
+    runs = [store.get(r) for r in args.run]
+    page = run_report(runs[0]) if len(runs) == 1 else comparison_report(runs)
+    Path(args.output).write_text(page, encoding="utf-8")
+    print(json.dumps({"runs": [r.id for r in runs], "output": args.output, "bytes": len(page.encode())}))
+    return 0
+
+
+def cmd_export_script(args) -> int:
+    from core.script_export import write_script
+
+    run = _store(args).get(args.run)
+    path = write_script(run, Path(args.output))
+    print(json.dumps({"run": run.id, "script": str(path), "run_it": f"python {path}"}))
     return 0
 
 
@@ -582,8 +671,18 @@ def build_parser() -> argparse.ArgumentParser:
         g = sub.add_parser(name, help=helptext)
         g.add_argument("run", help="Run id")
         g.add_argument("--text", nargs="*", help="Text(s) or prompt(s)")
-        g.add_argument("--file", help="A file with one text per line")
+        g.add_argument("--file", help="A file with one text per line (with --output: any data file, every row)")
         g.add_argument("--device", default="cpu", help=DEVICE_HELP)
+        if name == "predict":
+            g.add_argument(
+                "--output", help="Predict every row of --file and write them, with the predictions, here (CSV)"
+            )
+            g.add_argument("--text-column", help="With --output: the column holding the text (default: the run's)")
+            g.add_argument("--text-pair-column", help="With --output: the second text column, for sentence pairs")
+            g.add_argument(
+                "--chunk-rows", type=int, default=2000, help="With --output: rows read and predicted at once"
+            )
+            g.add_argument("--quiet", action="store_true", help="With --output: no progress on stderr")
         if name == "generate":
             g.add_argument(
                 "--strategy",
@@ -621,6 +720,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-parallel", action="store_true", help=PARALLEL_HELP)
     _add_config_options(s)
     s.set_defaults(func=cmd_search)
+
+    f = sub.add_parser("fetch-dataset", help="Load a public dataset by name (or a save_to_disk folder) into a file.")
+    f.add_argument("name", help="Hub name, e.g. imdb or glue, or a folder saved with save_to_disk")
+    f.add_argument("--config-name", help="The dataset's configuration, e.g. sst2 for glue")
+    f.add_argument("--split", default="train", help="Which split (default: train)")
+    f.add_argument("--output", required=True, help="File to write: .parquet (default) or .csv")
+    f.set_defaults(func=cmd_fetch_dataset)
+
+    rp = sub.add_parser("report", help="One self-contained HTML page about a run (or a comparison of several).")
+    rp.add_argument("run", nargs="+", help="Run id; two or more make a comparison")
+    rp.add_argument("--output", required=True, help="The .html file to write")
+    rp.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("export-script", help="Write a standalone train.py (torch, transformers, peft, pandas).")
+    x.add_argument("run", help="Run id")
+    x.add_argument("--output", required=True, help="The .py file to write")
+    x.set_defaults(func=cmd_export_script)
 
     d = sub.add_parser("distill-report", help="A distilled run beside its teacher: accuracy, size and speed.")
     d.add_argument("run", help="The student run id")

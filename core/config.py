@@ -216,6 +216,8 @@ class TrainConfig:
     instead of padding rows grouped by length."""
     probe_texts: list[str] = field(default_factory=list)
     """Up to five inputs the model answers at every validation, logged live (probabilities or a continuation)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files in the run folder (view them with: tensorboard --logdir workspace/runs)."""
 
     def __post_init__(self) -> None:
         _check(0 < self.learning_rate <= 1.0, "learning_rate", "must be above 0 and at most 1 (try 5e-5).")

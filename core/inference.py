@@ -54,6 +54,7 @@ def outline_model(source: str, task: str, *, runs_root: Path | None = None, trus
             adapter = Path(path) / "adapter_config.json"
             if adapter.exists():  # a LoRA run: its shape is its base model's
                 path = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path", path)
+                path = models.local_model_path(path)
         kwargs = {"trust_remote_code": trust_remote_code}
         if not is_local:
             # Without a network the hub client retries for about half a minute; ask the cache only.

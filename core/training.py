@@ -32,12 +32,13 @@ import numpy as np
 from core import components, i18n
 from core.config import RunConfig
 from core.errors import TrainingError, WorkbenchError
-from core.events import JsonlSink, MetricsSink
+from core.events import MetricsSink
 
 # The loop's own types live in a light module (jobs, search and the CLI import them without the loop);
 # they are re-exported here because train() takes and returns them.
 from core.progress import STOP_FILE, FileStopSignal, Hook, Progress, StopSignal, TrainResult  # noqa: F401
 from core.runs import Run
+from core.tracking import run_sink
 
 # On a CPU, freed heap memory goes back to the OS every this many steps (glibc's malloc_trim): with batches of
 # varying width glibc keeps freed activation blocks resident (figures in bench/README.md).
@@ -601,6 +602,7 @@ class Recipe:
         """Keep what was learnt: the last checkpoint, the best weights if asked, the model, the scores."""
         from core.device import trim_host_memory
         from core.distill import comparison_results
+        from core.model_card import write_model_card
         from core.models import save_model
 
         run, writer, s, p, tc = self.run, self.writer, self.s, self.s.progress, self.tc
@@ -645,6 +647,7 @@ class Recipe:
             results.update(self._final_scores())
             results.update(comparison_results(run, self.device))  # student vs teacher, only for a distilled run
         run.write_results(results)
+        write_model_card(run.model_dir)  # again, now with the scores
         writer.set_status(final_state, message=message)
         return TrainResult(run.id, final_state, message, p.step, p.train_seconds, results["samples_per_s"],
                            results["tokens_per_s"], results)  # fmt: skip
@@ -691,7 +694,7 @@ def train(
     """Train ``config`` into ``run``; never raises for user-fixable problems (the run ends failed with the message)."""
     stop = stop or StopSignal()
     rank, world = _distributed()
-    sink = sink or (JsonlSink(run.metrics_path) if rank == 0 else _NullSink())
+    sink = sink or (run_sink(config, run) if rank == 0 else _NullSink())  # metrics.jsonl (+ TensorBoard)
     writer = run if rank == 0 else None
     if writer:
         writer.set_status("running", **i18n.message("run.status.preparing"), step=0)

@@ -40,3 +40,16 @@ def log_scale(run_id: str) -> str:
 def staged_upload(slot: str) -> str:
     """The staged copy of the file last uploaded into one upload box (to discard it when it is replaced)."""
     return f"staged_{slot}"
+
+
+HUB_STAGED = "hub_staged"  # the public dataset the Data page loaded (name, staged Parquet path)
+
+
+def whole_file_staged(run_id: str) -> str:
+    """The Playground's whole-file upload for one run, copied to disk (upload id, path)."""
+    return f"wf_staged_{run_id}"
+
+
+def whole_file_result(run_id: str) -> str:
+    """The Playground's last whole-file prediction for one run (input path, summary)."""
+    return f"wf_result_{run_id}"

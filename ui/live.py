@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.curves import CurveFeed, downsample, overfitting, start_record
 from core.runs import ACTIVE, RESUMABLE, RunStatus
-from ui import charts, keys, nav
+from ui import charts, keys, nav, share
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
 from ui.i18n import language, status_message
@@ -153,3 +153,4 @@ def _finished(run) -> None:
         st.switch_page(nav.EVALUATE.path, query_params={"run": run.id})
     if c[2].button("Compare runs", key=f"to_cmp_{run.id}", icon=":material/compare:"):
         st.switch_page(nav.COMPARE.path, query_params={"run": run.id})
+    share.report_button([run], key=f"report_{run.id}")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.config import config_diff
 from core.curves import curve_frames, downsample
-from ui import charts
+from ui import charts, share
 from ui.format import metric
 from ui.guard import guarded, show_error
 from ui.pickers import run_label
@@ -143,6 +143,7 @@ def main() -> None:
     probes_across_runs(runs)
     st.subheader("One input, every model")
     side_by_side(runs, with_base)
+    share.report_button(runs, key="compare_report")
 
 
 with guarded():

@@ -70,8 +70,15 @@ def choose_file() -> tuple[Path | None, str]:
     from core.data import EXTENSIONS
 
     source = st.radio(
-        "Where is your data?", ["Upload a file", "Use a bundled sample"], horizontal=True, key="data_source"
+        "Where is your data?",
+        ["Upload a file", "Use a bundled sample", "A public dataset (by name)"],
+        horizontal=True,
+        key="data_source",
     )
+    if source == "A public dataset (by name)":
+        from ui.share import public_dataset
+
+        return public_dataset(dataset_store().root)
     if source == "Upload a file":
         upload = st.file_uploader(
             "Upload a data file",

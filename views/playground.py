@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.inference import describe_run_model
-from ui import charts, keys
+from ui import charts, keys, share
 from ui.guard import guarded
 from ui.pickers import pick_finished_run
 from ui.safe import hide_paths, html_text, md, md_block
@@ -244,7 +244,9 @@ def main() -> None:
     with st.spinner("Loading the model..."):
         bundle = load_bundle(run, base=base)
     st.caption(md(hide_paths(describe_run_model(run, base=base))))
-    if bundle.task == "generation":
+    if st.segmented_control("Input", ["Type texts", "Whole file"], default="Type texts", key="pg_mode") == "Whole file":
+        share.whole_file(run, bundle)
+    elif bundle.task == "generation":
         generate(run, bundle)
     else:
         classify(run, bundle, base)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.export import merge_run_adapter, multi_gpu_command, train_command, zip_folder
 from core.runs import DAMAGED, RESUMABLE
-from ui import keys, nav
+from ui import keys, nav, share
 from ui.format import duration, state_badge
 from ui.guard import guarded
 from ui.pickers import unknown_run_warning
@@ -81,6 +81,7 @@ def actions(run) -> None:
         mime="application/json",
         icon=":material/settings:",
     )
+    share.report_button([run], key="runs_report")
     st.caption("Repeat this run from a terminal (the same code the workbench runs):")
     st.code(train_command(run.config_path), language="bash")
     gpus = st.number_input("GPUs for the multi-GPU command", 2, 64, 2, key="gpus")
