@@ -42,6 +42,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif kind.startswith("list"):
                 kwargs["nargs"] = "*"
+            elif kind.startswith("dict"):
+                kwargs.update(nargs="*", metavar="VALUE=NAME", type=_pair)
             elif kind.startswith("int"):
                 kwargs["type"] = int
             elif kind.startswith("float"):
@@ -49,11 +51,20 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*names, **kwargs)
 
 
+def _pair(text: str) -> tuple[str, str]:
+    """'0=negative' -> ("0", "negative") for options that map values to names (--class-names)."""
+    value, sep, name = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"'{text}' is not VALUE=NAME (e.g. 0=negative).")
+    return value.strip(), name.strip()
+
+
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     raw: dict[str, Any] = {"data": {}, "model": {}, "train": {}}
     if args.config:
         raw = RunConfig.load(Path(args.config)).to_dict()
     given = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    given = {k: dict(v) if v and isinstance(v[0], tuple) else v for k, v in given.items()}  # VALUE=NAME pairs
     task = given.get("model.task") or raw["model"].get("task") or "classification"
     source = given.get("model.source") or raw["model"].get("source") or "default"
     if not args.config:

@@ -65,6 +65,9 @@ class DataConfig:
     """How many augmented copies of each training example to add (0: none)."""
     max_file_mb: float = 200.0
     """Refuse files larger than this many megabytes."""
+    class_names: dict[str, str] = field(default_factory=dict)
+    """Names for the classes as they appear in the label column, e.g. {"0": "negative", "1": "positive"}: the
+    model's id2label, the Playground and every chart use them (classes not named keep their own value)."""
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1 (e.g. 0.1).")
@@ -78,6 +81,16 @@ class DataConfig:
         _check(not bad, "augment_ops", f"unknown operation(s) {bad}; choose from {list(AUGMENT_OPS)}.")
         _check(0 <= self.augment_multiplier <= 10, "augment_multiplier", "must be between 0 and 10.")
         _check(self.max_file_mb > 0, "max_file_mb", "must be positive.")
+        _check(
+            isinstance(self.class_names, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.class_names.items()),
+            "class_names",
+            'must map label values to names, e.g. {"0": "negative", "1": "positive"}.',
+        )
+        named = [v.strip() for v in self.class_names.values()]
+        _check(all(named), "class_names", "a class name cannot be empty.")
+        _check(len(set(named)) == len(named), "class_names", "two classes cannot have the same name.")
+        self.class_names = {str(k): v.strip() for k, v in self.class_names.items() if v.strip() != str(k)}
 
 
 @dataclass

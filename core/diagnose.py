@@ -71,9 +71,13 @@ def diagnose(
     state: str = "finished",
     message: str = "",
     label_names: list[str] | None = None,
+    frames: tuple | None = None,
 ) -> list[Finding]:
-    """Findings for one run; ``state`` 'running' judges a run still training (no 'train longer' yet)."""
-    train, evals = curve_frames(records)
+    """Findings for one run; ``state`` 'running' judges a run still training (no 'train longer' yet).
+
+    ``frames`` is ``curve_frames(records)`` where the caller has it already (the live page shares one per run).
+    """
+    train, evals = frames if frames is not None else curve_frames(records)
     head = start_record(records)
     tc, mc = config.get("train", {}), config.get("model", {})
     task = mc.get("task", "classification")
@@ -248,7 +252,7 @@ def _overfitting(train, evals, finished: bool) -> Finding | None:
     if best == len(val) - 1 or val[-1] < val[best] * (1 + RISE):
         return None
     best_step, last_step = int(evals["step"].iloc[best]), int(evals["step"].iloc[-1])
-    if _loss_near(train, last_step) >= _loss_near(train, best_step):
+    if _loss_near(train, last_step) > _loss_near(train, best_step) * 1.02:
         return None  # both rising is not memorising: the divergence check looks at that
     fixes = [
         Fix(
@@ -257,11 +261,11 @@ def _overfitting(train, evals, finished: bool) -> Finding | None:
         )
     ]
     if not finished:
-        fixes.insert(0, Fix("Stop now and keep the best model", action="stop_keep_best"))
+        fixes.insert(0, Fix("Stop and keep best", action="stop_keep_best"))
     return Finding(
         "overfitting",
         "warning",
-        "Overfitting: the model is memorising the training data",
+        "The model is memorising the training data (overfitting)",
         f"The best model was at step {best_step} (validation loss {val[best]:.3f}). After it, the validation loss "
         f"rose to {val[-1]:.3f} while the training loss kept falling.",
         fixes,
@@ -303,8 +307,8 @@ def _underfitting(train, evals, tc, head) -> Finding | None:
 def _class_gap(records, results, label_names) -> Finding | None:
     recall = (results.get("validation") or {}).get("class_recall")
     if recall is None:
-        evals = [r for r in records if isinstance(r.get("val_class_recall"), list)]
-        recall = evals[-1]["val_class_recall"] if evals else None
+        latest = (r for r in reversed(records) if isinstance(r.get("val_class_recall"), list))
+        recall = next(latest, {}).get("val_class_recall")
     if not recall or len(recall) < 2:
         return None
     names = label_names if label_names and len(label_names) == len(recall) else [str(i) for i in range(len(recall))]
