@@ -74,9 +74,11 @@ def run_case(store, task: str, method: str, data: Path, rows: int, extra_model: 
     )
     config = RunConfig.from_dict({"data": {"train_path": str(data)}, "model": model, "train": settings})
     run = store.create(config)
+    clock = _PhaseClock()
     t0 = time.perf_counter()
-    result = train(config, run)
+    result = train(config, run, hook=clock.hook)
     wall = time.perf_counter() - t0
+    clock.hook("end", {})
     test = result.results.get("test", {})
     return {
         "task": task,
@@ -89,10 +91,28 @@ def run_case(store, task: str, method: str, data: Path, rows: int, extra_model: 
         "score": test.get("accuracy", test.get("r2", test.get("perplexity"))),
         "metric": "accuracy" if "accuracy" in test else "r2" if "r2" in test else "perplexity",
         "train_s": round(result.train_seconds, 1),
+        # Evaluations during training (on the subset) plus checkpoint saves, as a share of the training time
+        # (the loop's hooks do not separate the two: a save follows each evaluation).
+        "pause_share": round((clock.spent["eval"] + clock.spent["save"]) / max(result.train_seconds, 1e-9), 3),
         "wall_s": round(wall, 1),
         "run": run.id,
         "message": result.message if result.state != "finished" else "",
     }
+
+
+class _PhaseClock:
+    """Seconds spent between an 'eval' (or 'save') hook and the next hook of the loop."""
+
+    def __init__(self) -> None:
+        self.spent = {"eval": 0.0, "save": 0.0}
+        self.phase, self.since = None, 0.0
+
+    def hook(self, event: str, info: dict) -> None:
+        now = time.perf_counter()
+        if self.phase:
+            self.spent[self.phase] += now - self.since
+        self.phase = event if event in self.spent else None
+        self.since = now
 
 
 def main() -> None:
@@ -143,6 +163,7 @@ def main() -> None:
                 ("metric", "metric", "{}"),
                 ("score", "score", "{:.3f}"),
                 ("train_s", "train s", "{:.0f}"),
+                ("pause_share", "eval+ckpt", "{:.1%}"),
                 ("load", "load", "{:.1f}"),
             ],
         )

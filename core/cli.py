@@ -64,7 +64,9 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.config:
         raw = RunConfig.load(Path(args.config)).to_dict()
     given = {k: v for k, v in vars(args).items() if "." in k and v is not None}
-    given = {k: dict(v) if v and isinstance(v[0], tuple) else v for k, v in given.items()}  # VALUE=NAME pairs
+    for key, value in given.items():
+        if isinstance(value, list) and value and isinstance(value[0], tuple):
+            given[key] = dict(value)  # VALUE=NAME pairs (--class-names 0=negative 1=positive)
     task = given.get("model.task") or raw["model"].get("task") or "classification"
     source = given.get("model.source") or raw["model"].get("source") or "default"
     if not args.config:

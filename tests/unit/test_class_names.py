@@ -67,3 +67,14 @@ def test_the_model_and_its_scores_use_the_names(workspace, numeric_csv, tiny_ber
     a, b = evaluate_run(run, file=values), evaluate_run(run, file=named)
     assert a.metrics["labels"] == ["negative", "positive"]
     assert a.metrics["confusion_matrix"] == b.metrics["confusion_matrix"]
+
+
+def test_the_cli_names_classes_and_says_when_a_pair_is_malformed(numeric_csv, capsys):
+    from core.cli import _config_from_args, build_parser
+
+    args = ["train", "--data", str(numeric_csv), "--class-names", "0=negative", "1=positive", "--lr", "1e-3"]
+    cfg = _config_from_args(build_parser().parse_args(args))
+    assert cfg.data.class_names == NAMES and cfg.train.learning_rate == 1e-3
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--class-names", "negative"])
+    assert "is not VALUE=NAME" in capsys.readouterr().err
