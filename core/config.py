@@ -203,7 +203,8 @@ class TrainConfig:
     log_every: int = 10
     """Write a metrics line every N optimizer steps."""
     save_every: int = 0
-    """Save a checkpoint every N optimizer steps (0: at each evaluation)."""
+    """Save a checkpoint every N optimizer steps (0: at each evaluation when eval_every is set or early stopping
+    is on, else about once per epoch)."""
     keep_checkpoints: int = 2
     """How many step checkpoints to keep on disk (the best one is always kept)."""
     early_stopping_patience: int = 0

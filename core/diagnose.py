@@ -336,7 +336,7 @@ def _healthy_detail(train, evals) -> str:
     if "val_loss" in evals and len(evals):
         return (
             f"The validation loss went from {evals['val_loss'].iloc[0]:.3f} to {evals['val_loss'].iloc[-1]:.3f} "
-            f"over {len(evals)} evaluations without rising: the run learned and settled."
+            f"over {len(evals)} evaluations and ended at (or near) its best: the run learned and settled."
         )
     return "The training loss fell and settled."
 

@@ -64,3 +64,18 @@ def validation_subset(data, train_cfg, total_steps: int, interval: int):
         None if data.labels is None else data.labels[index],
         data.max_length,
     )
+
+
+def checkpoint_interval(train_cfg, eval_interval: int, steps_per_epoch: int) -> int:
+    """Steps between checkpoints: the user's ``save_every``; at each evaluation when the user chose the evaluation
+    interval or early stopping is on (the best one must be on disk to be kept); otherwise about once per epoch,
+    on an evaluated step.
+
+    Saving at each of the 8-10 automatic evaluations would cost more than the evaluations themselves: a MiniLM
+    checkpoint (weights and optimizer state, ~270 MB) takes about as long as ten training steps on a CPU.
+    """
+    if train_cfg.save_every:
+        return train_cfg.save_every
+    if train_cfg.eval_every or train_cfg.early_stopping_patience:
+        return eval_interval
+    return eval_interval * max(1, round(steps_per_epoch / eval_interval))

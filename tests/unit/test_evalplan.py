@@ -1,4 +1,4 @@
-"""Validation during training by default: about nine points per run, on a fixed capped subset."""
+"""Validation during training by default: 8 to 10 points per run, on a fixed capped subset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from core.evalplan import (
     MAX_ROWS,
     MIN_ROWS,
     TRAIN_COST,
+    checkpoint_interval,
     evaluation_interval,
     subset_index,
     subset_size,
@@ -51,3 +52,13 @@ def test_the_subset_is_fixed_and_keeps_labels_with_their_texts():
     assert [ids[0] for ids in cut.input_ids] == cut.labels.tolist()  # rows and labels cut alike
     whole = validation_subset(data, TrainConfig(batch_size=64), total_steps=1000, interval=100)
     assert whole is data  # 64,000 examples trained: 400 rows are affordable at every evaluation
+
+
+def test_checkpoints_stay_about_once_per_epoch_unless_evaluations_must_be_kept():
+    auto = TrainConfig()
+    assert checkpoint_interval(auto, eval_interval=10, steps_per_epoch=100) == 100  # not at all ten evaluations
+    assert checkpoint_interval(auto, eval_interval=12, steps_per_epoch=100) == 96  # on an evaluated step
+    assert checkpoint_interval(auto, eval_interval=30, steps_per_epoch=10) == 30
+    assert checkpoint_interval(TrainConfig(early_stopping_patience=2), 10, 100) == 10  # the best must be on disk
+    assert checkpoint_interval(TrainConfig(eval_every=5), 5, 100) == 5  # as documented before: at each evaluation
+    assert checkpoint_interval(TrainConfig(save_every=7), 10, 100) == 7
