@@ -199,7 +199,7 @@ class TrainConfig:
     """Clip the gradient norm to this value (0: no clipping)."""
     eval_every: int = 0
     """Evaluate on the validation split every N optimizer steps (0: 8 to 10 times per run, on a fixed subset
-    of the validation split that keeps evaluation under ~10% of the time; the full split is scored at the end)."""
+    of the validation split that keeps evaluation under a tenth of the time; the full split is scored at the end)."""
     log_every: int = 10
     """Write a metrics line every N optimizer steps."""
     save_every: int = 0
