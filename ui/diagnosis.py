@@ -47,7 +47,7 @@ def _finding(run, finding: Finding, key: str) -> None:
         return
     cols = st.columns(len(finding.fixes))
     for col, (j, fix) in zip(cols, enumerate(finding.fixes)):
-        if col.button(fix.label, key=f"fix_{key}_{j}", help=_help(fix)):
+        if col.button(fix.label, key=f"fix_{key}_{j}", help=md(_help(fix))):
             _apply(run, fix)
 
 
