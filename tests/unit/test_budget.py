@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import time
-import types
-
 import pytest
 import torch
 
 from core.budget import BudgetedLR, BudgetPlan, budgeted_scheduler
-from core.config import RunConfig, TrainConfig
-from core.evaluation import evaluate_run
-from core.runs import RunStore
-from core.training import StopSignal, train
+from core.config import TrainConfig
 
 
 class FakeClock:
@@ -65,66 +59,3 @@ def test_plan_never_exceeds_the_run_and_survives_a_checkpoint():
     again.load_state_dict(loaded)
     assert again.plan.planned == 50 and again.plan.spent_s == pytest.approx(sched.plan.spent_s)
     assert again.last_epoch == 10
-
-
-@pytest.mark.slow
-def test_budgeted_run_scores_better_than_the_same_run_cut_off(workspace, toy_corpus, monkeypatch):
-    import core.budget
-    import core.training
-
-    clock = FakeClock(per_step=1.0)
-    fake_time = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
-    fake_time.perf_counter = clock
-    monkeypatch.setattr(core.training, "time", fake_time)  # the loop's budget check
-    monkeypatch.setattr(core.budget, "time", fake_time)  # the plan's clock
-    store = RunStore(workspace / "runs")
-    settings = {
-        "learning_rate": 2e-3,
-        "warmup_ratio": 0.05,
-        "epochs": 40.0,
-        "max_length": 32,
-        "batch_size": 16,
-        "schedule": "linear",
-        "precision": "fp32",
-        "log_every": 1,
-        "eval_every": 1000,
-        "seed": 0,
-    }
-
-    def config(**extra) -> RunConfig:
-        return RunConfig.from_dict(
-            {
-                "data": {"train_path": str(toy_corpus)},
-                "model": {"task": "generation"},
-                "train": {**settings, **extra},
-            }
-        )
-
-    # 1 (fake) second a step and a 1-minute budget: about 60 steps out of the 40 epochs' hundreds.
-    planned_cfg = config(time_budget_min=1.0)
-    planned = store.create(planned_cfg)
-    result = train(planned_cfg, planned, hook=clock.hook)
-    assert result.state == "finished", result.message
-    assert "Time budget" in result.message
-    steps = result.steps
-    lines = [m for m in planned.metrics() if "lr" in m]
-    assert 40 <= steps <= 70 and lines[-1]["lr"] < 0.1 * settings["learning_rate"]
-
-    # The same run without the plan: same steps, same batches, cut off at its peak rate by a stop.
-    stop = StopSignal()
-
-    def stop_at(event: str, info: dict) -> None:
-        if event == "step" and info["step"] >= steps - 1:  # stop is seen before the next step
-            stop.set()
-
-    cut_cfg = config()
-    cut = store.create(cut_cfg)
-    cut_result = train(cut_cfg, cut, stop=stop, hook=stop_at)
-    assert cut_result.steps == steps
-    cut_lines = [m for m in cut.metrics() if "lr" in m]
-    assert cut_lines[-1]["lr"] > 0.8 * settings["learning_rate"]
-
-    budgeted_ppl = evaluate_run(planned, split="test").metrics["perplexity"]
-    cut_ppl = evaluate_run(cut, split="test").metrics["perplexity"]
-    # Measured here (seed 0, fp32): 17.24 against 17.92, the same steps on the same batches.
-    assert budgeted_ppl < 0.98 * cut_ppl, (budgeted_ppl, cut_ppl)
