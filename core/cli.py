@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, field_docs, recommended_train_settings
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, field_docs
+from core.defaults import recommended_train_settings
 from core.errors import WorkbenchError
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -41,6 +42,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif kind.startswith("list"):
                 kwargs["nargs"] = "*"
+            elif kind.startswith("dict"):
+                kwargs.update(nargs="*", metavar="VALUE=NAME", type=_pair)
             elif kind.startswith("int"):
                 kwargs["type"] = int
             elif kind.startswith("float"):
@@ -48,15 +51,42 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*names, **kwargs)
 
 
+def _pair(text: str) -> tuple[str, str]:
+    """'0=negative' -> ("0", "negative") for options that map values to names (--class-names)."""
+    value, sep, name = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"'{text}' is not VALUE=NAME (e.g. 0=negative).")
+    return value.strip(), name.strip()
+
+
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     raw: dict[str, Any] = {"data": {}, "model": {}, "train": {}}
     if args.config:
         raw = RunConfig.load(Path(args.config)).to_dict()
     given = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    for key, value in given.items():
+        if isinstance(value, list) and value and isinstance(value[0], tuple):
+            given[key] = dict(value)  # VALUE=NAME pairs (--class-names 0=negative 1=positive)
     task = given.get("model.task") or raw["model"].get("task") or "classification"
     source = given.get("model.source") or raw["model"].get("source") or "default"
     if not args.config:
-        raw["train"].update(recommended_train_settings(task, source))
+        # The same defaults as the Train page: by task, method, data size (and model size where the page knows it).
+        method = given.get("model.method") or "full"
+        try:
+            from core.data import estimated_train_rows
+
+            rows = estimated_train_rows(DataConfig(**{k.split(".", 1)[1]: v for k, v in given.items() if k[:5] == "data."}))
+        except (WorkbenchError, TypeError):
+            rows = None  # a bad data setting is reported below, by the config's own validation
+        raw["train"].update(
+            recommended_train_settings(
+                task,
+                source,
+                rows,
+                method=method,
+                distill=bool(given.get("model.teacher_run")),
+            )
+        )
     for key, value in given.items():
         section, name = key.split(".", 1)
         raw[section][name] = value
@@ -194,8 +224,24 @@ def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: in
             "samples_per_s": round(result.samples_per_s, 2),
             **{k: v for k, v in result.results.items() if k in ("validation", "test")},
         }
+        findings = _diagnosis(run)
+        summary["diagnosis"] = [{"kind": f.kind, "title": f.title, "detail": f.detail} for f in findings]
+        if not args.quiet:
+            from core.diagnose import format_findings
+
+            print(format_findings(findings, str(run.dir / "config.json")), flush=True)
         print(json.dumps(summary))
     return 0 if result.state in ENDED_WELL else 1
+
+
+def _diagnosis(run) -> list:
+    """The run's diagnosis in plain words; a run too damaged to judge gets none rather than a traceback."""
+    from core.diagnose import diagnose_run
+
+    try:
+        return diagnose_run(run)
+    except Exception:  # noqa: BLE001 - the run's own result is what matters here
+        return []
 
 
 def _rank() -> int:

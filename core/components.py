@@ -114,6 +114,10 @@ def build_optimizer(model, cfg, device):
 def build_scheduler(optimizer, cfg, total_steps: int):
     from transformers import get_scheduler
 
+    if cfg.time_budget_min:  # warmup and decay fitted to the steps the budget allows (core/budget.py)
+        from core.budget import budgeted_scheduler
+
+        return budgeted_scheduler(optimizer, cfg, total_steps)
     warmup = cfg.warmup_steps or int(round(cfg.warmup_ratio * total_steps))
     if warmup >= total_steps > 1:
         raise TrainingError(

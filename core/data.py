@@ -1301,11 +1301,36 @@ def prepare_data(cfg: DataConfig, task: str) -> PreparedData:
         if extra_path:
             extra = read_table(extra_path, max_mb=cfg.max_file_mb, corpus=corpus)
             _validate(extra.frame, columns, task, extra.path.name, whole_set=False)
-            parts[part] = _standardize(extra.frame, columns, task, extra.path.name, notes)
+            parts[part] = _by_value(_standardize(extra.frame, columns, task, extra.path.name, notes), cfg.class_names)
             _check_known_labels(parts[part], label_names, extra.path.name, f"the training file {table.path.name}")
     train = _augment_train(splits.train, cfg, notes)
     frames = [_encode_labels(f, task, label_names) for f in (train, parts["validation"], parts["test"])]
-    return PreparedData(*frames, label_names=label_names, notes=notes)
+    return PreparedData(*frames, label_names=class_names(label_names, cfg.class_names), notes=notes)
+
+
+def class_names(values: list[str] | None, names: dict[str, str]) -> list[str] | None:
+    """The classes' names in label-id order: the user's name for a value, or the value itself.
+
+    The ids follow the values found in the file (so naming classes never changes the split or the ids);
+    only what the model calls them (id2label) and what every page shows changes.
+    """
+    if values is None:
+        return None
+    named = [names.get(v, v) for v in values]
+    if len(set(named)) < len(named):
+        raise DataError(
+            f"Two classes would have the same name ({named}).", hint="Give every class its own name on the Data page."
+        )
+    return named
+
+
+def _by_value(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """A new file's labels may be the values (0/1) or the names given to them: map names back to values."""
+    if not names or "label" not in frame:
+        return frame
+    values = {name: value for value, name in names.items()}
+    frame["label"] = frame["label"].map(lambda v: values.get(v, v))
+    return frame
 
 
 def prepare_frame_like_run(
@@ -1323,6 +1348,12 @@ def prepare_frame_like_run(
     frame = _standardize(table.frame, columns, task, table.path.name, [], keep_columns)
     if len(frame) == 0:
         raise DataError(f"{table.path.name} has no usable rows (every text or label is empty).")
+    names = getattr(data, "class_names", None) or {}
+    if names and label_names is not None:
+        # The run knows its classes by name; its ids follow the values in the file.
+        frame = _by_value(frame, names)
+        values = {name: value for value, name in names.items()}
+        label_names = [values.get(n, n) for n in label_names]
     _check_known_labels(frame, label_names, table.path.name, "the run's training data")
     return _encode_labels(frame, task, label_names)
 
@@ -1441,3 +1472,18 @@ def model_finding(path: Any, text_column: str | None, task: str) -> Any:
     column = text_column if text_column in frame.columns else guess_columns(frame, task).text
     findings = language_findings(frame[column].dropna().astype(str), task)
     return next((f for f in findings if f.title_key == "check.title.chinese_model"), None)
+
+
+def estimated_train_rows(data_cfg) -> int | None:
+    """Training rows a DataConfig will give (rows of the file less the held-out shares); None if unreadable.
+
+    The CLI has no dataset record with a row count, so it reads the file (the pre-flight check reads it anyway).
+    """
+    try:
+        rows = len(read_table(data_cfg.train_path, max_mb=data_cfg.max_file_mb).frame)
+    except Exception:  # noqa: BLE001 - a bad file is reported by the pre-flight check, with its message
+        return None
+    held = (0.0 if data_cfg.validation_path else data_cfg.val_fraction) + (
+        0.0 if data_cfg.test_path else data_cfg.test_fraction
+    )
+    return max(1, int(rows * (1 - held)))

@@ -127,6 +127,7 @@ class DatasetSettings:
     split_seed: int = 42
     augment_ops: list[str] = field(default_factory=list)
     augment_multiplier: int = 0
+    class_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -132,7 +132,9 @@ def metrics_from_scores(scores: SplitScores, data, task: str, label_names: list[
         out = regression_metrics(data.labels, scores.logits[:, 0])
         return {"loss": scores.loss, **out}
     full = classification_metrics(data.labels, scores.logits.argmax(-1), label_names)
-    return {"loss": scores.loss, "accuracy": full["accuracy"], "f1": full["f1"]}
+    # Recall of each class, in label-id order (names stay out of metric keys): core.diagnose reads the gap.
+    recall = [full["per_class"][name]["recall"] for name in full["labels"]]
+    return {"loss": scores.loss, "accuracy": full["accuracy"], "f1": full["f1"], "class_recall": recall}
 
 
 @dataclass

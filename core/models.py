@@ -463,8 +463,25 @@ def apply_lora(model, task: str, *, r: int, alpha: int, dropout: float, targets:
             f"LoRA target module(s) {missing} are not in this model.", hint=f"Choose among: {', '.join(available)}."
         )
     task_type = TaskType.CAUSAL_LM if task == "generation" else TaskType.SEQ_CLS
-    cfg = LoraConfig(task_type=task_type, r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
+    # peft trains the new classifier; the layer under it (BERT's pooler, DistilBERT's pre_classifier) stays frozen
+    # unless named here. A frozen pooler made LoRA on MiniLM learn far more slowly (the [CLS] vector of a
+    # sentence-embedding model was never trained to classify).
+    head = [] if task == "generation" else sorted(_head_modules(model))
+    cfg = LoraConfig(
+        task_type=task_type,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets,
+        modules_to_save=head or None,
+    )
     return get_peft_model(model, cfg)
+
+
+def _head_modules(model) -> set[str]:
+    """Names of the dense layers between the encoder and the classifier, where the model has them."""
+    names = {full.split(".")[-1] for full, _ in model.named_modules()}
+    return names & {"pooler", "pre_classifier"}
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from core import components, i18n
+from core import components, evalplan, i18n
 from core.config import RunConfig
 from core.errors import TrainingError, WorkbenchError
 from core.events import MetricsSink
@@ -393,8 +393,9 @@ class Recipe:
         )
         if latest is not None:
             self.s.progress = _restore_state(latest, self.optimizer, self.scheduler, self.step.scaler)
-        self.eval_every = tc.eval_every or steps_per_epoch
-        self.save_every = tc.save_every or self.eval_every
+        self.eval_every = evalplan.evaluation_interval(tc.eval_every, total_steps)  # 8 to 10 points per run
+        self.save_every = evalplan.checkpoint_interval(tc, self.eval_every, steps_per_epoch)  # ~once per epoch
+        self.val_data = evalplan.validation_subset(self.val_data, tc, total_steps, self.eval_every)  # fixed, capped
         header = {
             "event": "start",
             "trainable_params": trainable,
@@ -405,6 +406,7 @@ class Recipe:
             "steps_per_epoch": steps_per_epoch,
             "train_examples": len(prepared.train),
             "validation_examples": len(prepared.validation),
+            "validation_scored_during_training": len(self.val_data),
             "resumed_from_step": self.s.progress.step,
             "model": bundle.description,
             "fast_path": self.fast.on,

@@ -107,11 +107,20 @@ def compare_curves(
     return _layout(fig, title, _x_title(x, lang), y, log_y=log_y)
 
 
+def _categories(fig: go.Figure, *, x: bool = False, y: bool = False) -> go.Figure:
+    """Class names are categories: labels "0" and "1" must not become a number axis with ticks at 0.5."""
+    if x:
+        fig.update_xaxes(type="category")
+    if y:
+        fig.update_yaxes(type="category")
+    return fig
+
+
 def class_balance(counts: dict[str, int], *, lang: str | None = None) -> go.Figure:
     # Class names come from the data: escaped, so a label holding <a href=...> is shown, not followed.
     fig = go.Figure(go.Bar(x=plot_texts(counts), y=list(counts.values()), text=list(counts.values()), textposition="auto"))
     title, x, y = _t("chart.balance.title", lang), _t("chart.class", lang), _t("chart.rows", lang)
-    return _layout(fig, title, x, y, height=300)
+    return _categories(_layout(fig, title, x, y, height=300), x=True)
 
 
 def token_lengths(lengths: Sequence[int], max_length: int, *, exact: bool, lang: str | None = None) -> go.Figure:
@@ -142,13 +151,14 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], *, lang: str | 
     )
     fig.update_yaxes(autorange="reversed")
     size = max(320, 60 * len(labels) + 120)
-    return _layout(
+    fig = _layout(
         fig,
         _t("chart.confusion.title", lang),
         _t("chart.confusion.x", lang),
         _t("chart.confusion.y", lang),
         height=min(size, 800),
     )
+    return _categories(fig, x=True, y=True)
 
 
 _METRIC_NAMES = {"precision": "chart.metric.precision", "recall": "chart.metric.recall", "f1": "chart.metric.f1"}
@@ -162,7 +172,7 @@ def per_class_scores(per_class: dict[str, dict[str, float]], *, lang: str | None
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1.05])
     title, x, y = _t("chart.per_class.title", lang), _t("chart.class", lang), _t("chart.per_class.y", lang)
-    return _layout(fig, title, x, y, height=320)
+    return _categories(_layout(fig, title, x, y, height=320), x=True)
 
 
 def probabilities(
@@ -182,4 +192,4 @@ def probabilities(
     fig.update_yaxes(autorange="reversed")
     title = plot_text(title) if title is not None else _t("chart.probabilities.title", lang)
     x, y = _t("chart.probabilities.x", lang), _t("chart.class", lang)
-    return _layout(fig, title, x, y, height=max(200, 45 * len(names) + 110))
+    return _categories(_layout(fig, title, x, y, height=max(200, 45 * len(names) + 110)), y=True)

@@ -54,3 +54,21 @@ def fields_grid(cls: type, names: list[str], values: dict[str, Any], key_prefix:
     for i, name in enumerate(names):
         out[name] = field_widget(cls, name, values[name], f"{key_prefix}{name}", task=task, container=cols[i % columns])
     return out
+
+
+OFFERED_KEY = "_offered_defaults"
+
+
+def follow_defaults(defaults: dict[str, Any], key_prefix: str) -> None:
+    """Let fields the user has not edited follow new defaults (e.g. another method); keep the user's own values.
+
+    Streamlit keeps a keyed widget's value when its default changes, so a new method's learning rate would
+    never show. Before the widgets are drawn, a field still holding the default offered last time takes the
+    new default; a field the user changed keeps what they typed.
+    """
+    offered = st.session_state.setdefault(OFFERED_KEY, {})
+    for name, value in defaults.items():
+        key = f"{key_prefix}{name}"
+        if key in offered and key in st.session_state and st.session_state[key] == offered[key] != value:
+            st.session_state[key] = value
+        offered[key] = value

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.curves import CurveFeed, downsample, overfitting, start_record
+from core.curves import CurveFeed, downsample, start_record
 from core.runs import ACTIVE, RESUMABLE, RunStatus
 from ui import charts, keys, nav, share
+from ui.diagnosis import show_diagnosis
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
 from ui.i18n import language, status_message
@@ -88,8 +89,16 @@ def live_panel(run_id: str) -> None:
                 f"{head.get('train_examples', 0):,} training examples; device {md(head.get('device'))}, "
                 f"precision {md(head.get('precision'))}."
             )
+            scored, held = head.get("validation_scored_during_training"), head.get("validation_examples")
+            if scored and held and scored < held:
+                st.caption(
+                    f"Validation during training scores a fixed sample of {scored:,} of the {held:,} validation "
+                    "rows (to keep it under a tenth of the time); the whole split is scored at the end."
+                )
         _controls(run, state, evals)
         probes_live(records, run.id)  # pinned probe sentences: the model's answers at each validation
+        # What went right or wrong, in plain words, with a one-click fix (live and after the run).
+        show_diagnosis(run, records, frames=(train, evals))
         # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
         if state == RunStatus.FINISHED or (state == RunStatus.STOPPED and run.has_model()):
             _finished(run)
@@ -110,14 +119,7 @@ def _controls(run, state: str, evals) -> None:
     if state in ACTIVE:
         # Stop reaches any run through its folder (stop.json): one this server started, or one the CLI trains.
         mine = registry().get(run.id) is not None
-        if overfitting(evals):
-            st.warning(
-                "The validation loss has risen for the last evaluations: the model is starting to memorise the "
-                "training data (overfitting). You can stop now and keep the best model so far."
-            )
-            if st.button("Stop and keep best", key=f"keep_best_{run.id}"):
-                registry().stop(run.id, keep_best=True)
-                st.toast("Stopping; the best checkpoint will be kept.")
+        # Overfitting (with "Stop and keep best") is told by the diagnosis below the controls.
         if st.button(
             "Stop",
             key=f"stop_{run.id}",

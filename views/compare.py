@@ -7,6 +7,7 @@ import streamlit as st
 from core.config import config_diff
 from core.curves import curve_frames, downsample
 from ui import charts, share
+from ui.diagnosis import show_diagnosis
 from ui.format import metric
 from ui.guard import guarded, show_error
 from ui.pickers import run_label
@@ -136,6 +137,10 @@ def main() -> None:
     curves(runs)
     st.subheader("Scores")
     scores(runs)
+    st.subheader("Diagnosis")
+    for run in runs:
+        st.caption(md(run_label(run)))
+        show_diagnosis(run, key="cmp_")
     if len(runs) > 1:
         st.subheader("Settings that differ")
         settings_diff(runs)

@@ -254,6 +254,33 @@ def split_settings(task: str, file_key: str):
     return val, test, bool(stratify and task == "classification"), int(seed), extra
 
 
+def class_names_editor(counts: dict[str, int], key: str) -> tuple[dict[str, str], str | None]:
+    """The classes found, with a name for each (0 -> negative): the model and every page then use the names.
+
+    Returns ({value: name} for the renamed classes, an error message or None). Values and names come from the
+    user's file and typing: they are shown in a table (text), never as markup.
+    """
+    st.markdown("**Classes found**: name them as you want them shown (the model's answers use these names).")
+    table = [{"value in the file": value, "rows": n, "name": value} for value, n in counts.items()]
+    edited = st.data_editor(
+        table,
+        key=f"class_names_{key}",
+        hide_index=True,
+        disabled=["value in the file", "rows"],
+        column_config={"name": st.column_config.TextColumn("name", required=True, max_chars=100)},
+        width="stretch",
+    )
+    rows = edited.to_dict("records") if hasattr(edited, "to_dict") else list(edited)
+    names = {str(r["value in the file"]): str(r.get("name") or "").strip() for r in rows}
+    if any(not n for n in names.values()):
+        st.error("Every class needs a name: fill in the empty cell (or type the value itself back).")
+        return {}, "empty"
+    if len(set(names.values())) < len(names):
+        st.error("Two classes have the same name: give each class its own name.")
+        return {}, "duplicate"
+    return {value: name for value, name in names.items() if name != value}, None
+
+
 def show_findings(report) -> None:
     from ui.i18n import finding_markdown  # in the reader's language, data-borne text escaped (issue 16)
 
@@ -417,9 +444,14 @@ def main() -> None:
     elif sizes is not None:
         st.info(f"Split: {sizes[0]:,} training, {sizes[1]:,} validation and {sizes[2]:,} test rows.")
     show_findings(report)
+    names: dict[str, str] = {}
+    names_error = None
+    if task == "classification" and report.class_counts:
+        names, names_error = class_names_editor(report.class_counts, f"{file_key}-{columns.label}")
     c1, c2 = st.columns(2)
     if report.class_counts:
-        c1.plotly_chart(charts.class_balance(report.class_counts), width="stretch")
+        shown = {names.get(k, k): n for k, n in report.class_counts.items()} if not names_error else report.class_counts
+        c1.plotly_chart(charts.class_balance(shown), width="stretch")
     if report.token_lengths:
         c2.plotly_chart(charts.token_lengths(report.token_lengths, report.max_length, exact=exact), width="stretch")
 
@@ -437,9 +469,11 @@ def main() -> None:
         split_seed=seed,
         augment_ops=ops,
         augment_multiplier=multiplier,
+        class_names=names,
     )
     st.subheader("Save")
-    save_section(path, original, settings, extra, len(frame), report.usable and split_error is None)
+    usable = report.usable and split_error is None and names_error is None
+    save_section(path, original, settings, extra, len(frame), usable)
     saved_datasets()
     label_review_section()
 

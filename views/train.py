@@ -9,7 +9,7 @@ import streamlit as st
 from core.config import TrainConfig, recommended_train_settings
 from ui import keys, nav
 from ui.format import duration
-from ui.forms import field_widget, fields_grid
+from ui.forms import field_widget, fields_grid, follow_defaults
 from ui.guard import guarded, show_error
 from ui.language_note import chinese_model_note
 from ui.live import live_panel
@@ -211,12 +211,15 @@ def choose_method(task: str, shape) -> dict:
     return out
 
 
-def train_settings(task: str, source: str, shape, dataset) -> dict:
+def train_settings(task: str, source: str, shape, dataset, method: str = "full", distill: bool = False) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     train_rows = None
     if dataset.rows:
         train_rows = int(dataset.rows * (1 - dataset.settings.val_fraction - dataset.settings.test_fraction))
-    defaults.update(recommended_train_settings(task, source, train_rows))
+    # The same function as the CLI's: by task, method, model size and data size.
+    defaults.update(
+        recommended_train_settings(task, source, train_rows, method=method, params=shape.parameters, distill=distill)
+    )
     defaults["max_length"] = min(defaults["max_length"], shape.max_positions)
     if dataset.rows and task != "generation":
         # About 40 points on the live curve: a 20-step run logs every step, a long one every 10.
@@ -224,6 +227,7 @@ def train_settings(task: str, source: str, shape, dataset) -> dict:
         steps = dataset.rows * (1 - s.val_fraction - s.test_fraction) / defaults["batch_size"] * defaults["epochs"]
         defaults["log_every"] = int(min(max(steps // 40, 1), defaults["log_every"]))
     prefix = f"tc_{task}_{source}_"
+    follow_defaults(defaults, prefix)  # a new method brings its defaults, except into fields the user changed
     values = fields_grid(TrainConfig, MAIN_FIELDS, defaults, prefix, task=task, columns=4)
     with st.expander("Advanced settings"):
         hidden = OWN_SECTION if task == "generation" else OWN_SECTION | GENERATION_ONLY
@@ -392,11 +396,12 @@ def new_run_form() -> None:
         return
     st.subheader("Method")
     method = choose_method(task, shape)
-    st.subheader("Settings")
     prefix = f"tc_{task}_{source}_"
-    train = train_settings(task, source, shape, dataset)
-    extras = model_extras(method["method"])
+    # Before the settings: a teacher changes the defaults (distillation trains like a method of its own).
     distill_model, distill_train = distillation(task, shape, prefix)
+    st.subheader("Settings")
+    train = train_settings(task, source, shape, dataset, method["method"], bool(distill_model.get("teacher_run")))
+    extras = model_extras(method["method"])
     train.update(distill_train)
     train.update(probe_inputs(task, prefix))
     st.subheader("Device")

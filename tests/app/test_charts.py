@@ -32,8 +32,13 @@ def test_every_chart_names_its_axes_with_units():
 
 def test_category_axes_stay_categories_and_log_scale_is_opt_in():
     probs = charts.probabilities(["negative", "positive"], [0.3, 0.7])
-    assert probs.layout.yaxis.type is None and list(probs.data[0].y) == ["positive", "negative"]
-    assert charts.confusion_matrix([[1, 0], [0, 1]], ["a", "b"]).layout.yaxis.type is None
+    assert probs.layout.yaxis.type == "category" and list(probs.data[0].y) == ["positive", "negative"]
+    # Classes "0" and "1" would otherwise be read as numbers by plotly (ticks at -0.5, 0.5, 1.5).
+    matrix = charts.confusion_matrix([[1, 0], [0, 1]], ["0", "1"])
+    assert matrix.layout.xaxis.type == matrix.layout.yaxis.type == "category"
+    assert charts.class_balance({"0": 3, "1": 5}).layout.xaxis.type == "category"
+    assert charts.per_class_scores({"0": {"precision": 1.0, "recall": 1.0, "f1": 1.0}}).layout.xaxis.type == "category"
+    assert charts.probabilities(["0", "1"], [0.4, 0.6]).layout.yaxis.type == "category"
     train = pd.DataFrame({"step": [1, 2], "epoch": [0.5, 1.0], "loss": [1.0, 0.5]})
     empty = pd.DataFrame(columns=["step", "epoch"])
     assert charts.loss_curves(train, empty, log_y=True).layout.yaxis.type == "log"

@@ -66,3 +66,21 @@ def test_try_the_sample_opens_train_with_it_chosen(workspace):
     button(at2, "Try the sample").click()
     at2.run()
     assert DatasetStore().names() == ["sentiment-sample"]
+
+
+def test_classes_found_are_listed_for_naming(workspace):
+    """A headerless 0/1 file: the Data page lists the classes with their row counts, ready to be named."""
+    rows = toy_sentiment_rows(60)
+    content = ("\n".join(f"{t},{int(y == 'positive')}" for t, y in rows) + "\n").encode()
+    at = open_app("views/data.py")
+    at.file_uploader[0].set_value(("numbers.csv", content, "text/csv"))
+    at.run()
+    no_exception(at)
+    [editor] = at.data_editor
+    table = editor.value
+    assert list(table["value in the file"]) == ["0", "1"] and list(table["name"]) == ["0", "1"]
+    assert sum(table["rows"]) == 60
+    button(at, "Save dataset").click()
+    at.run()
+    [dataset] = DatasetStore().list()
+    assert dataset.settings.class_names == {}  # nothing renamed: the values stay the names

@@ -115,3 +115,33 @@ def test_finished_run_shows_curves_and_next_steps(trained):
     button(at, "Try it in the Playground").click()
     at.run()
     assert [t.value for t in at.title] == ["Playground"]
+
+
+def test_method_brings_its_defaults_except_into_fields_the_user_changed(workspace, toy_csv):
+    """Full fine-tuning's 5e-5 left LoRA at chance: choosing LoRA must bring LoRA's rate into the form."""
+    from core.defaults import recommended_train_settings
+
+    at = open_app("views/train.py", dataset=_dataset(toy_csv))
+    no_exception(at)
+    lr, epochs = widget(at.number_input, "Learning rate").value, widget(at.number_input, "Epochs").value
+    rows = int(240 * 0.8)
+    full = recommended_train_settings("classification", "default", rows, method="full", params=22_713_216)
+    lora = recommended_train_settings("classification", "default", rows, method="lora", params=22_713_216)
+    assert lr == full["learning_rate"] and epochs == full["epochs"] and lora["learning_rate"] >= 10 * full["learning_rate"]
+    widget(at.number_input, "Batch size").set_value(8)  # the user's own choice
+    at.run()
+    at.radio(key="method_classification").set_value("lora")
+    at.run()
+    no_exception(at)
+    assert widget(at.number_input, "Learning rate").value == lora["learning_rate"]
+    assert widget(at.number_input, "Epochs").value == lora["epochs"] != epochs
+    assert widget(at.number_input, "Batch size").value == 8  # edited: kept
+    # A rate the user typed stays when the method changes again.
+    widget(at.number_input, "Learning rate").set_value(3e-4)
+    at.run()
+    at.radio(key="method_classification").set_value("freeze")
+    at.run()
+    assert widget(at.number_input, "Learning rate").value == 3e-4
+    assert widget(at.number_input, "Epochs").value == recommended_train_settings(
+        "classification", "default", rows, method="freeze", params=22_713_216
+    )["epochs"]

@@ -1,0 +1,345 @@
+"""A diagnosis of a run in plain words, each with what to do and, where one exists, a one-click fix.
+
+Pure functions over what a run leaves on disk (metrics records, results, config): the Train page shows them
+live and on the finished run, Compare beside each run, and the CLI prints them after training. A fix is a
+set of setting changes (retrain with them) or the live "stop and keep the best model".
+
+Cases, in the order they are looked for (the first ones make the later ones meaningless):
+- diverged: the loss became NaN/infinite, or climbed back above where it started (the learning rate is too high);
+- stuck: a classifier's loss stayed at ln(number of classes), what guessing gets: nothing was learned;
+- overfitting: validation loss rose after its best point while training loss kept falling;
+- underfitting: the run ended while its loss was still clearly falling: it should train longer;
+- class gap: the model finds some classes far more often than others (recall per class).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.curves import curve_frames, start_record
+
+CHANCE_BAND = 0.1
+"""A loss within 10% of ln(classes) is a loss at chance."""
+RISE = 0.05
+"""Validation loss this much (5%) above its best counts as risen."""
+STILL_FALLING = 0.03
+"""A last stretch that lowered the loss by more than 3% means the run stopped while still learning."""
+CLASS_GAP = 0.3
+"""A difference in recall between two classes above this is a large gap."""
+MAX_EPOCHS = 20.0
+
+
+@dataclass
+class Fix:
+    """One click: ``action`` 'retrain' (the run's config with ``train``/``model`` changed) or 'stop_keep_best'."""
+
+    label: str
+    action: str = "retrain"
+    train: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def cli_options(self) -> str:
+        """The same change as options of ``python -m core train --config <run>/config.json``."""
+        pairs = [*self.model.items(), *self.train.items()]
+        return " ".join(
+            f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+            for k, v in pairs
+        )
+
+
+@dataclass
+class Finding:
+    kind: str
+    """diverged, stuck, overfitting, underfitting, class_gap or healthy."""
+    level: str
+    """problem, warning or ok."""
+    title: str
+    detail: str
+    fixes: list[Fix] = field(default_factory=list)
+    best_step: int | None = None
+
+
+def diagnose(
+    records: list[dict[str, Any]],
+    config: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    *,
+    state: str = "finished",
+    message: str = "",
+    label_names: list[str] | None = None,
+    frames: tuple | None = None,
+) -> list[Finding]:
+    """Findings for one run; ``state`` 'running' judges a run still training (no 'train longer' yet).
+
+    ``frames`` is ``curve_frames(records)`` where the caller has it already (the live page shares one per run).
+    """
+    train, evals = frames if frames is not None else curve_frames(records)
+    head = start_record(records)
+    tc, mc = config.get("train", {}), config.get("model", {})
+    task = mc.get("task", "classification")
+    losses = _finite(train["loss"]) if "loss" in train else np.array([])
+    steps = train["step"].to_numpy() if "step" in train else np.array([])
+    total = int(head.get("total_steps") or 0)
+    finished = state not in ("running", "queued")
+    results = results or {}
+    found: list[Finding] = []
+
+    diverged = _diverged(losses, tc, message, task, label_names)
+    if diverged:
+        return [diverged]
+    if task == "classification" and label_names and len(label_names) > 1:
+        stuck = _stuck(losses, steps, total, finished, len(label_names), tc, mc, results, evals, head)
+        if stuck:
+            return [stuck]
+    over = _overfitting(train, evals, finished)
+    if over:
+        found.append(over)
+    elif finished and state == "finished":
+        under = _underfitting(train, evals, tc, head)
+        if under:
+            found.append(under)
+    gap = _class_gap(records, results, label_names)
+    if gap:
+        found.append(gap)
+    if not found and finished and len(losses):
+        found.append(Finding("healthy", "ok", "No problem found", _healthy_detail(train, evals)))
+    return found
+
+
+def diagnose_run(run) -> list[Finding]:
+    """``diagnose`` over a run folder (metrics, results, config, status and label names)."""
+    import json
+
+    status = run.status()
+    labels_path = run.data_dir / "labels.json"
+    try:
+        label_names = json.loads(labels_path.read_text(encoding="utf-8")).get("label_names")
+    except (OSError, ValueError):
+        label_names = None
+    return diagnose(
+        run.metrics(),
+        run.config().to_dict(),
+        run.results(),
+        state=status.get("state", "finished"),
+        message=status.get("message", ""),
+        label_names=label_names,
+    )
+
+
+def fixed_config(config, fix: Fix, name_suffix: str = ""):
+    """The run's RunConfig with the fix's settings changed (validated like any config)."""
+    from core.config import RunConfig
+
+    raw = config.to_dict()
+    raw["train"].update(fix.train)
+    raw["model"].update(fix.model)
+    if name_suffix:
+        raw["name"] = f"{raw.get('name') or 'run'} ({name_suffix})"
+    return RunConfig.from_dict(raw)
+
+
+def format_findings(findings: list[Finding], config_path: str = "CONFIG") -> str:
+    """Plain text for the command line: one paragraph per finding, with the fix as a command."""
+    lines = []
+    for f in findings:
+        lines.append(f"[{f.level}] {f.title}: {f.detail}")
+        for fix in f.fixes:
+            if fix.action == "retrain":
+                lines.append(f"    fix ({fix.label}): python -m core train --config {config_path} {fix.cli_options()}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- the cases
+def _finite(series) -> np.ndarray:
+    values = np.asarray(series, dtype=float)
+    return values[np.isfinite(values)]
+
+
+def _lr(tc: dict[str, Any]) -> float:
+    return float(tc.get("learning_rate") or 5e-5)
+
+
+def _diverged(losses, tc, message: str, task: str, label_names) -> Finding | None:
+    lower = _round(_lr(tc) / 10)
+    fix = [Fix(f"Retrain with learning rate {lower:g}", train={"learning_rate": lower})]
+    if "NaN" in message or "infinite" in message:
+        return Finding(
+            "diverged",
+            "problem",
+            "Training diverged",
+            f"The loss became NaN or infinite: the learning rate {_lr(tc):g} is too high for this model and data. "
+            f"Try {lower:g}.",
+            fix,
+        )
+    if len(losses) < 6:
+        return None
+    start, low, end = float(np.mean(losses[:3])), float(np.min(losses)), float(np.mean(losses[-3:]))
+    worse_than_guessing = (
+        task == "classification" and label_names and end > 1.5 * math.log(max(len(label_names), 2)) + 0.1
+    )
+    if (end > start * 1.1 and end > 2 * low) or worse_than_guessing:
+        return Finding(
+            "diverged",
+            "problem",
+            "The learning rate is too high",
+            f"The loss fell to {low:.3g}, then climbed back to {end:.3g}, above where it started ({start:.3g}): "
+            f"the steps are too large and the model is thrown off what it learned. Try a learning rate of "
+            f"{lower:g} (now {_lr(tc):g}).",
+            fix,
+        )
+    return None
+
+
+def _stuck(losses, steps, total, finished, classes, tc, mc, results, evals, head) -> Finding | None:
+    from core.defaults import recommended_train_settings
+
+    if len(losses) < 5 or (not finished and total and steps[-1] < total / 3):
+        return None  # too early to tell: a fresh head starts at chance
+    chance = math.log(classes)
+    tail = losses[-max(3, len(losses) // 3) :]
+    if abs(float(np.mean(tail)) - chance) > CHANCE_BAND * chance:
+        return None
+    accuracy = (results.get("validation") or {}).get("accuracy")
+    if accuracy is None and "val_accuracy" in evals and len(evals):
+        accuracy = float(evals["val_accuracy"].iloc[-1])
+    if accuracy is not None and accuracy > 1 / classes + 0.15:
+        return None  # the loss is flat but the answers are not chance: leave it to the other checks
+    method = mc.get("method", "full")
+    wanted = recommended_train_settings(
+        mc.get("task", "classification"),
+        mc.get("source", "default"),
+        head.get("train_examples"),
+        method=method,
+        distill=bool(mc.get("teacher_run")),
+    )
+    causes, fixes = [], []
+    if _lr(tc) < 0.5 * wanted["learning_rate"]:
+        causes.append(
+            f"the learning rate {_lr(tc):g} is far below what the {method} method needs ({wanted['learning_rate']:g})"
+        )
+        fixes.append(
+            Fix(
+                f"Retrain with learning rate {wanted['learning_rate']:g}",
+                train={"learning_rate": wanted["learning_rate"], "epochs": max(wanted["epochs"], tc.get("epochs", 1))},
+            )
+        )
+    rows = head.get("train_examples")
+    if rows is not None and rows < 50 * classes:
+        causes.append(f"there are only {rows} training rows for {classes} classes")
+    causes.append("the labels may not match the texts (shuffled, or the wrong column chosen as the label)")
+    shown = f"; validation accuracy {accuracy:.2f}" if accuracy is not None else ""
+    return Finding(
+        "stuck",
+        "problem",
+        "Nothing was learned",
+        f"The training loss stayed at {float(np.mean(tail)):.3f}, which is ln({classes}) = {chance:.3f}: what a "
+        f"model that guesses gets{shown}. Likely causes: " + "; ".join(causes) + ".",
+        fixes,
+    )
+
+
+def _overfitting(train, evals, finished: bool) -> Finding | None:
+    if "val_loss" not in evals or len(evals) < 3:
+        return None
+    val = evals["val_loss"].to_numpy(dtype=float)
+    if not np.isfinite(val).all():
+        return None
+    best = int(np.argmin(val))
+    if best == len(val) - 1 or val[-1] < val[best] * (1 + RISE):
+        return None
+    best_step, last_step = int(evals["step"].iloc[best]), int(evals["step"].iloc[-1])
+    if _loss_near(train, last_step) > _loss_near(train, best_step) * 1.02:
+        return None  # both rising is not memorising: the divergence check looks at that
+    fixes = [
+        Fix(
+            "Retrain with early stopping (keeps the best model)",
+            train={"early_stopping_patience": 2, "early_stopping_metric": "val_loss"},
+        )
+    ]
+    if not finished:
+        fixes.insert(0, Fix("Stop and keep best", action="stop_keep_best"))
+    return Finding(
+        "overfitting",
+        "warning",
+        "The model is memorising the training data (overfitting)",
+        f"The best model was at step {best_step} (validation loss {val[best]:.3f}). After it, the validation loss "
+        f"rose to {val[-1]:.3f} while the training loss kept falling.",
+        fixes,
+        best_step=best_step,
+    )
+
+
+def _underfitting(train, evals, tc, head) -> Finding | None:
+    if "val_loss" in evals and len(evals) >= 3:
+        val = evals["val_loss"].to_numpy(dtype=float)
+        still = np.isfinite(val[-2:]).all() and val[-1] < val[-2] * (1 - STILL_FALLING) and val[-1] <= val.min()
+    else:
+        losses = _finite(train["loss"]) if "loss" in train else np.array([])
+        if len(losses) < 8:
+            return None
+        quarter = max(2, len(losses) // 4)
+        still = float(np.mean(losses[-quarter:])) < float(np.mean(losses[-2 * quarter : -quarter])) * (
+            1 - STILL_FALLING
+        )
+    if not still:
+        return None
+    epochs = float(tc.get("epochs") or 1.0)
+    if tc.get("max_steps"):
+        more = {"max_steps": int(tc["max_steps"]) * 2}
+        what = f"{more['max_steps']} steps"
+    else:
+        more = {"epochs": min(MAX_EPOCHS, max(epochs + 1, epochs * 2))}
+        what = f"{more['epochs']:g} epochs"
+    return Finding(
+        "underfitting",
+        "warning",
+        "Still improving: train longer",
+        f"The loss was still falling clearly when the run ended, so more training will likely give a better model. "
+        f"Try {what} (this run: {epochs:g} epochs).",
+        [Fix(f"Retrain with {what}", train=more)],
+    )
+
+
+def _class_gap(records, results, label_names) -> Finding | None:
+    recall = (results.get("validation") or {}).get("class_recall")
+    if recall is None:
+        latest = (r for r in reversed(records) if isinstance(r.get("val_class_recall"), list))
+        recall = next(latest, {}).get("val_class_recall")
+    if not recall or len(recall) < 2:
+        return None
+    names = label_names if label_names and len(label_names) == len(recall) else [str(i) for i in range(len(recall))]
+    hi, lo = int(np.argmax(recall)), int(np.argmin(recall))
+    if recall[hi] - recall[lo] <= CLASS_GAP:
+        return None
+    return Finding(
+        "class_gap",
+        "warning",
+        "Some classes are found far less often",
+        f"The model recognises '{names[hi]}' in {recall[hi]:.0%} of cases but '{names[lo]}' in only "
+        f"{recall[lo]:.0%}. Add examples of '{names[lo]}', check that its labels are right, or train longer.",
+    )
+
+
+def _loss_near(train, step: int) -> float:
+    """Mean training loss over the few logged points up to ``step`` (single points are noisy)."""
+    if "loss" not in train or not len(train):
+        return math.nan
+    window = train[train["step"] <= step]["loss"].tail(3)
+    return float(window.mean()) if len(window) else math.nan
+
+
+def _healthy_detail(train, evals) -> str:
+    if "val_loss" in evals and len(evals):
+        return (
+            f"The validation loss went from {evals['val_loss'].iloc[0]:.3f} to {evals['val_loss'].iloc[-1]:.3f} "
+            f"over {len(evals)} evaluations and ended at (or near) its best: the run learned and settled."
+        )
+    return "The training loss fell and settled."
+
+
+def _round(lr: float) -> float:
+    return float(f"{lr:.1g}")

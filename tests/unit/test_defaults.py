@@ -1,0 +1,133 @@
+"""Method-aware defaults: one function for the UI and the CLI, and every method learns with them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from core.cli import _config_from_args, build_parser
+from core.config import METHODS, TASKS, TrainConfig
+from core.defaults import recommended_train_settings
+from core.evaluation import evaluate_run
+from core.runs import RunStore
+from core.training import train
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+MINILM_PARAMS = 22_713_216
+
+
+def test_defaults_depend_on_method_model_size_and_data_size():
+    full = recommended_train_settings("classification", method="full", train_rows=320)
+    lora = recommended_train_settings("classification", method="lora", train_rows=320)
+    freeze = recommended_train_settings("classification", method="freeze", train_rows=320)
+    distill = recommended_train_settings("classification", method="full", train_rows=320, distill=True)
+    assert lora["learning_rate"] >= 10 * full["learning_rate"]  # 5e-5 left LoRA at chance
+    assert full["learning_rate"] < freeze["learning_rate"] < lora["learning_rate"]
+    assert distill["learning_rate"] > full["learning_rate"]
+    assert lora["epochs"] > full["epochs"]  # adapters need more steps
+    # Bigger models: smaller rates and batches.
+    big = recommended_train_settings("classification", method="full", params=1_300_000_000)
+    assert big["learning_rate"] < full["learning_rate"] and big["batch_size"] < full["batch_size"]
+    # More data: fewer passes (about the same number of steps), never below one.
+    assert recommended_train_settings("classification", train_rows=100_000)["epochs"] == 1.0
+    assert recommended_train_settings("classification", train_rows=200)["epochs"] == 5.0
+    gen = recommended_train_settings("generation", "some/model", method="prompt")
+    assert gen["learning_rate"] >= 100 * recommended_train_settings("generation", "some/model")["learning_rate"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_case_gives_a_valid_config(task, method):
+    for source in ("default", "org/model"):
+        for params in (None, 5_000_000, 7_000_000_000):
+            TrainConfig(**recommended_train_settings(task, source, 1000, method=method, params=params))
+
+
+def test_the_cli_uses_the_same_function_with_the_method_and_the_rows(tmp_path):
+    sample = SAMPLES / "sentiment.csv"
+    args = build_parser().parse_args(["train", "--data", str(sample), "--method", "lora"])
+    cfg = _config_from_args(args)
+    expected = recommended_train_settings("classification", "default", 320, method="lora")
+    assert cfg.train.learning_rate == expected["learning_rate"] == 1e-3
+    assert cfg.train.epochs == expected["epochs"]
+    # An option the user gives wins over the default.
+    args = build_parser().parse_args(["train", "--data", str(sample), "--method", "lora", "--lr", "2e-4"])
+    assert _config_from_args(args).train.learning_rate == 2e-4
+
+
+# ----------------------------------------------------------------------------------------------- they learn
+def _train(workspace, data, model, settings):
+    from core.config import RunConfig
+
+    cfg = RunConfig.from_dict({"data": {"train_path": str(data)}, "model": model, "train": settings})
+    run = RunStore(workspace / "runs").create(cfg)
+    result = train(cfg, run)
+    assert result.state == "finished", result.message
+    return run, result
+
+
+@pytest.mark.parametrize("method", ["full", "freeze", "lora"])
+def test_each_method_mechanics_learn_on_the_tiny_model(workspace, toy_csv, tiny_bert_dir, method):
+    """The tiny random BERT: the method's machinery (frozen layers, adapters with a trainable head) learns.
+
+    A random-init model needs a far larger rate than a pretrained one; the ratio between methods is the
+    defaults' own (LoRA and freezing train fewer weights and take larger steps), and so are the epochs.
+    """
+    defaults = recommended_train_settings("classification", train_rows=192, method=method)
+    model = {"source": str(tiny_bert_dir), "task": "classification", "method": method}
+    if method == "freeze":
+        model["freeze_layers"] = 1
+    settings = {
+        "learning_rate": min(defaults["learning_rate"] * 40, 5e-3),
+        "epochs": defaults["epochs"],
+        "batch_size": 8,
+        "warmup_steps": 20,
+        "max_length": 32,
+        "precision": "fp32",
+        "seed": 0,
+        "log_every": 5,
+    }
+    _, result = _train(workspace, toy_csv, model, settings)
+    assert result.results["test"]["accuracy"] >= 0.8  # two balanced classes: chance is 0.5
+
+
+# The real defaults on the real default models and the bundled samples (MiniLM: about 10-30 s each on 2 idle cores).
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["full", "freeze", "lora", "distill"])
+def test_minilm_learns_the_sentiment_sample_with_each_methods_defaults(workspace, method):
+    data = SAMPLES / "sentiment.csv"
+    model = {"task": "classification", "method": "lora" if method == "lora" else "full"}
+    if method == "freeze":
+        model.update(method="freeze", freeze_layers=3, freeze_embeddings=True)
+    if method == "distill":
+        teacher, _ = _train(
+            workspace, data, {"task": "classification"}, recommended_train_settings("classification", "default", 320)
+        )
+        model.update(teacher_run=teacher.id, student_layers=3)
+    settings = recommended_train_settings(
+        "classification", "default", 320, method=model["method"], params=MINILM_PARAMS, distill=method == "distill"
+    )
+    _, result = _train(workspace, data, model, settings)
+    assert result.results["test"]["accuracy"] >= 0.8, (method, settings, result.results["test"])
+
+
+@pytest.mark.slow
+def test_generation_methods_learn_with_their_defaults(workspace):
+    """From scratch (full, freeze, LoRA), then prefix and prompt tuning of that model on the QA pairs."""
+    stories, qa = SAMPLES / "stories.txt", SAMPLES / "qa.csv"
+    base = None
+    for method in ("full", "lora"):
+        settings = recommended_train_settings("generation", "default", 1000, method=method)
+        run, result = _train(workspace, stories, {"task": "generation", "method": method}, settings)
+        vocab = 4096  # the tiny GPT-2's BPE: a model that knows nothing has perplexity about this
+        assert result.results["test"]["perplexity"] < vocab / 20, (method, result.results["test"])
+        base = base or run
+    before = evaluate_run(base, file=qa).metrics["perplexity"]
+    for method in ("prefix", "prompt"):
+        settings = recommended_train_settings("generation", base.id, 160, method=method)
+        settings["max_length"] = 64
+        _, result = _train(workspace, qa, {"task": "generation", "method": method, "source": base.id}, settings)
+        after = result.results["test"]["perplexity"]
+        assert math.isfinite(after) and after < 0.8 * before, (method, before, after)
