@@ -123,7 +123,7 @@ def train_watched(registry: JobRegistry, config: RunConfig, readers: int, interv
 @pytest.mark.slow
 def test_ten_polling_readers_see_the_same_points_while_it_trains(workspace, toy_csv, tiny_bert_dir):
     # How much readers slow training is a timing claim: bench/load_polling.py measures it at the page's rate.
-    registry = JobRegistry(RunStore(workspace / "runs"))
+    registry = JobRegistry(RunStore(workspace / "runs"), mode="thread")  # the hold below is a Python hook
     config = config_for(toy_csv, tiny_bert_dir, max_steps=36, eval_every=6)
     run, pollers = train_watched(registry, config, readers=10, interval=0.1)
     truth = run.metrics()
