@@ -10,5 +10,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 export TOKENIZERS_PARALLELISM=false
-.venv/bin/ruff check .   # lint first: seconds, and the version is pinned in requirements-dev.txt
+.venv/bin/ruff check .          # lint and format first: seconds, and the version is pinned in requirements-dev.txt
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -112,8 +112,17 @@ def main() -> None:
         {"what": "JobRegistry worker process + 0.5 s polling reader", "sps": a, "runs": len(app_rates), "ratio": a / h},
     ]
     print()
-    print(common.table(rows, [("what", "path", "s"), ("sps", "samples/s (mean)", ".1f"), ("runs", "runs", "d"),
-                              ("ratio", "× headless", ".3f")]))
+    print(
+        common.table(
+            rows,
+            [
+                ("what", "path", "s"),
+                ("sps", "samples/s (mean)", ".1f"),
+                ("runs", "runs", "d"),
+                ("ratio", "× headless", ".3f"),
+            ],
+        )
+    )
     print(f"reader polls in all: {polls}; load average after: {common.load_average():.1f}")
 
 

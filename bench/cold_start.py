@@ -119,8 +119,17 @@ def main() -> None:
         if values:
             rows.append({"what": label, "median": statistics.median(values), "min": min(values), "max": max(values)})
     print(f"\nCold start, {opts.repeats} starts, {'chromium via Playwright' if use_browser else 'AppTest proxy'}")
-    print(common.table(rows, [("what", "from `streamlit run` to", "s"), ("median", "median s", ".2f"),
-                              ("min", "min s", ".2f"), ("max", "max s", ".2f")]))
+    print(
+        common.table(
+            rows,
+            [
+                ("what", "from `streamlit run` to", "s"),
+                ("median", "median s", ".2f"),
+                ("min", "min s", ".2f"),
+                ("max", "max s", ".2f"),
+            ],
+        )
+    )
     print(f"load average after: {common.load_average():.1f}")
 
 

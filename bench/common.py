@@ -27,14 +27,79 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # ----------------------------------------------------------------------------------------------- data
-_SUBJECTS = ["The film", "This movie", "The sequel", "The new thriller", "Their latest comedy", "This drama",
-             "The animated feature", "The western", "The mystery", "The biopic", "This romance", "The war epic"]
-_ASPECTS = ["acting", "plot", "script", "soundtrack", "pacing", "camera work", "dialogue", "ending", "cast",
-            "score", "direction", "editing", "lead performance", "story", "humour", "set design", "final act"]
-_GOOD = ["brilliant", "superb", "wonderful", "moving", "gripping", "charming", "clever", "heartfelt", "funny",
-         "thrilling", "memorable", "inventive", "touching", "sharp", "gorgeous", "powerful", "warm", "smart"]
-_BAD = ["dull", "tedious", "awful", "clumsy", "boring", "predictable", "lifeless", "confusing", "bland",
-        "forgettable", "weak", "messy", "shallow", "flat", "sloppy", "dreary", "pointless", "hollow"]
+_SUBJECTS = [
+    "The film",
+    "This movie",
+    "The sequel",
+    "The new thriller",
+    "Their latest comedy",
+    "This drama",
+    "The animated feature",
+    "The western",
+    "The mystery",
+    "The biopic",
+    "This romance",
+    "The war epic",
+]
+_ASPECTS = [
+    "acting",
+    "plot",
+    "script",
+    "soundtrack",
+    "pacing",
+    "camera work",
+    "dialogue",
+    "ending",
+    "cast",
+    "score",
+    "direction",
+    "editing",
+    "lead performance",
+    "story",
+    "humour",
+    "set design",
+    "final act",
+]
+_GOOD = [
+    "brilliant",
+    "superb",
+    "wonderful",
+    "moving",
+    "gripping",
+    "charming",
+    "clever",
+    "heartfelt",
+    "funny",
+    "thrilling",
+    "memorable",
+    "inventive",
+    "touching",
+    "sharp",
+    "gorgeous",
+    "powerful",
+    "warm",
+    "smart",
+]
+_BAD = [
+    "dull",
+    "tedious",
+    "awful",
+    "clumsy",
+    "boring",
+    "predictable",
+    "lifeless",
+    "confusing",
+    "bland",
+    "forgettable",
+    "weak",
+    "messy",
+    "shallow",
+    "flat",
+    "sloppy",
+    "dreary",
+    "pointless",
+    "hollow",
+]
 _SOFT = ["really", "truly", "quite", "rather", "surprisingly", "consistently", "at times", "mostly"]
 _FILLER = [
     "I saw it on a rainy Sunday with two friends who had read the book.",
@@ -79,14 +144,43 @@ def review(rng: random.Random) -> tuple[str, int]:
 
 
 _OPENERS = ["a", "an", "this", "the film is a", "it is a", "the movie is an", "what a", "here is a"]
-_NOUNS = ["portrait", "comedy", "thriller", "drama", "story", "debut", "adaptation", "film", "romance", "mess",
-          "exercise in style", "character study", "piece of work", "sequel", "ride"]
-_TAILS = ["of a family in crisis", "about growing up in a small town", "with a cast that clearly enjoys itself",
-          "that never quite finds its feet", "for anyone who loved the book", "in the tradition of old hollywood",
-          "that runs out of ideas in the second hour", "whose ending stays with you", "set in a rainy city",
-          "from a director with a sharp eye", "about two brothers and a boat", "that borrows from better films",
-          "with dialogue that sounds lived in", "and its soundtrack", "even when the plot wobbles",
-          "though the middle act drags", "as the credits roll", "and the actors know it"]
+_NOUNS = [
+    "portrait",
+    "comedy",
+    "thriller",
+    "drama",
+    "story",
+    "debut",
+    "adaptation",
+    "film",
+    "romance",
+    "mess",
+    "exercise in style",
+    "character study",
+    "piece of work",
+    "sequel",
+    "ride",
+]
+_TAILS = [
+    "of a family in crisis",
+    "about growing up in a small town",
+    "with a cast that clearly enjoys itself",
+    "that never quite finds its feet",
+    "for anyone who loved the book",
+    "in the tradition of old hollywood",
+    "that runs out of ideas in the second hour",
+    "whose ending stays with you",
+    "set in a rainy city",
+    "from a director with a sharp eye",
+    "about two brothers and a boat",
+    "that borrows from better films",
+    "with dialogue that sounds lived in",
+    "and its soundtrack",
+    "even when the plot wobbles",
+    "though the middle act drags",
+    "as the credits roll",
+    "and the actors know it",
+]
 
 
 def short_sentence(rng: random.Random) -> tuple[str, int]:

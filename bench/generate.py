@@ -77,7 +77,9 @@ def bench_generation(work: Path, n_prompts: int, new_tokens: int, rounds: int) -
                             first = time.perf_counter() - t0
                     times["stream"] += time.perf_counter() - t0
                     ttft.append(first if first is not None else float("nan"))
-            assert texts["engine"] == texts["raw"], "engine and raw generate must give the same text for the same settings"
+            assert texts["engine"] == texts["raw"], (
+                "engine and raw generate must give the same text for the same settings"
+            )
             t0 = time.perf_counter()  # time to the first token of a raw call: prompt encoded above, one new token
             with torch.inference_mode():
                 model.generate(**enc, **{**kwargs, "max_new_tokens": 1})
@@ -134,14 +136,26 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     print(f"load average before: {common.load_average():.1f}")
     gen = bench_generation(work, opts.prompts, opts.new_tokens, opts.rounds)
-    print(f"\nGeneration, default tiny GPT-2, {opts.rounds} x {opts.prompts} prompts x up to {opts.new_tokens} new tokens"
-          " (fp32)")
-    print(common.table(gen, [("what", "path", "s"), ("tokens_per_s", "tokens/s", ".0f"),
-                             ("ratio", "× raw", ".3f"), ("first_ms", "first token ms (median)", ".1f")]))
+    print(
+        f"\nGeneration, default tiny GPT-2, {opts.rounds} x {opts.prompts} prompts x up to {opts.new_tokens} new tokens"
+        " (fp32)"
+    )
+    print(
+        common.table(
+            gen,
+            [
+                ("what", "path", "s"),
+                ("tokens_per_s", "tokens/s", ".0f"),
+                ("ratio", "× raw", ".3f"),
+                ("first_ms", "first token ms (median)", ".1f"),
+            ],
+        )
+    )
     pred = bench_predict(opts.texts)
     print(f"\nBatched classification, default MiniLM, {opts.texts} reviews")
-    print(common.table(pred, [("what", "path", "s"), ("per_s", "predictions/s", ".0f"),
-                              ("ratio", "× pipeline", ".2f")]))
+    print(
+        common.table(pred, [("what", "path", "s"), ("per_s", "predictions/s", ".0f"), ("ratio", "× pipeline", ".2f")])
+    )
     print(f"load average after: {common.load_average():.1f}")
 
 

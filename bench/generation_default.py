@@ -49,7 +49,12 @@ def run(name, model, tokenizer, train_texts, val_texts, seconds, block, lr, ctx)
 
     train = blocks(tokenizer, train_texts, block)
     val = blocks(tokenizer, val_texts, block)
-    val_chars = sum(len(t) + 1 for t in val_texts) * len(val) * block / max(1, sum(len(x) for x in tokenizer(val_texts)["input_ids"]))
+    val_chars = (
+        sum(len(t) + 1 for t in val_texts)
+        * len(val)
+        * block
+        / max(1, sum(len(x) for x in tokenizer(val_texts)["input_ids"]))
+    )
     params = sum(p.numel() for p in model.parameters())
     before = bits_per_char(model, val, val_chars, ctx)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
@@ -69,8 +74,14 @@ def run(name, model, tokenizer, train_texts, val_texts, seconds, block, lr, ctx)
         steps += 1
     elapsed = time.perf_counter() - start
     after = bits_per_char(model, val, val_chars, ctx)
-    return {"model": name, "params_M": params / 1e6, "steps": steps, "tokens_per_s": tokens / elapsed,
-            "bpc_before": before, "bpc_after": after}
+    return {
+        "model": name,
+        "params_M": params / 1e6,
+        "steps": steps,
+        "tokens_per_s": tokens / elapsed,
+        "bpc_before": before,
+        "bpc_after": after,
+    }
 
 
 def main() -> None:
@@ -98,17 +109,23 @@ def main() -> None:
     rows = []
     torch.manual_seed(0)
     gpt, gpt_tok = build_tiny_gpt2(train_texts, 128, 0)
-    rows.append(run("tiny GPT-2 (scratch, own BPE)", gpt, gpt_tok, train_texts, val_texts, args.seconds, 128, 1e-3, ctx))
+    rows.append(
+        run("tiny GPT-2 (scratch, own BPE)", gpt, gpt_tok, train_texts, val_texts, args.seconds, 128, 1e-3, ctx)
+    )
     tok = AutoTokenizer.from_pretrained(minilm_path())
     tok.eos_token = tok.sep_token
     dec = BertLMHeadModel.from_pretrained(minilm_path(), is_decoder=True)
     rows.append(run("MiniLM warm-started decoder", dec, tok, train_texts, val_texts, args.seconds, 128, 1e-4, ctx))
-    print(f"corpus {args.corpus}: {len(train_texts)} train / {len(val_texts)} held-out paragraphs; "
-          f"{args.seconds:g} s each; precision {precision}")
+    print(
+        f"corpus {args.corpus}: {len(train_texts)} train / {len(val_texts)} held-out paragraphs; "
+        f"{args.seconds:g} s each; precision {precision}"
+    )
     print(f"{'model':<32}{'params M':>10}{'steps':>8}{'tokens/s':>10}{'bpc before':>12}{'bpc after':>11}")
     for r in rows:
-        print(f"{r['model']:<32}{r['params_M']:>10.1f}{r['steps']:>8}{r['tokens_per_s']:>10.0f}"
-              f"{r['bpc_before']:>12.3f}{r['bpc_after']:>11.3f}")
+        print(
+            f"{r['model']:<32}{r['params_M']:>10.1f}{r['steps']:>8}{r['tokens_per_s']:>10.0f}"
+            f"{r['bpc_before']:>12.3f}{r['bpc_after']:>11.3f}"
+        )
 
 
 if __name__ == "__main__":

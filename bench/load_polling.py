@@ -208,11 +208,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: all cores)")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval in seconds for this process (default: leave it)")  # fmt: skip
-    parser.add_argument("--clients", choices=("panel", "fragment", "apptest"), default="panel",
-                        help="each session: the live panel's engine-side work, the live panel rerun in a Streamlit "
-                             "AppTest session (what a browser's timer reruns), or the whole Train page rerun")
-    parser.add_argument("--mode", choices=("process", "thread"), default="process",
-                        help="where training runs: a worker process (the app's default) or a thread of the server")
+    parser.add_argument(
+        "--clients",
+        choices=("panel", "fragment", "apptest"),
+        default="panel",
+        help="each session: the live panel's engine-side work, the live panel rerun in a Streamlit "
+        "AppTest session (what a browser's timer reruns), or the whole Train page rerun",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("process", "thread"),
+        default="process",
+        help="where training runs: a worker process (the app's default) or a thread of the server",
+    )
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)

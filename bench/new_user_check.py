@@ -27,20 +27,97 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GOOD = ["funny", "moving", "gripping", "charming", "clever", "heartfelt", "sharp", "beautiful", "tender",
-        "smart", "thrilling", "warm", "witty", "gorgeous", "honest", "confident", "haunting", "playful"]
-BAD = ["dull", "tedious", "clumsy", "predictable", "lifeless", "confusing", "bland", "forgettable", "shallow",
-       "sloppy", "dreary", "pointless", "hollow", "bloated", "cheap", "stiff", "muddled", "smug"]
-THINGS = ["the script", "the acting", "the plot", "its pacing", "the dialogue", "the ending", "the cast",
-          "the direction", "the score", "the humour", "the lead performance", "the final act", "the camera work",
-          "the characters", "the story", "the editing", "its first hour", "the romance"]
-OPENERS = ["", "", "", "frankly, ", "in the end, ", "for all its ambition, ", "by the halfway mark, ",
-           "as a whole, ", "despite a slow start, ", "on a second viewing, "]
-TAILS = ["", "", "", ", and that is saying something", " from start to finish", " more often than not",
-         " in a way few films manage", " for most of its running time", " even when it should not be"]
-NEUTRAL = ["it is set in a small coastal town", "the film runs just under two hours",
-           "it is based on a novel from the seventies", "the director's previous film was a documentary",
-           "most of it was shot in winter", "the story follows two brothers and their father"]
+GOOD = [
+    "funny",
+    "moving",
+    "gripping",
+    "charming",
+    "clever",
+    "heartfelt",
+    "sharp",
+    "beautiful",
+    "tender",
+    "smart",
+    "thrilling",
+    "warm",
+    "witty",
+    "gorgeous",
+    "honest",
+    "confident",
+    "haunting",
+    "playful",
+]
+BAD = [
+    "dull",
+    "tedious",
+    "clumsy",
+    "predictable",
+    "lifeless",
+    "confusing",
+    "bland",
+    "forgettable",
+    "shallow",
+    "sloppy",
+    "dreary",
+    "pointless",
+    "hollow",
+    "bloated",
+    "cheap",
+    "stiff",
+    "muddled",
+    "smug",
+]
+THINGS = [
+    "the script",
+    "the acting",
+    "the plot",
+    "its pacing",
+    "the dialogue",
+    "the ending",
+    "the cast",
+    "the direction",
+    "the score",
+    "the humour",
+    "the lead performance",
+    "the final act",
+    "the camera work",
+    "the characters",
+    "the story",
+    "the editing",
+    "its first hour",
+    "the romance",
+]
+OPENERS = [
+    "",
+    "",
+    "",
+    "frankly, ",
+    "in the end, ",
+    "for all its ambition, ",
+    "by the halfway mark, ",
+    "as a whole, ",
+    "despite a slow start, ",
+    "on a second viewing, ",
+]
+TAILS = [
+    "",
+    "",
+    "",
+    ", and that is saying something",
+    " from start to finish",
+    " more often than not",
+    " in a way few films manage",
+    " for most of its running time",
+    " even when it should not be",
+]
+NEUTRAL = [
+    "it is set in a small coastal town",
+    "the film runs just under two hours",
+    "it is based on a novel from the seventies",
+    "the director's previous film was a documentary",
+    "most of it was shot in winter",
+    "the story follows two brothers and their father",
+]
 
 
 def clause(rng: random.Random, positive: bool) -> str:
@@ -97,24 +174,50 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKBENCH_HOME": str(out / "workspace")}
     py = sys.executable
     t0 = time.perf_counter()
-    train = subprocess.run([py, "-m", "core", "train", "--data", str(out / "train.tsv"), "--test-path",
-                            str(out / "test.tsv"), "--epochs", "1", "--quiet"], cwd=ROOT, env=env,
-                           capture_output=True, text=True)
+    train = subprocess.run(
+        [
+            py,
+            "-m",
+            "core",
+            "train",
+            "--data",
+            str(out / "train.tsv"),
+            "--test-path",
+            str(out / "test.tsv"),
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     train_s = time.perf_counter() - t0
     if train.returncode != 0:
         print(train.stdout, train.stderr)
         raise SystemExit(1)
     summary = json.loads(train.stdout.strip().splitlines()[-1])
     t0 = time.perf_counter()
-    ev = subprocess.run([py, "-m", "core", "eval", summary["run"], "--split", "test"], cwd=ROOT, env=env,
-                        capture_output=True, text=True, check=True)
+    ev = subprocess.run(
+        [py, "-m", "core", "eval", summary["run"], "--split", "test"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     eval_s = time.perf_counter() - t0
     scores = json.loads(ev.stdout.strip().splitlines()[-1])
     print(f"data: {args.train} training sentences (headerless TSV), {args.test} test sentences, 4% label noise")
-    print(f"python -m core train ... --epochs 1   wall {train_s:6.1f} s   (training loop {summary['train_seconds']} s, "
-          f"{summary['samples_per_s']} samples/s)")
-    print(f"python -m core eval RUN --split test  wall {eval_s:6.1f} s   test accuracy {scores['accuracy']:.4f}  "
-          f"macro F1 {scores['f1']:.4f}  ({scores['rows']} rows)")
+    print(
+        f"python -m core train ... --epochs 1   wall {train_s:6.1f} s   (training loop {summary['train_seconds']} s, "
+        f"{summary['samples_per_s']} samples/s)"
+    )
+    print(
+        f"python -m core eval RUN --split test  wall {eval_s:6.1f} s   test accuracy {scores['accuracy']:.4f}  "
+        f"macro F1 {scores['f1']:.4f}  ({scores['rows']} rows)"
+    )
 
 
 if __name__ == "__main__":

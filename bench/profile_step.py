@@ -123,8 +123,17 @@ def thread_table(variant: str, texts, labels, steps: int) -> None:
     for r in rows + [total]:
         r["ratio"] = r["one"] / r["two"] if r["two"] else None
     print(f"{variant}: {len(timed)} steps of batch 16 per round, load {common.load_average():.1f}")
-    print(common.table(rows[:20] + [total], [("op", "op", "s"), ("one", "1 thread ms", ".2f"),
-                                               ("two", "2 threads ms", ".2f"), ("ratio", "speed-up", ".2f")]))
+    print(
+        common.table(
+            rows[:20] + [total],
+            [
+                ("op", "op", "s"),
+                ("one", "1 thread ms", ".2f"),
+                ("two", "2 threads ms", ".2f"),
+                ("ratio", "speed-up", ".2f"),
+            ],
+        )
+    )
 
 
 def main() -> None:
@@ -133,10 +142,18 @@ def main() -> None:
     p.add_argument("--variants", default="fp32,bf16,bf16_frozen_emb")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--trace", help="write a torch.profiler Chrome trace of a few steps of the first variant")
-    p.add_argument("--thread-table", action="store_true", help="instead: the first variant's time per op at 1 and "
-                   "at 2 threads (torch.profiler, two rounds each, the faster kept): which ops the second core speeds up")
-    p.add_argument("--cpu-time", action="store_true", help="count process CPU time instead of wall time (a fairer "
-                   "measure on a busy shared machine; use with --threads 1, where no thread spins)")
+    p.add_argument(
+        "--thread-table",
+        action="store_true",
+        help="instead: the first variant's time per op at 1 and "
+        "at 2 threads (torch.profiler, two rounds each, the faster kept): which ops the second core speeds up",
+    )
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="count process CPU time instead of wall time (a fairer "
+        "measure on a busy shared machine; use with --threads 1, where no thread spins)",
+    )
     opts = p.parse_args()
     global CLOCK
     if opts.cpu_time:
@@ -167,8 +184,17 @@ def main() -> None:
     for index in batches:
         for v in variants:
             model, opt, params, data, pad = built[v]
-            step(model, opt, params, data, index, pad, "fp32" if v.startswith("fp32") else "bf16", times[v],
-                 multiple=_multiple(v))
+            step(
+                model,
+                opt,
+                params,
+                data,
+                index,
+                pad,
+                "fp32" if v.startswith("fp32") else "bf16",
+                times[v],
+                multiple=_multiple(v),
+            )
             if "_trim" in v:  # the engine's trim between steps (every step here: the worst case), counted as optim
                 t0 = CLOCK()
                 trim_host_memory()
@@ -188,12 +214,13 @@ def main() -> None:
     for v in variants:
         t = times[v]
         total = sum(t.values())
-        rows_out.append({"variant": v, **{k: 1000 * x / n for k, x in t.items()}, "total": 1000 * total / n,
-                         "sps": 16 * n / total})
-    cols = [("variant", "variant", "s")] + [(k, f"{k} ms", ".1f") for k in
-                                            ("collate", "forward", "backward", "clip", "optim", "total")]
+        rows_out.append(
+            {"variant": v, **{k: 1000 * x / n for k, x in t.items()}, "total": 1000 * total / n, "sps": 16 * n / total}
+        )
+    cols = [("variant", "variant", "s")] + [
+        (k, f"{k} ms", ".1f") for k in ("collate", "forward", "backward", "clip", "optim", "total")
+    ]
     print(common.table(rows_out, cols + [("sps", "samples/s", ".1f")]))
-
 
 
 if __name__ == "__main__":

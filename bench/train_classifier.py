@@ -163,9 +163,14 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=3000, help="training sentences")
     parser.add_argument("--val", type=int, default=500, help="validation sentences")
     parser.add_argument("--only", default=",".join(DEFAULT), help="comma-separated configurations to run")
-    parser.add_argument("--rounds", type=int, default=1, help="run the configurations this many times, in turns "
-                        "(A B C A B C ...), and report each one's median run: the ratios then rest on more than one "
-                        "run of each side on a machine whose speed drifts")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the configurations this many times, in turns "
+        "(A B C A B C ...), and report each one's median run: the ratios then rest on more than one "
+        "run of each side on a machine whose speed drifts",
+    )
     parser.add_argument("--data", choices=["reviews", "short"], default="reviews", help="which texts (see above)")
     parser.add_argument("--baseline", default="trainer_fp32", choices=list(CONFIGS), help="ratios are against this")
     parser.add_argument("--engine-train", default="{}", help="JSON overrides of the engine's train settings")
@@ -195,8 +200,11 @@ def main() -> None:
         "train": json.loads(opts.engine_train),
         "model": json.loads(opts.engine_model),
     }
-    print(f"data ({opts.data}): {opts.train} train / {opts.val} validation texts, {sum(lengths) / len(lengths):.1f} tokens "
-          f"per review (max {max(lengths)}), {sum(lengths):,} real tokens per epoch", flush=True)
+    print(
+        f"data ({opts.data}): {opts.train} train / {opts.val} validation texts, {sum(lengths) / len(lengths):.1f} tokens "
+        f"per review (max {max(lengths)}), {sum(lengths):,} real tokens per epoch",
+        flush=True,
+    )
     peaks = {"fp32": common.matmul_peak("fp32"), "bf16": common.matmul_peak("bf16")}
     runs: dict[str, list[dict]] = {name: [] for name in opts.only.split(",")}
     for round_no in range(max(1, opts.rounds)):
@@ -206,8 +214,11 @@ def main() -> None:
             out.update(config=LABELS[name], load_before=load)
             out["gflops"] = flops / out["train_s"] / 1e9
             runs[name].append(out)
-            print(f"  round {round_no + 1} {name}: {out['samples_per_s']:.1f} samples/s, "
-                  f"acc {out['val_accuracy']:.4f}, load {load:.1f}", flush=True)
+            print(
+                f"  round {round_no + 1} {name}: {out['samples_per_s']:.1f} samples/s, "
+                f"acc {out['val_accuracy']:.4f}, load {load:.1f}",
+                flush=True,
+            )
     # Each configuration's median run by speed (the lower middle one for an even count).
     rows = [sorted(outs, key=lambda o: o["samples_per_s"])[(len(outs) - 1) // 2] for outs in runs.values()]
     # Peaks again after the runs: the best of both is the fairest ceiling on a shared machine.
@@ -220,8 +231,10 @@ def main() -> None:
         r["mfu_fp32"] = 100 * r["gflops"] * 1e9 / peaks["fp32"]
         r["mfu_bf16"] = 100 * r["gflops"] * 1e9 / peaks["bf16"]
     print()
-    print(f"matmul peak (best of before/after, {common.os.cpu_count()} cores): fp32 {peaks['fp32'] / 1e9:.0f} "
-          f"GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    print(
+        f"matmul peak (best of before/after, {common.os.cpu_count()} cores): fp32 {peaks['fp32'] / 1e9:.0f} "
+        f"GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s"
+    )
     print(common.table(rows, [
         ("config", "configuration", "s"),
         ("precision", "prec", "s"),

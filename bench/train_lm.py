@@ -158,7 +158,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-lm-"))
     train_txt = common.write_corpus(work / "train.txt", opts.docs, seed=1)
     val_txt = common.write_corpus(work / "validation.txt", max(opts.docs // 10, 50), seed=2)
-    args: dict[str, Any] = {"train_txt": str(train_txt), "val_txt": str(val_txt), "train": json.loads(opts.engine_train)}
+    args: dict[str, Any] = {
+        "train_txt": str(train_txt),
+        "val_txt": str(val_txt),
+        "train": json.loads(opts.engine_train),
+    }
     prepared = prepare_data(DataConfig(**_data_config(args)), "generation")
     model, tok = build_tiny_gpt2(prepared.train["text"].astype(str).tolist(), BLOCK, SEED)
     n_blocks = len(encode_blocks(tok, prepared.train["text"].astype(str).tolist(), BLOCK))
@@ -166,8 +170,11 @@ def main() -> None:
     flops = common.encoder_train_flops(model, [BLOCK] * n_blocks)
     lm_head = 6.0 * model.config.vocab_size * model.config.n_embd * BLOCK * n_blocks  # tied head: a real matmul
     flops += lm_head
-    print(f"data: {len(prepared.train)} documents -> {n_blocks} blocks of {BLOCK} tokens "
-          f"({n_blocks * BLOCK:,} tokens), vocab {len(tok)}", flush=True)
+    print(
+        f"data: {len(prepared.train)} documents -> {n_blocks} blocks of {BLOCK} tokens "
+        f"({n_blocks * BLOCK:,} tokens), vocab {len(tok)}",
+        flush=True,
+    )
     peaks = {"fp32": common.matmul_peak("fp32"), "bf16": common.matmul_peak("bf16")}
     rows = []
     for name in opts.only.split(","):

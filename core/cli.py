@@ -75,7 +75,9 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         try:
             from core.data import estimated_train_rows
 
-            rows = estimated_train_rows(DataConfig(**{k.split(".", 1)[1]: v for k, v in given.items() if k[:5] == "data."}))
+            rows = estimated_train_rows(
+                DataConfig(**{k.split(".", 1)[1]: v for k, v in given.items() if k[:5] == "data."})
+            )
         except (WorkbenchError, TypeError):
             rows = None  # a bad data setting is reported below, by the config's own validation
         raw["train"].update(

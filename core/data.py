@@ -1042,7 +1042,9 @@ def check_data(
             if formatted:  # prompt/response or chat: the lengths of prompts and responses, answers cut
                 from core import sft
 
-                findings += [Finding(*line) for line in sft.findings(frame, columns, max_length, tokenizer)] if valid else []
+                findings += (
+                    [Finding(*line) for line in sft.findings(frame, columns, max_length, tokenizer)] if valid else []
+                )
             else:
                 findings.append(_length_finding(lengths, truncated, max_length, tokenizer is not None, task))
             if len(lengths) < len(texts):
@@ -1166,7 +1168,9 @@ def _duplicate_findings(texts: pd.Series, pairs: pd.Series | None, labels: pd.Se
         if len(conflicting):
             example = str(conflicting.index[0]).split("\x1f")[0][:60]
             findings.append(
-                _finding("warning", "check.title.conflicts", "check.conflicts.some", n=len(conflicting), example=example)
+                _finding(
+                    "warning", "check.title.conflicts", "check.conflicts.some", n=len(conflicting), example=example
+                )
             )
     return findings
 

@@ -269,7 +269,6 @@ class ProcessJob(_Job):
                 self.run.set_status(RunStatus.FAILED, message=_ended_early(code, self.run.dir / "worker.log"))
         self.result = result_from_disk(self.run)
 
-
     def is_alive(self) -> bool:
         # A worker that has written its final state is done for everyone, though its process may take a moment
         # more to exit: the next Start must not be told that this run is still training.

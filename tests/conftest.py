@@ -14,7 +14,26 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "charming"]
 NEGATIVE = ["awful", "terrible", "boring", "dull", "bad", "tedious", "clumsy", "painful"]
-FILLER = ["the", "movie", "was", "really", "quite", "a", "film", "with", "actors", "and", "a", "plot", "that", "i", "saw", "on", "sunday", "evening"]
+FILLER = [
+    "the",
+    "movie",
+    "was",
+    "really",
+    "quite",
+    "a",
+    "film",
+    "with",
+    "actors",
+    "and",
+    "a",
+    "plot",
+    "that",
+    "i",
+    "saw",
+    "on",
+    "sunday",
+    "evening",
+]
 
 
 def toy_sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -60,8 +79,14 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tok = AutoTokenizer.from_pretrained(minilm_dir)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -83,12 +108,23 @@ def tiny_run_config(data_path: Path, model_dir: Path | str, **train):
     """A RunConfig that trains the tiny BERT on ``data_path`` for a few steps."""
     from core.config import RunConfig
 
-    settings = {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "max_length": 32, "log_every": 1,
-                "precision": "fp32", "seed": 0}
+    settings = {
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "max_length": 32,
+        "log_every": 1,
+        "precision": "fp32",
+        "seed": 0,
+    }
     settings.update(train)
-    return RunConfig.from_dict({"data": {"train_path": str(data_path)},
-                                "model": {"source": str(model_dir), "task": "classification"},
-                                "train": settings})
+    return RunConfig.from_dict(
+        {
+            "data": {"train_path": str(data_path)},
+            "model": {"source": str(model_dir), "task": "classification"},
+            "train": settings,
+        }
+    )
 
 
 def wait_for(predicate, what: str, timeout: float = 300.0, every: float = 0.05):

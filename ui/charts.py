@@ -118,7 +118,9 @@ def _categories(fig: go.Figure, *, x: bool = False, y: bool = False) -> go.Figur
 
 def class_balance(counts: dict[str, int], *, lang: str | None = None) -> go.Figure:
     # Class names come from the data: escaped, so a label holding <a href=...> is shown, not followed.
-    fig = go.Figure(go.Bar(x=plot_texts(counts), y=list(counts.values()), text=list(counts.values()), textposition="auto"))
+    fig = go.Figure(
+        go.Bar(x=plot_texts(counts), y=list(counts.values()), text=list(counts.values()), textposition="auto")
+    )
     title, x, y = _t("chart.balance.title", lang), _t("chart.class", lang), _t("chart.rows", lang)
     return _categories(_layout(fig, title, x, y, height=300), x=True)
 

@@ -69,7 +69,9 @@ def live_panel(run_id: str) -> None:
         head = start_record(records)
         st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
         if status.get("message"):
-            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(md(hide_paths(status_message(status))))
+            (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(
+                md(hide_paths(status_message(status)))
+            )
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
         st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
         latest = status.get("latest_eval") or {}
@@ -135,7 +137,9 @@ def _controls(run, state: str, evals) -> None:
         job, created = registry().resume(run.id)
         select_run(job.run_id)
         if not created:
-            st.session_state[keys.FLASH] = f"Another run is training on this device ({md_code(job.run_id)}); wait or stop it."
+            st.session_state[keys.FLASH] = (
+                f"Another run is training on this device ({md_code(job.run_id)}); wait or stop it."
+            )
         st.rerun()
 
 

@@ -47,4 +47,6 @@ def pick_finished_run(label: str = "Run", key: str = "pick_run", task: str | Non
 
 def unknown_run_warning(run_id: str, what: str = "run") -> None:
     """Say that the URL names no such run (as text: anyone can write a URL); nothing is opened in its place."""
-    st.warning(f"There is no {md(what)} named '{md(run_id, max_chars=120)}' (deleted, or a wrong link). Choose one below.")
+    st.warning(
+        f"There is no {md(what)} named '{md(run_id, max_chars=120)}' (deleted, or a wrong link). Choose one below."
+    )

@@ -77,7 +77,9 @@ def classify(run, bundle, base: bool) -> None:
     names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
     decided = labels_for(probs, names, bundle.decision)  # a saved threshold (Evaluate) answers, or "unsure"
     if as_decision(bundle.decision) is not None:
-        st.caption(f"Answers use the decision threshold saved on Evaluate ({as_decision(bundle.decision).threshold:.2f}).")
+        st.caption(
+            f"Answers use the decision threshold saved on Evaluate ({as_decision(bundle.decision).threshold:.2f})."
+        )
     st.dataframe(
         {
             "text": texts,

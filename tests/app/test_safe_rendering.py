@@ -37,7 +37,16 @@ METRIC_KEYWORDS = {"value", "delta"}
 NO_POSITIONAL = {"progress", "page_link"}
 NOT_STREAMLIT = {"log", "logger", "logging", "fh", "sys"}
 # finding_markdown (ui.i18n) escapes a finding's data-borne parameters with md before filling the catalog text.
-SAFE_HELPERS = {"md", "md_block", "md_code", "plot_text", "plot_texts", "html_text", "hide_paths_md", "finding_markdown"}
+SAFE_HELPERS = {
+    "md",
+    "md_block",
+    "md_code",
+    "plot_text",
+    "plot_texts",
+    "html_text",
+    "hide_paths_md",
+    "finding_markdown",
+}
 # Builders of HTML for unsafe_allow_html, each passing every outside string through ui.safe.html_text.
 HTML_BUILDERS = {"highlighted"}
 # Calls returning text built from numbers and the program's own words only.

@@ -127,7 +127,9 @@ def test_method_brings_its_defaults_except_into_fields_the_user_changed(workspac
     rows = int(240 * 0.8)
     full = recommended_train_settings("classification", "default", rows, method="full", params=22_713_216)
     lora = recommended_train_settings("classification", "default", rows, method="lora", params=22_713_216)
-    assert lr == full["learning_rate"] and epochs == full["epochs"] and lora["learning_rate"] >= 10 * full["learning_rate"]
+    assert (
+        lr == full["learning_rate"] and epochs == full["epochs"] and lora["learning_rate"] >= 10 * full["learning_rate"]
+    )
     widget(at.number_input, "Batch size").set_value(8)  # the user's own choice
     at.run()
     at.radio(key="method_classification").set_value("lora")
@@ -142,6 +144,7 @@ def test_method_brings_its_defaults_except_into_fields_the_user_changed(workspac
     at.radio(key="method_classification").set_value("freeze")
     at.run()
     assert widget(at.number_input, "Learning rate").value == 3e-4
-    assert widget(at.number_input, "Epochs").value == recommended_train_settings(
-        "classification", "default", rows, method="freeze", params=22_713_216
-    )["epochs"]
+    assert (
+        widget(at.number_input, "Epochs").value
+        == recommended_train_settings("classification", "default", rows, method="freeze", params=22_713_216)["epochs"]
+    )

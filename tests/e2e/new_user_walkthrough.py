@@ -95,8 +95,9 @@ def main() -> int:
     for i, what in enumerate(clicks, 1):
         print(f"  {i}. {what}")
     print(f"predictions: {predictions}")
-    print(f"time from the first click to the prediction: {t_done - t0:.0f} s "
-          f"(training {t_trained - t_start:.0f} s of it)")
+    print(
+        f"time from the first click to the prediction: {t_done - t0:.0f} s (training {t_trained - t_start:.0f} s of it)"
+    )
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
     print("screenshots:")
     for path in shots:

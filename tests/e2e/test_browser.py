@@ -16,6 +16,7 @@ from tests.e2e.conftest import SCREENSHOTS, wait_ready
 
 pytestmark = pytest.mark.e2e
 
+
 def shot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

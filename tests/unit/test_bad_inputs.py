@@ -102,22 +102,51 @@ UNREADABLE = [
     ("xlsx_renamed_csv", "sheet.csv", b"PK\x03\x04" + b"\x00" * 200, ("excel",), ("save as",)),
     ("pdf_renamed_csv", "paper.csv", b"%PDF-1.7\n" + b"x" * 100, ("pdf",), ("copy the text",)),
     ("unknown_extension", "notes.docx", "text,label\na,b\n", ("extension", ".docx"), ("use csv",)),
-    ("ragged_rows", "ragged.csv", "text,label\ngood film,pos\nbad, awful film,neg\nok film,pos\n",
-     ("line 3", "3 fields"), ("double quotes",)),
-    ("unclosed_quote", "quote.csv", 'text,label\n"good film,pos\nbad film,neg\n', ("quote", "never closed"),
-     ("close the quote",)),
-    ("duplicate_column_names", "dup.csv", "text,text,label\na b c,d e f,pos\ng h i,j k l,neg\n",
-     ("more than one column", "'text'"), ("rename",)),
-    ("json_not_records_string", "data.json", '"just one string"', ("a string", "not a list of records"),
-     ("expected",)),
+    (
+        "ragged_rows",
+        "ragged.csv",
+        "text,label\ngood film,pos\nbad, awful film,neg\nok film,pos\n",
+        ("line 3", "3 fields"),
+        ("double quotes",),
+    ),
+    (
+        "unclosed_quote",
+        "quote.csv",
+        'text,label\n"good film,pos\nbad film,neg\n',
+        ("quote", "never closed"),
+        ("close the quote",),
+    ),
+    (
+        "duplicate_column_names",
+        "dup.csv",
+        "text,text,label\na b c,d e f,pos\ng h i,j k l,neg\n",
+        ("more than one column", "'text'"),
+        ("rename",),
+    ),
+    ("json_not_records_string", "data.json", '"just one string"', ("a string", "not a list of records"), ("expected",)),
     ("json_list_of_numbers", "numbers.json", "[1, 2, 3]", ("item 1", "a number"), ("every item must",)),
-    ("json_syntax_error", "broken.json", '[{"text": "a", "label": "b"},, ]', ("not valid json", "line 1"),
-     ("fix the file",)),
-    ("jsonl_one_bad_line", "rows.jsonl",
-     '{"text": "good film", "label": "pos"}\n{"text": "bad film", "label": "neg"}\n{"text": "oops", label: neg}\n'
-     '{"text": "fine film", "label": "pos"}\n', ("line 3", "not valid json"), ("fix or delete",)),
-    ("jsonl_line_not_object", "rows2.jsonl", '{"text": "a film", "label": "pos"}\n["a", "list"]\n',
-     ("line 2", "a list"), ("each line must",)),
+    (
+        "json_syntax_error",
+        "broken.json",
+        '[{"text": "a", "label": "b"},, ]',
+        ("not valid json", "line 1"),
+        ("fix the file",),
+    ),
+    (
+        "jsonl_one_bad_line",
+        "rows.jsonl",
+        '{"text": "good film", "label": "pos"}\n{"text": "bad film", "label": "neg"}\n{"text": "oops", label: neg}\n'
+        '{"text": "fine film", "label": "pos"}\n',
+        ("line 3", "not valid json"),
+        ("fix or delete",),
+    ),
+    (
+        "jsonl_line_not_object",
+        "rows2.jsonl",
+        '{"text": "a film", "label": "pos"}\n["a", "list"]\n',
+        ("line 2", "a list"),
+        ("each line must",),
+    ),
     ("parquet_not_parquet", "fake.parquet", "text,label\na,b\n", ("parquet",), ("save it again",)),
     ("missing_file", None, None, ("no file",), ("check the path", "upload")),
 ]
@@ -325,8 +354,15 @@ def test_unknown_setting_name_is_named():
     told(str(err.value), ("learnin_rate",), ("known:",))
 
 
-@pytest.mark.parametrize(("section", "field", "value"), [("train", "batch_size", "16"), ("train", "learning_rate", True),
-                                                       ("train", "epochs", [1]), ("model", "lora_targets", "query")])
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("train", "batch_size", "16"),
+        ("train", "learning_rate", True),
+        ("train", "epochs", [1]),
+        ("model", "lora_targets", "query"),
+    ],
+)
 def test_wrong_type_in_a_hand_edited_config_names_the_field(section, field, value):
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict({section: {field: value}})

@@ -58,7 +58,9 @@ def trained(ws, toy, tiny_bert_dir) -> dict:
     """A classification run trained through the command line; returns its JSON summary and printed output."""
     # A fixed thread count: with 0 the engine times 1 and 2 threads and keeps the faster, and under other load it
     # may keep the other one, which changes float rounding (the loss then repeats to ~1e-8, not to the bit).
-    code, out, err = cli(*tiny_train_args(ws, toy, tiny_bert_dir, "--epochs", 5, "--name", "cli run", "--num-threads", 1))
+    code, out, err = cli(
+        *tiny_train_args(ws, toy, tiny_bert_dir, "--epochs", 5, "--name", "cli run", "--num-threads", 1)
+    )
     assert code == 0, err
     return {"summary": last_json(out), "out": out}
 

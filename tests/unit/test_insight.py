@@ -209,7 +209,9 @@ def test_learning_curve_subsets_are_nested_and_share_one_validation_set(tmp_path
 
 
 @pytest.mark.slow
-def test_learning_curve_cli_trains_each_share_through_the_search(workspace, toy_csv, tiny_bert_dir, capsys, monkeypatch):
+def test_learning_curve_cli_trains_each_share_through_the_search(
+    workspace, toy_csv, tiny_bert_dir, capsys, monkeypatch
+):
     monkeypatch.setenv("WORKBENCH_JOB_MODE", "thread")
     code = main(
         ["--workspace", str(workspace), "learning-curve", "--fractions", "0.25,1", "--data", str(toy_csv),

@@ -105,7 +105,9 @@ def train_watched(registry: JobRegistry, config: RunConfig, readers: int, interv
         # Half-way through, training waits until every reader has seen new lines arrive: that the readers saw the
         # run while it trained is then a fact of the test, not of how a busy machine scheduled the threads.
         if event == "step" and info["step"] == config.train.max_steps // 2 and info["micro"] == 0:
-            wait_for(lambda: len(pollers) == readers and all(p.polls_with_news for p in pollers), "readers to see lines")
+            wait_for(
+                lambda: len(pollers) == readers and all(p.polls_with_news for p in pollers), "readers to see lines"
+            )
 
     job, created = registry.start(config, hook=hold)
     assert created

@@ -245,7 +245,9 @@ def test_on_a_gpu_a_nan_still_fails_the_run_before_a_checkpoint_keeps_it(workspa
                 seen["bundle"].model.classifier.weight.fill_(float("nan"))
 
     # eval_every 10: no evaluation (which reads the deferred losses too) before the log at step 6.
-    config = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=10, log_every=3, save_every=2, eval_every=10, num_threads=1)
+    config = tiny_run_config(
+        toy_csv, tiny_bert_dir, max_steps=10, log_every=3, save_every=2, eval_every=10, num_threads=1
+    )
     run = RunStore(workspace / "runs").create(config)
     result = train(config, run, hook=poison)
     assert result.state == "failed" and "NaN" in result.message and "by step 6" in result.message
