@@ -120,3 +120,13 @@ def page(server):
         yield tab
         context.close()
         browser.close()
+
+
+def choose_local_model(page, folder) -> None:
+    """On the Train page: pick "Another model" and give it a local model folder (the tests' tiny models)."""
+    page.get_by_text("Another model (Hugging Face id or local folder)").click()
+    wait_ready(page)
+    source = page.get_by_role("textbox", name="Hugging Face id or local folder", exact=True)
+    source.fill(str(folder))
+    source.press("Enter")
+    wait_ready(page)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import toy_sentiment_rows
-from tests.e2e.conftest import SCREENSHOTS, wait_ready
+from tests.e2e.conftest import SCREENSHOTS, choose_local_model, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -91,12 +91,7 @@ def test_upload_train_watch_reload_stop_predict(server, page, tmp_path, tiny_ber
     page.get_by_role("button", name="Train with this dataset").click()
     wait_ready(page)
     page.get_by_role("heading", name="Model").wait_for()
-    page.get_by_text("Another model (Hugging Face id or local folder)").click()
-    wait_ready(page)
-    source = page.get_by_role("textbox", name="Hugging Face id or local folder", exact=True)
-    source.fill(str(tiny_bert_dir))
-    source.press("Enter")
-    wait_ready(page)
+    choose_local_model(page, tiny_bert_dir)
     page.get_by_text("M parameters, 2 layers").wait_for()
     page.get_by_text("Advanced settings").click()
     set_number(page, "Max steps", 100_000)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.e2e.conftest import wait_ready
+from tests.e2e.conftest import choose_local_model, wait_ready
 from tests.e2e.test_browser import set_number, shot
 
 pytestmark = pytest.mark.e2e
@@ -66,12 +66,7 @@ def test_upload_prompt_response_train_and_get_only_the_answer(server, page, tmp_
     # Train: the tiny GPT-2 folder, 60 steps on one thread.
     page.get_by_role("button", name="Train with this dataset").click()
     wait_ready(page)
-    page.get_by_text("Another model (Hugging Face id or local folder)").click()
-    wait_ready(page)
-    source = page.get_by_role("textbox", name="Hugging Face id or local folder", exact=True)
-    source.fill(str(tiny_gpt2_dir))
-    source.press("Enter")
-    wait_ready(page)
+    choose_local_model(page, tiny_gpt2_dir)
     page.get_by_text("2 layers").first.wait_for()
     page.get_by_text("Advanced settings").click()
     set_number(page, "Max steps", 60)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.data import read_table
-from tests.e2e.conftest import CHROMIUM, launch_chromium, wait_ready
+from tests.e2e.conftest import CHROMIUM, choose_local_model, launch_chromium, wait_ready
 from tests.e2e.test_browser import shot
 
 pytestmark = pytest.mark.e2e
@@ -73,12 +73,7 @@ def test_chinese_browser_from_a_gbk_upload_to_a_prediction(server, page_zh, tmp_
     page.get_by_role("button", name="Train with this dataset").click()
     wait_ready(page)
     page.get_by_text("适合中文的模型：").first.wait_for()
-    page.get_by_text("Another model (Hugging Face id or local folder)").click()
-    wait_ready(page)
-    source = page.get_by_role("textbox", name="Hugging Face id or local folder", exact=True)
-    source.fill(str(tiny_bert_dir))
-    source.press("Enter")
-    wait_ready(page)
+    choose_local_model(page, tiny_bert_dir)
     page.get_by_text("Advanced settings").click()
     for label, value in (("Max steps", 20), ("Num threads", 1)):
         field = page.get_by_role("spinbutton", name=label, exact=True)

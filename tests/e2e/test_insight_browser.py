@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import toy_sentiment_rows
-from tests.e2e.conftest import wait_ready
+from tests.e2e.conftest import choose_local_model, wait_ready
 from tests.e2e.test_browser import set_number, shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -57,12 +57,7 @@ def test_label_errors_then_a_live_run_with_probes(server, page, tiny_bert_dir):
     page.get_by_role("button", name="Train with the new version").click()
     wait_ready(page)
     page.get_by_role("heading", name="Model").wait_for()
-    page.get_by_text("Another model (Hugging Face id or local folder)").click()
-    wait_ready(page)
-    source = page.get_by_role("textbox", name="Hugging Face id or local folder", exact=True)
-    source.fill(str(tiny_bert_dir))
-    source.press("Enter")
-    wait_ready(page)
+    choose_local_model(page, tiny_bert_dir)
     page.get_by_text("M parameters, 2 layers").wait_for()
     page.get_by_text("Advanced settings").click()
     set_number(page, "Max steps", 120)
