@@ -1,4 +1,4 @@
-"""The translation layer: one catalog file per language (locales/en.json, locales/zh.json) and ``t(key, **params)``.
+"""The translation layer: ``t(key, **params)`` over one catalog per language (locales/en.json + locales/en/*.json).
 
 Why plain JSON catalogs rather than gettext + Babel: messages are looked up by stable keys such as
 ``check.rows.few``, and the engine stores those keys with their parameters in status.json, so a message written by
@@ -25,11 +25,23 @@ LANGUAGES = {"en": "English", "zh": "简体中文"}
 DEFAULT = "en"
 
 
+def catalog_files(lang: str) -> list[Path]:
+    """The files of one language's catalog: ``locales/<lang>.json``, then ``locales/<lang>/*.json`` by name.
+
+    One file per area of the app (``locales/zh/train.json``...) keeps each file short and lets two people add
+    messages for different pages without touching the same lines. A key may live in only one of them (a test checks).
+    """
+    main = LOCALES / f"{lang}.json"
+    return [*([main] if main.is_file() else []), *sorted((LOCALES / lang).glob("*.json"))]
+
+
 @cache
 def catalog(lang: str) -> dict[str, Any]:
-    """The messages of one language (a flat key -> text or {"one", "other"} mapping)."""
-    path = LOCALES / f"{lang}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """The messages of one language (a flat key -> text or {"one", "other"} mapping), merged from its files."""
+    merged: dict[str, Any] = {}
+    for path in catalog_files(lang):
+        merged.update(json.loads(path.read_text(encoding="utf-8")))
+    return merged
 
 
 def normalize(code: str | None) -> str | None:

@@ -67,6 +67,15 @@ def test_the_catalogs_hold_the_same_keys_and_no_unused_ones():
     assert not unused, f"catalog keys no code uses: {sorted(unused)}"
 
 
+def test_no_key_is_in_two_files_of_one_catalog():
+    for lang in i18n.LANGUAGES:
+        seen: dict[str, str] = {}
+        for path in i18n.catalog_files(lang):
+            for key in json.loads(path.read_text(encoding="utf-8")):
+                assert key not in seen, f"{key} is in both {seen[key]} and {path.name}"
+                seen[key] = path.name
+
+
 @pytest.mark.parametrize("key", sorted(EN))
 def test_each_translation_fills_the_same_fields(key):
     assert fields(ZH[key]) == fields(EN[key]), key
