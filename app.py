@@ -33,7 +33,14 @@ def _running_job() -> None:
 def _running_job_body() -> None:
     from ui.state import active_runs, interrupted_runs
 
-    runs = active_runs()
+    # Everything goes into one fresh container that replaces the last one whole: written element by element,
+    # a finished run's progress bar and button stayed on screen (shown as stale) under the new "No training
+    # running." until the page's script ended, seconds on a busy page.
+    with st.empty().container():
+        _running_job_lines(active_runs(), interrupted_runs())
+
+
+def _running_job_lines(runs: list, interrupted: list) -> None:
     if not runs:
         st.caption(t("sidebar.none"))
     for run in runs:
@@ -44,9 +51,9 @@ def _running_job_body() -> None:
         st.progress(min(step / total, 1.0) if total else 0.0, text=progress)
         if st.button(t("common.open_live"), key=f"sidebar_open_{run.id}"):
             st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
-    for run in interrupted_runs():  # its process is gone: said at once, not after a restart
-        st.markdown(f"**Interrupted:** {md_code(run.id)}")
-        if st.button("Resume or delete it", key=f"sidebar_cut_{run.id}"):
+    for run in interrupted:  # its process is gone: said at once, not after a restart
+        st.markdown(t("sidebar.interrupted", run=md_code(run.id)))
+        if st.button(t("sidebar.resume"), key=f"sidebar_cut_{run.id}"):
             st.switch_page(nav.RUNS.path, query_params={"run": run.id})
 
 
