@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import nav
+from ui import keys, nav
 from ui.guard import guarded
 from ui.i18n import language_switch, page_title, t
 from ui.safe import md, md_code
@@ -33,14 +33,17 @@ def _running_job() -> None:
 def _running_job_body() -> None:
     from ui.state import active_runs, interrupted_runs
 
-    # Everything goes into one fresh container that replaces the last one whole: written element by element,
-    # a finished run's progress bar and button stayed on screen (shown as stale) under the new "No training
-    # running." until the page's script ended, seconds on a busy page.
-    with st.empty().container():
-        _running_job_lines(active_runs(), interrupted_runs())
+    written = _running_job_lines(active_runs(), interrupted_runs())
+    # Overwrite every place the last pass used. Elements a pass no longer writes are only removed when the whole
+    # script run ends, so a finished run's progress bar and button stayed on screen (greyed) under the new
+    # "No training running." for as long as the page took: seconds on a busy Train page. Empties replace them at once.
+    for _ in range(st.session_state.get(keys.SIDEBAR_LINES, 0) - written):
+        st.empty()
+    st.session_state[keys.SIDEBAR_LINES] = written
 
 
-def _running_job_lines(runs: list, interrupted: list) -> None:
+def _running_job_lines(runs: list, interrupted: list) -> int:
+    """Write the lines; return how many elements they took."""
     if not runs:
         st.caption(t("sidebar.none"))
     for run in runs:
@@ -55,6 +58,7 @@ def _running_job_lines(runs: list, interrupted: list) -> None:
         st.markdown(t("sidebar.interrupted", run=md_code(run.id)))
         if st.button(t("sidebar.resume"), key=f"sidebar_cut_{run.id}"):
             st.switch_page(nav.RUNS.path, query_params={"run": run.id})
+    return (0 if runs else 1) + 3 * len(runs) + 2 * len(interrupted)
 
 
 def run() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 FLASH = "flash"  # a warning the Train page shows once, after the rerun that follows Start or Resume
 TUNE_FLASH = "tune_flash"  # the same on the Tune page
 TRAIN_DATASET = "train_dataset"  # the dataset the Train page opens with (set by Home's sample and the Data page)
+SIDEBAR_LINES = "sidebar_lines"  # how many elements the sidebar's running-job fragment wrote last time
 SHOW_FORM = "show_form"  # the Train page's "Set up a new run" toggle (Home folds it when it opens the page)
 SAVED_DATASET = "saved_dataset"  # the dataset the Data page just saved, to offer "Train on it"
 CONFIRM_DELETE = "confirm_delete"  # the run id the Runs page asks to confirm deleting

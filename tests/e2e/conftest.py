@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -46,7 +47,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workspace: Path, log: Path, timeout: float = 60.0, script: str = "app.py") -> Server:
+def start_server(workspace: Path, log: Path, timeout: float = 240.0, script: str = "app.py") -> Server:
     """`streamlit run app.py` on a free port, with its own workspace (``script="serve.py"``: as start.sh runs it,
     with the security headers)."""
     port = free_port()
@@ -87,11 +88,51 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def wait_ready(page, timeout: float = 60_000) -> None:
-    """Wait until the script run triggered by the last action has finished (then the page is complete)."""
-    # A click starts a rerun a moment later; give it that moment so we do not read the previous run's page.
-    page.wait_for_timeout(300)
+# How long a browser wait may take before it counts as a hang. Every wait is on a condition, so a generous
+# backstop costs nothing when things work, and a 2-core machine under load can be many times slower than a quiet one.
+BACKSTOP_MS = 300_000
+# Counts the script runs the page has finished (the app's script state going back to "notRunning"), so a wait
+# after a click knows whether the rerun it caused has finished, however late that rerun started.
+COUNT_RUNS = """
+window.__stRunsDone = 0;
+new MutationObserver(records => {
+  for (const r of records) {
+    if (r.oldValue !== "notRunning" && r.target.getAttribute("data-test-script-state") === "notRunning") {
+      window.__stRunsDone += 1;
+    }
+  }
+}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                      attributeFilter: ["data-test-script-state"]});
+"""
+STARTED_OR_DONE = """seen => window.__stRunsDone > seen ||
+  document.querySelector("[data-testid='stApp']")?.getAttribute("data-test-script-state") !== "notRunning" """
+DONE = f"""seen => window.__stRunsDone > seen && document.querySelector("{READY}") !== null"""
+
+
+def new_tab(browser, **context_options):
+    """A page in a fresh context: the tests' viewport, the backstop timeout and the script-run counter."""
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 1000}, **context_options})
+    context.set_default_timeout(BACKSTOP_MS)
+    context.add_init_script(COUNT_RUNS)
+    return context.new_page()
+
+
+def wait_ready(page, timeout: float = BACKSTOP_MS, start_within: float = 3_000) -> None:
+    """Wait until the script run caused by the last action has finished (then the page is complete).
+
+    The run is told apart from the one before by the page's own count of finished runs, not by a fixed pause.
+    An action that starts no run (a page that was already complete) is known by no run starting within
+    ``start_within`` ms: a rerun shows as started in the browser the moment the widget changes.
+    """
+    seen = page.evaluate("window.__stSeen || 0")
+    try:
+        page.wait_for_function(STARTED_OR_DONE, arg=seen, timeout=start_within)
+    except PlaywrightTimeout:
+        pass  # nothing started: the page is as complete as it will get
+    else:
+        page.wait_for_function(DONE, arg=seen, timeout=timeout)
     page.wait_for_selector(READY, timeout=timeout)
+    page.evaluate("window.__stSeen = window.__stRunsDone")
 
 
 @pytest.fixture
@@ -114,11 +155,9 @@ def page(server):
 
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(60_000)
-        tab = context.new_page()
+        tab = new_tab(browser)
         yield tab
-        context.close()
+        tab.context.close()
         browser.close()
 
 

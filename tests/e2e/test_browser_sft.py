@@ -76,7 +76,7 @@ def test_upload_prompt_response_train_and_get_only_the_answer(server, page, tmp_
     wait_ready(page)
     page.get_by_role("button", name="Start training").click()
     wait_ready(page)
-    page.locator("h3").filter(has_text="finished").wait_for(timeout=240_000)
+    page.locator("h3").filter(has_text="finished").wait_for()
     shot(page, "sft-2-trained")
     (run_dir,) = list((server.workspace / "runs").iterdir())
     meta = json.loads((run_dir / "model" / "workbench.json").read_text())

@@ -80,7 +80,7 @@ def hostile_server(hostile_workspace, tmp_path):
 
 @pytest.fixture
 def browser_page(hostile_server):
-    from tests.e2e.conftest import CHROMIUM, launch_chromium
+    from tests.e2e.conftest import CHROMIUM, launch_chromium, new_tab
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"BROWSER TEST NOT RUN: no Chromium at {CHROMIUM}.")
@@ -88,11 +88,9 @@ def browser_page(hostile_server):
 
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(90_000)
-        tab = context.new_page()
+        tab = new_tab(browser)
         yield tab
-        context.close()
+        tab.context.close()
         browser.close()
 
 

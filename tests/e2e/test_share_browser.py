@@ -59,7 +59,7 @@ def test_whole_file_prediction_and_report_download(server, page, tmp_path, tiny_
     # The Runs page hands out the one-page report.
     page.goto(f"{server.url}/runs?run={run.id}")
     wait_ready(page)
-    with page.expect_download(timeout=120_000) as download:
+    with page.expect_download() as download:
         page.get_by_role("button", name="Download the report (HTML)").click()
     report = Path(download.value.path()).read_text(encoding="utf-8")
     assert report.startswith("<!DOCTYPE html>") and "Confusion matrix" in report and run.id in report

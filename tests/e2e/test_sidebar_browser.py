@@ -59,7 +59,7 @@ def test_a_finished_run_leaves_no_stale_progress_in_the_sidebar(server, page, ow
 
     page.evaluate(WATCH, [SIDEBAR, "No training running."])
     run.set_status(RunStatus.FINISHED, step=120, total_steps=120)
-    page.wait_for_function("window.sidebarSeen !== undefined", timeout=180_000)
+    page.wait_for_function("window.sidebarSeen !== undefined")
     seen = page.evaluate("window.sidebarSeen")
 
     assert "No training running." in seen[-1], seen[-1]
