@@ -7,31 +7,53 @@ from pathlib import Path
 import streamlit as st
 
 from ui import charts, keys, nav
+from ui.forms import translated_options
 from ui.guard import guarded
+from ui.i18n import language, t
 from ui.label_review import label_review_section
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
 from ui.uploads import stage
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+# Literal keys (the catalog test finds them in the code); the values widgets return stay English, so session
+# state, the URL and the engine see the same value in every language.
 TASK_HELP = {
-    "classification": "Sort texts into categories (e.g. positive / negative).",
-    "regression": "Predict a number for each text (e.g. a 1-5 rating).",
-    "generation": "Learn to write text like yours (continue a prompt, answer like the examples).",
+    "classification": "datapage.task.classification",
+    "regression": "datapage.task.regression",
+    "generation": "datapage.task.generation",
 }
+SOURCES = {
+    "Upload a file": "datapage.source.upload",
+    "Use a bundled sample": "datapage.source.sample",
+    "A public dataset (by name)": "datapage.source.public",
+}
+# The bundled sample offered first, by the reader's language.
+DEFAULT_SAMPLE = {"en": "sentiment.csv", "zh": "sentiment_zh.csv"}
 NONE = "(none)"
 LEVEL_SHOW = {"ok": st.success, "warning": st.warning, "problem": st.error}
 
 
-@st.cache_data(show_spinner="Reading the file...", max_entries=8)
 def read(path: str, stamp: float, corpus: bool):
+    # The spinner's text is the reader's language, so it is set here rather than in the cache decorator.
+    with st.spinner(t("datapage.spinner.read")):
+        return _read(path, stamp, corpus)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _read(path: str, stamp: float, corpus: bool):
     from core.data import read_table
 
     return read_table(path, corpus=corpus)
 
 
-@st.cache_data(show_spinner="Checking the data...", max_entries=8)
-def check(
+def check(*args):
+    with st.spinner(t("datapage.spinner.check")):
+        return _check(*args)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _check(
     path: str,
     stamp: float,
     corpus: bool,
@@ -48,7 +70,7 @@ def check(
     """The data check, and the split sizes when a split is asked for (cached: the page reruns on every click)."""
     from core.data import ColumnChoice, check_data, split_frame
 
-    frame = read(path, stamp, corpus).frame
+    frame = _read(path, stamp, corpus).frame
     columns = ColumnChoice(text, pair, label, instruction, system)
     splits = None
     split_error = None
@@ -70,8 +92,9 @@ def choose_file() -> tuple[Path | None, str]:
     from core.data import EXTENSIONS
 
     source = st.radio(
-        "Where is your data?",
-        ["Upload a file", "Use a bundled sample", "A public dataset (by name)"],
+        t("datapage.source.label"),
+        list(SOURCES),
+        format_func=translated_options(SOURCES),
         horizontal=True,
         key="data_source",
     )
@@ -81,35 +104,27 @@ def choose_file() -> tuple[Path | None, str]:
         return public_dataset(dataset_store().root)
     if source == "Upload a file":
         upload = st.file_uploader(
-            "Upload a data file",
+            t("datapage.upload.label"),
             type=[e.lstrip(".") for e in EXTENSIONS],
             key="data_upload",
-            help="CSV, TSV, JSON, JSON Lines, Parquet or plain text; one example per row.",
+            help=t("datapage.upload.help"),
         )
         if upload is None:
             return None, ""
         return stage(upload, "data"), upload.name
     samples = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in EXTENSIONS) if SAMPLES.is_dir() else []
     if not samples:
-        st.info("No bundled samples are installed.")
+        st.info(t("datapage.samples.none"))
         return None, ""
+    first = DEFAULT_SAMPLE.get(language(), DEFAULT_SAMPLE["en"])
     name = st.selectbox(
-        "Bundled sample",
+        t("datapage.samples.label"),
         samples,
-        index=samples.index("sentiment.csv") if "sentiment.csv" in samples else 0,
+        index=samples.index(first) if first in samples else 0,
         key="data_sample",
-        help="sentiment.csv: reviews with positive/negative labels; pairs.csv: sentence pairs; "
-        "qa.csv: questions and answers; headlines.csv: news articles and their headlines; chat.jsonl: "
-        "conversations at a bookshop's help desk; stories.txt: plain text for generation.",
+        help=t("datapage.samples.help"),
     )
     return SAMPLES / name, name
-
-
-GENERATION_SHAPES = {
-    "chat": "Conversations: the model learns to write the assistant's turns, one after another.",
-    "pairs": "Prompt and response: the model learns to write the response to each prompt, then stop.",
-    "corpus": "Plain text: the model learns to continue text like yours.",
-}
 
 
 def column_choice(frame, task: str, file_key: str):
@@ -121,28 +136,29 @@ def column_choice(frame, task: str, file_key: str):
         return generation_columns(frame, names, guess, file_key)
     c1, c2, c3 = st.columns(3)
     text = c1.selectbox(
-        "Text column",
+        t("datapage.col.text"),
         names,
         index=names.index(guess.text),
         key=f"col_text_{file_key}",
-        help="The column holding the text the model reads.",
+        help=t("datapage.col.text.help"),
     )
     pair_options = [NONE] + names
     pair = c2.selectbox(
-        "Second text column (optional)",
+        t("datapage.col.pair"),
         pair_options,
         index=pair_options.index(guess.text_pair) if guess.text_pair in names else 0,
         key=f"col_pair_{file_key}",
-        help="For sentence pairs (e.g. premise and hypothesis) or prompt and response.",
+        format_func=translated_options({NONE: "datapage.none"}),
+        help=t("datapage.col.pair.help"),
     )
     label = None
     if task != "generation":
         label = c3.selectbox(
-            "Label column",
+            t("datapage.col.label"),
             names,
             index=names.index(guess.label) if guess.label in names else 0,
             key=f"col_label_{file_key}",
-            help="The answer the model should learn: a category, or a number for regression.",
+            help=t("datapage.col.label.help"),
         )
     return ColumnChoice(text, None if pair == NONE else pair, label)
 
@@ -154,9 +170,8 @@ def generation_columns(frame, names: list[str], guess, file_key: str):
 
     chat = chat_column(frame)
     if chat is not None:
-        st.info(md(GENERATION_SHAPES["chat"]))
-        st.caption("Conversations are read from the column below ('messages' with role/content, or ShareGPT's "
-                   "'conversations' with from/value).")  # fmt: skip
+        st.info(t("datapage.shape.chat"))
+        st.caption(t("datapage.chat.caption"))
         st.text(chat)
         return ColumnChoice(chat)
     c1, c2, c3, c4 = st.columns(4)
@@ -164,39 +179,46 @@ def generation_columns(frame, names: list[str], guess, file_key: str):
 
     def optional(container, label: str, guessed: str | None, key: str, help_text: str) -> str:
         index = options.index(guessed) if guessed in names else 0
-        return container.selectbox(label, options, index=index, key=f"{key}_{file_key}", help=help_text)
+        return container.selectbox(
+            label,
+            options,
+            index=index,
+            key=f"{key}_{file_key}",
+            format_func=translated_options({NONE: "datapage.none"}),
+            help=help_text,
+        )
 
     response = optional(
         c2,
-        "Response column",
+        t("datapage.col.response"),
         guess.text_pair,
         "col_pair",
-        "What the model should learn to answer. (none): plain text the model learns to continue.",
+        t("datapage.col.response.help"),
     )
     text = c1.selectbox(
-        "Prompt column" if response != NONE else "Text column",
+        t("datapage.col.prompt") if response != NONE else t("datapage.col.text"),
         names,
         index=names.index(guess.text),
         key=f"col_text_{file_key}",
-        help="What the model reads (the prompt), or the text to learn from when there is no response column.",
+        help=t("datapage.col.prompt.help"),
     )
     instruction = system = NONE
     if response != NONE:
         instruction = optional(
             c3,
-            "Instruction column (optional)",
+            t("datapage.col.instruction"),
             guess.instruction,
             "col_instr",
-            "Put before each prompt (Alpaca's 'instruction'; the prompt column is then its 'input').",
+            t("datapage.col.instruction.help"),
         )
         system = optional(
             c4,
-            "System message column (optional)",
+            t("datapage.col.system"),
             guess.system,
             "col_system",
-            "A system message for each row (who the assistant is, how it answers).",
+            t("datapage.col.system.help"),
         )
-    st.info(md(GENERATION_SHAPES["pairs" if response != NONE else "corpus"]))
+    st.info(t("datapage.shape.pairs") if response != NONE else t("datapage.shape.corpus"))
 
     def pick(value: str) -> str | None:
         return None if value == NONE else value
@@ -205,49 +227,49 @@ def generation_columns(frame, names: list[str], guess, file_key: str):
 
 
 def split_settings(task: str, file_key: str):
-    st.markdown("**How to hold out data for checking the model**")
-    separate = st.toggle("I have separate validation / test files", key=f"separate_{file_key}")
+    st.markdown(t("datapage.split.heading"))
+    separate = st.toggle(t("datapage.split.separate"), key=f"separate_{file_key}")
     extra: dict[str, tuple[str, Path]] = {}
     if separate:
         from core.data import EXTENSIONS
 
         types = [e.lstrip(".") for e in EXTENSIONS]
         c1, c2 = st.columns(2)
-        val_up = c1.file_uploader("Validation file", type=types, key=f"val_upload_{file_key}")
-        test_up = c2.file_uploader("Test file", type=types, key=f"test_upload_{file_key}")
+        val_up = c1.file_uploader(t("datapage.split.val_file"), type=types, key=f"val_upload_{file_key}")
+        test_up = c2.file_uploader(t("datapage.split.test_file"), type=types, key=f"test_upload_{file_key}")
         for role, up in (("validation", val_up), ("test", test_up)):
             if up is not None:
                 extra[role] = (up.name, stage(up, role))
     c1, c2, c3, c4 = st.columns(4)
     val = c1.number_input(
-        "Validation share",
+        t("datapage.split.val"),
         0.0,
         0.4,
         0.1,
         0.05,
         key=f"val_frac_{file_key}",
         disabled="validation" in extra,
-        help="Rows held out to watch for overfitting during training.",
+        help=t("datapage.split.val.help"),
     )
     test = c2.number_input(
-        "Test share",
+        t("datapage.split.test"),
         0.0,
         0.4,
         0.1,
         0.05,
         key=f"test_frac_{file_key}",
         disabled="test" in extra,
-        help="Rows kept aside for the final score on the Evaluate page.",
+        help=t("datapage.split.test.help"),
     )
     stratify = c3.toggle(
-        "Stratified split",
+        t("datapage.split.stratify"),
         value=task == "classification",
         disabled=task != "classification",
         key=f"stratify_{file_key}",
-        help="Keep class proportions: each split gets the same share of each class as the whole file.",
+        help=t("datapage.split.stratify.help"),
     )
     seed = c4.number_input(
-        "Split seed", 0, 2**31 - 1, 42, key=f"seed_{file_key}", help="The same seed always gives the same split."
+        t("datapage.split.seed"), 0, 2**31 - 1, 42, key=f"seed_{file_key}", help=t("datapage.split.seed.help")
     )
     val = 0.0 if "validation" in extra else float(val)
     test = 0.0 if "test" in extra else float(test)
@@ -260,23 +282,29 @@ def class_names_editor(counts: dict[str, int], key: str) -> tuple[dict[str, str]
     Returns ({value: name} for the renamed classes, an error message or None). Values and names come from the
     user's file and typing: they are shown in a table (text), never as markup.
     """
-    st.markdown("**Classes found**: name them as you want them shown (the model's answers use these names).")
+    st.markdown(t("datapage.classes.heading"))
     table = [{"value in the file": value, "rows": n, "name": value} for value, n in counts.items()]
+    # The table's own column names stay English (the editor's state and the code read them); the reader sees
+    # the headers in their language.
     edited = st.data_editor(
         table,
         key=f"class_names_{key}",
         hide_index=True,
         disabled=["value in the file", "rows"],
-        column_config={"name": st.column_config.TextColumn("name", required=True, max_chars=100)},
+        column_config={
+            "value in the file": st.column_config.TextColumn(t("datapage.classes.value")),
+            "rows": st.column_config.NumberColumn(t("datapage.classes.rows")),
+            "name": st.column_config.TextColumn(t("datapage.classes.name"), required=True, max_chars=100),
+        },
         width="stretch",
     )
     rows = edited.to_dict("records") if hasattr(edited, "to_dict") else list(edited)
     names = {str(r["value in the file"]): str(r.get("name") or "").strip() for r in rows}
     if any(not n for n in names.values()):
-        st.error("Every class needs a name: fill in the empty cell (or type the value itself back).")
+        st.error(t("datapage.classes.empty"))
         return {}, "empty"
     if len(set(names.values())) < len(names):
-        st.error("Two classes have the same name: give each class its own name.")
+        st.error(t("datapage.classes.duplicate"))
         return {}, "duplicate"
     return {value: name for value, name in names.items() if name != value}, None
 
@@ -292,28 +320,28 @@ def show_findings(report) -> None:
 def augmentation(frame, columns, file_key: str) -> tuple[list[str], int]:
     from core.augment import OPS, preview
 
-    with st.expander("Augmentation (optional): add altered copies of training texts"):
+    with st.expander(t("datapage.aug.title")):
         c1, c2 = st.columns([3, 1])
         ops = c1.multiselect(
-            "Operations",
+            t("datapage.aug.ops"),
             list(OPS),
             key=f"aug_ops_{file_key}",
-            help="delete: drop a few words; swap: swap neighbouring words; synonym: replace words "
-            "with synonyms; char_noise: small typos.",
+            help=t("datapage.aug.ops.help"),
         )
         multiplier = c2.number_input(
-            "Copies per text",
+            t("datapage.aug.copies"),
             0,
             10,
             1 if ops else 0,
             key=f"aug_mult_{file_key}",
-            help="0 turns augmentation off. Validation and test are never augmented.",
+            help=t("datapage.aug.copies.help"),
         )
         if ops:
             texts = frame[columns.text].dropna().astype(str).head(5).tolist()
             rows = preview(texts, ops, seed=42)
+            original, augmented = t("datapage.aug.original"), t("datapage.aug.augmented")
             st.dataframe(
-                {"original": [a for a, _ in rows], "augmented": [b for _, b in rows]}, hide_index=True, width="stretch"
+                {original: [a for a, _ in rows], augmented: [b for _, b in rows]}, hide_index=True, width="stretch"
             )
     return list(ops), int(multiplier) if ops else 0
 
@@ -322,22 +350,22 @@ def save_section(path: Path, original: str, settings, extra, rows: int, usable: 
     store = dataset_store()
     default_name = Path(original).stem or "dataset"
     name = st.text_input(
-        "Dataset name",
+        t("datapage.save.name"),
         value=default_name,
         key=f"ds_name_{original}",
-        help="Letters, digits, - and _; an existing name gets a number added, never replaced.",
+        help=t("datapage.save.name.help"),
     )
     if not usable:
-        st.error("Fix the problems marked in red above before saving: training would fail on them.")
-    if st.button("Save dataset", type="primary", disabled=not usable, icon=":material/save:"):
+        st.error(t("datapage.save.blocked"))
+    if st.button(t("datapage.save.button"), type="primary", disabled=not usable, icon=":material/save:"):
         dataset = store.save(
             name, path, original, settings, rows=rows, validation=extra.get("validation"), test=extra.get("test")
         )
         st.session_state[keys.SAVED_DATASET] = dataset.name
     saved = st.session_state.get(keys.SAVED_DATASET)
     if saved and store.find(saved) is not None:
-        st.success(f"Saved as dataset **{md(saved)}**.")
-        if st.button("Train with this dataset", type="primary", icon=":material/model_training:"):
+        st.success(t("datapage.save.done", name=md(saved)))
+        if st.button(t("datapage.save.train"), type="primary", icon=":material/model_training:"):
             st.session_state[keys.TRAIN_DATASET] = saved
             st.switch_page(nav.TRAIN.path, query_params={DATASET_PARAM: saved})
 
@@ -345,28 +373,33 @@ def save_section(path: Path, original: str, settings, extra, rows: int, usable: 
 def saved_datasets() -> None:
     store = dataset_store()
     datasets = store.list()
-    with st.expander(f"Saved datasets ({len(datasets)})"):
+    with st.expander(t("datapage.saved.title", n=len(datasets))):
         if not datasets:
-            st.caption("None yet.")
+            st.caption(t("datapage.saved.none"))
         for ds in datasets:
             c1, c2 = st.columns([4, 1])
             c1.markdown(
-                f"**{md(ds.name)}**: {md(ds.settings.task)}, {md(ds.rows or '?')} rows, "
-                f"from {md(ds.original_name or ds.file)}"
+                t(
+                    "datapage.saved.line",
+                    name=md(ds.name),
+                    task=md(ds.settings.task),
+                    rows=md(ds.rows or "?"),
+                    source=md(ds.original_name or ds.file),
+                )
             )
             if st.session_state.get(keys.CONFIRM_DELETE_DATASET) != ds.name:
-                if c2.button("Delete", key=f"del_ds_{ds.name}"):
+                if c2.button(t("datapage.saved.delete"), key=f"del_ds_{ds.name}"):
                     st.session_state[keys.CONFIRM_DELETE_DATASET] = ds.name
                     st.rerun()
                 continue
             # A dataset is someone's upload: one click must not lose it.
-            st.warning(f"Delete dataset **{md(ds.name)}** and its files? Runs trained on it keep their copy.")
+            st.warning(t("datapage.saved.confirm", name=md(ds.name)))
             y, n = st.columns(2)
-            if y.button("Yes, delete it", type="primary", key=f"del_ds_yes_{ds.name}"):
+            if y.button(t("datapage.saved.yes"), type="primary", key=f"del_ds_yes_{ds.name}"):
                 st.session_state.pop(keys.CONFIRM_DELETE_DATASET, None)
                 store.delete(ds.name)
                 st.rerun()
-            if n.button("Cancel", key=f"del_ds_no_{ds.name}"):
+            if n.button(t("datapage.saved.cancel"), key=f"del_ds_no_{ds.name}"):
                 st.session_state.pop(keys.CONFIRM_DELETE_DATASET, None)
                 st.rerun()
 
@@ -374,8 +407,8 @@ def saved_datasets() -> None:
 def main() -> None:
     from core.datasets import DatasetSettings
 
-    st.title("Data")
-    st.caption("Bring examples of the task: one example per row. Nothing leaves this computer.")
+    st.title(t("datapage.title"))
+    st.caption(t("datapage.intro"))
     path, original = choose_file()
     if path is None:
         saved_datasets()
@@ -386,43 +419,45 @@ def main() -> None:
 
     default_task = "generation" if path.suffix == ".txt" else "classification"
     task = st.selectbox(
-        "Task",
+        t("datapage.task.label"),
         TASKS,
         index=TASKS.index(default_task),
         key=f"task_{path.name}",
-        format_func=lambda t: f"{t}: {TASK_HELP[t]}",
+        format_func=translated_options(TASK_HELP),
     )
     corpus = task == "generation"
     table = read(str(path), stamp, corpus)
     frame = table.frame
-    st.markdown(f"**{md(original)}**: {len(frame):,} rows, {len(frame.columns):,} columns, read as {md(table.format)}.")
+    st.markdown(
+        t("datapage.file.summary", name=md(original), rows=len(frame), columns=len(frame.columns), fmt=md(table.format))
+    )
     for note in table.notes:
         st.caption(md(note))
     st.dataframe(frame.head(200), width="stretch", height=240)
 
     file_key = f"{path.name}-{task}"
-    st.subheader("Columns")
+    st.subheader(t("datapage.columns"))
     columns = column_choice(frame, task, file_key)
 
-    st.subheader("Split")
+    st.subheader(t("datapage.split"))
     val, test, stratify, seed, extra = split_settings(task, file_key)
 
-    st.subheader("Data check")
+    st.subheader(t("datapage.check"))
     c1, c2 = st.columns(2)
     max_length = c1.number_input(
-        "Max length (tokens)",
+        t("datapage.check.max_length"),
         8,
         8192,
         128,
         8,
         key=f"maxlen_{file_key}",
-        help="Texts longer than this are cut during training (set on the Train page).",
+        help=t("datapage.check.max_length.help"),
     )
     exact = c2.toggle(
-        "Count tokens exactly (MiniLM tokenizer)",
+        t("datapage.check.exact"),
         value=True,
         key=f"exact_{file_key}",
-        help="Off: estimate from word counts (faster on very large files).",
+        help=t("datapage.check.exact.help"),
     )
     split = (val, test, stratify, seed) if (val or test) else None
     report, sizes, split_error = check(
@@ -442,7 +477,7 @@ def main() -> None:
     if split_error is not None:
         st.error(md(str(split_error)))
     elif sizes is not None:
-        st.info(f"Split: {sizes[0]:,} training, {sizes[1]:,} validation and {sizes[2]:,} test rows.")
+        st.info(t("datapage.split.sizes", train=int(sizes[0]), val=int(sizes[1]), test=int(sizes[2])))
     show_findings(report)
     names: dict[str, str] = {}
     names_error = None
@@ -451,9 +486,10 @@ def main() -> None:
     c1, c2 = st.columns(2)
     if report.class_counts:
         shown = {names.get(k, k): n for k, n in report.class_counts.items()} if not names_error else report.class_counts
-        c1.plotly_chart(charts.class_balance(shown), width="stretch")
+        c1.plotly_chart(charts.class_balance(shown, lang=language()), width="stretch")
     if report.token_lengths:
-        c2.plotly_chart(charts.token_lengths(report.token_lengths, report.max_length, exact=exact), width="stretch")
+        figure = charts.token_lengths(report.token_lengths, report.max_length, exact=exact, lang=language())
+        c2.plotly_chart(figure, width="stretch")
 
     ops, multiplier = augmentation(frame, columns, file_key)
     settings = DatasetSettings(
@@ -471,7 +507,7 @@ def main() -> None:
         augment_multiplier=multiplier,
         class_names=names,
     )
-    st.subheader("Save")
+    st.subheader(t("datapage.save"))
     usable = report.usable and split_error is None and names_error is None
     save_section(path, original, settings, extra, len(frame), usable)
     saved_datasets()

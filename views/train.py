@@ -9,8 +9,9 @@ import streamlit as st
 from core.config import TrainConfig, recommended_train_settings
 from ui import keys, nav
 from ui.format import duration
-from ui.forms import field_widget, fields_grid, follow_defaults
+from ui.forms import field_widget, fields_grid, follow_defaults, translated_options
 from ui.guard import guarded, show_error
+from ui.i18n import t
 from ui.language_note import chinese_model_note
 from ui.live import live_panel
 from ui.probes import probe_inputs
@@ -30,19 +31,33 @@ from ui.state import (
 MAIN_FIELDS = ["epochs", "learning_rate", "batch_size", "max_length"]
 OWN_SECTION = {"device", "precision", "distill_alpha", "distill_temperature", "probe_texts", *MAIN_FIELDS}
 GENERATION_ONLY = {"train_on_prompt", "packing"}  # how prompt/response and chat data become examples
+# Literal keys (the catalog test finds them in the code); the values the widgets return stay English, so session
+# state and the tests see the same value in every language.
 METHOD_HELP = {
-    "full": "Full fine-tuning: every weight learns. Best results, most memory.",
-    "freeze": "Freeze the embeddings and the first layers; only the top of the model learns. Faster, less memory.",
-    "lora": "LoRA: small adapter matrices learn, the model stays frozen. A few % of the parameters; fast.",
-    "qlora": "QLoRA: LoRA on the model loaded in 4 bits. Large models fit in a small GPU's memory.",
-    "prefix": "Prefix tuning: learn virtual tokens prepended to every layer; the model stays frozen.",
-    "prompt": "Prompt tuning: learn virtual tokens prepended to the input; the model stays frozen.",
+    "full": "trainpage.method.full",
+    "freeze": "trainpage.method.freeze",
+    "lora": "trainpage.method.lora",
+    "qlora": "trainpage.method.qlora",
+    "prefix": "trainpage.method.prefix",
+    "prompt": "trainpage.method.prompt",
+}
+TASK_NAMES = {
+    "classification": "trainpage.task.classification",
+    "regression": "trainpage.task.regression",
+    "generation": "trainpage.task.generation",
 }
 CUSTOM = "Another model (Hugging Face id or local folder)"
+NO_TEACHER = "(none)"
 
 
-@st.cache_resource(max_entries=16, show_spinner="Reading the model's configuration...")
 def outline(source: str, task: str, runs_root: str, trust_remote_code: bool):
+    # The spinner speaks the reader's language, so it is set here rather than in the cache decorator.
+    with st.spinner(t("trainpage.spinner.outline")):
+        return _outline(source, task, runs_root, trust_remote_code)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _outline(source: str, task: str, runs_root: str, trust_remote_code: bool):
     from core.inference import outline_model
 
     return outline_model(source, task, runs_root=runs_root, trust_remote_code=trust_remote_code)
@@ -52,30 +67,38 @@ def choose_dataset():
     store = dataset_store()
     datasets = store.list()
     if not datasets:
-        st.info("No dataset yet. Save one on the Data page (or use **Try the sample** on Home).")
-        st.page_link(nav.DATA.path, label="Go to the Data page", icon=":material/table:")
+        st.info(t("trainpage.dataset.none"))
+        st.page_link(nav.DATA.path, label=t("trainpage.dataset.go_data"), icon=":material/table:")
         return None
     names = [d.name for d in datasets]
     wanted = st.query_params.get(DATASET_PARAM) or st.session_state.get(keys.TRAIN_DATASET)
     name = st.selectbox(
-        "Dataset",
+        t("trainpage.dataset"),
         names,
         index=names.index(wanted) if wanted in names else 0,
         key="train_ds",
-        help="Datasets saved on the Data page.",
+        help=t("trainpage.dataset.help"),
     )
     if name != st.query_params.get(DATASET_PARAM):
         st.query_params[DATASET_PARAM] = name
     dataset = store.get(name)
     s = dataset.settings
-    cols = ", ".join(
-        f"{md(k)} = {md_code(v)}"
-        for k, v in (("text", s.text_column), ("second text", s.text_pair_column), ("label", s.label_column))
-        if v
+    roles = (
+        (t("trainpage.dataset.col.text"), s.text_column),
+        (t("trainpage.dataset.col.pair"), s.text_pair_column),
+        (t("trainpage.dataset.col.label"), s.label_column),
     )
+    cols = t("trainpage.list_separator").join(f"{md(k)} = {md_code(v)}" for k, v in roles if v)
+    task_name = md(t(TASK_NAMES[s.task]) if s.task in TASK_NAMES else s.task)
     st.caption(
-        f"Task **{md(s.task)}**; {md(dataset.rows or '?')} rows; columns {cols or 'guessed'}; "
-        f"validation {s.val_fraction:.0%}, test {s.test_fraction:.0%}."
+        t(
+            "trainpage.dataset.caption",
+            task=task_name,
+            rows=md(dataset.rows or "?"),
+            columns=cols or t("trainpage.dataset.guessed"),
+            val=float(s.val_fraction),
+            test=float(s.test_fraction),
+        )
     )
     return dataset
 
@@ -86,60 +109,59 @@ def remote_code_box() -> bool:
 
     allowed = remote_code_allowed()
     trust = st.checkbox(
-        "Allow code shipped with the model (trust_remote_code)",
+        t("trainpage.remote_code"),
         value=False,
         key="trust_remote_code" if allowed else "trust_remote_code_off",
         disabled=not allowed,
-        help="Only for models you trust: it runs the model author's Python code here.",
+        help=t("trainpage.remote_code.help"),
     )
     if not allowed:
-        st.caption(
-            f"The server's owner turned off code shipped with models ({REMOTE_CODE_ENV}=0): only models that "
-            "need no code of their own can be used here."
-        )
+        st.caption(t("trainpage.remote_code.off", env=REMOTE_CODE_ENV))
     return trust and allowed
 
 
 def choose_model(task: str):
     from core.models import OFFLINE_DEFAULTS
 
-    builtin = f"Built-in: {OFFLINE_DEFAULTS[task].split(' (')[0]}"
-    kind = st.radio("Model", [builtin, CUSTOM], key=f"model_kind_{task}")
+    short_name = OFFLINE_DEFAULTS[task].split(" (")[0]
+    # The option's value stays English (session state and tests hold it); the reader sees it in their language.
+    builtin = f"Built-in: {short_name}"
+    labels = {builtin: t("trainpage.model.builtin", name=short_name), CUSTOM: t("trainpage.model.custom")}
+    kind = st.radio(t("trainpage.model"), [builtin, CUSTOM], format_func=labels.get, key=f"model_kind_{task}")
     trust = False
     if kind == builtin:
         source = "default"
-        st.caption(md(OFFLINE_DEFAULTS[task] + "."))
         if task == "generation":
-            st.info(
-                "The generation default is a **tiny GPT-2 trained from scratch** on your text: it knows no "
-                "language beforehand, so expect it to imitate the style of your data, not to be clever."
-            )
+            st.caption(t("trainpage.builtin.generator"))
+            st.info(t("trainpage.builtin.generator.note"))
+        else:
+            st.caption(t("trainpage.builtin.classifier"))
     else:
         source = st.text_input(
-            "Hugging Face id or local folder",
+            t("trainpage.model.source"),
             key="model_source",
-            placeholder="e.g. distilbert-base-uncased or /models/my-bert",
-            help="A model id on huggingface.co (needs internet or a local cache), a folder "
-            "saved with save_pretrained, or the id of one of your finished runs.",
+            placeholder=t("trainpage.model.source.placeholder"),
+            help=t("trainpage.model.source.help"),
         ).strip()
         trust = remote_code_box()
         if trust:
-            st.warning(
-                "Code shipped with this model will run on this server with your permissions. Turn this on only "
-                "for a model whose author you trust.",
-                icon=":material/warning:",
-            )
+            st.warning(t("trainpage.remote_code.warning"), icon=":material/warning:")
         if not source:
-            st.info("Type a model id or folder, or use the built-in model.")
+            st.info(t("trainpage.model.source.empty"))
             return None, False, None
     try:
         shape = outline(source, task, str(run_store().root), trust)
     except Exception as err:  # noqa: BLE001 - shown as a message, the page stays usable
-        show_error(err, "reading the model")
+        show_error(err, t("trainpage.doing.model"))
         return None, trust, None
     if source != "default":
         st.caption(
-            f"{shape.parameters / 1e6:.1f}M parameters, {shape.layers:,} layers, up to {shape.max_positions:,} tokens."
+            t(
+                "trainpage.model.shape",
+                params=float(shape.parameters / 1e6),
+                layers=int(shape.layers),
+                positions=int(shape.max_positions),
+            )
         )
     return source, trust, shape
 
@@ -153,59 +175,63 @@ def choose_method(task: str, shape) -> dict:
         qlora_off = qlora_unavailable_reason()
         if qlora_off is None:
             methods.insert(3, "qlora")
-    method = st.radio("Method", methods, format_func=lambda m: METHOD_HELP[m], key=f"method_{task}")
+    method = st.radio(t("trainpage.method"), methods, format_func=translated_options(METHOD_HELP), key=f"method_{task}")
     if qlora_off:
-        st.caption(md(f"QLoRA is not offered: {qlora_off}"))
+        st.caption(t("trainpage.method.qlora_off", reason=md(qlora_off)))
     out: dict = {"method": method}
     if method == "freeze":
         c1, c2 = st.columns(2)
         out["freeze_layers"] = c1.slider(
-            "Freeze the first N layers",
+            t("trainpage.freeze.layers"),
             0,
             max(shape.layers, 1),
             min(shape.layers // 2, shape.layers),
             key="freeze_layers",
-            help=f"The model has {shape.layers:,} layers; the frozen ones do not learn.",
+            help=t("trainpage.freeze.layers.help", layers=int(shape.layers)),
         )
         out["freeze_embeddings"] = c2.checkbox(
-            "Freeze the token embeddings",
+            t("trainpage.freeze.embeddings"),
             value=True,
             key="freeze_embeddings",
-            help="Usually a large share of a small model's parameters.",
+            help=t("trainpage.freeze.embeddings.help"),
         )
     elif method in ("lora", "qlora"):
         c = st.columns(4)
         out["lora_r"] = int(
-            c[0].number_input(
-                "LoRA rank", 1, 512, 8, key="lora_r", help="Size of the adapters: higher learns more, trains slower."
-            )
+            c[0].number_input(t("trainpage.lora.rank"), 1, 512, 8, key="lora_r", help=t("trainpage.lora.rank.help"))
         )
         out["lora_alpha"] = int(
             c[1].number_input(
-                "LoRA alpha",
+                t("trainpage.lora.alpha"),
                 1,
                 4096,
                 16,
                 key="lora_alpha",
-                help="Scaling: alpha / rank multiplies the adapters' output.",
+                help=t("trainpage.lora.alpha.help"),
             )
         )
         out["lora_dropout"] = float(
             c[2].number_input(
-                "LoRA dropout", 0.0, 0.9, 0.05, 0.05, key="lora_dropout", help="Dropout on the adapters' input."
+                t("trainpage.lora.dropout"),
+                0.0,
+                0.9,
+                0.05,
+                0.05,
+                key="lora_dropout",
+                help=t("trainpage.lora.dropout.help"),
             )
         )
         out["lora_targets"] = c[3].multiselect(
-            "Target modules",
+            t("trainpage.lora.targets"),
             shape.lora_candidates,
             default=shape.lora_default,
             key=f"lora_targets_{shape.source}",
-            help="Which linear layers get adapters (attention projections are the usual choice).",
+            help=t("trainpage.lora.targets.help"),
         )
     elif method in ("prefix", "prompt"):
         out["num_virtual_tokens"] = int(
             st.number_input(
-                "Virtual tokens", 1, 512, 20, key="virtual_tokens", help="How many learned tokens are prepended."
+                t("trainpage.virtual_tokens"), 1, 512, 20, key="virtual_tokens", help=t("trainpage.virtual_tokens.help")
             )
         )
     return out
@@ -229,7 +255,7 @@ def train_settings(task: str, source: str, shape, dataset, method: str = "full",
     prefix = f"tc_{task}_{source}_"
     follow_defaults(defaults, prefix)  # a new method brings its defaults, except into fields the user changed
     values = fields_grid(TrainConfig, MAIN_FIELDS, defaults, prefix, task=task, columns=4)
-    with st.expander("Advanced settings"):
+    with st.expander(t("trainpage.advanced")):
         hidden = OWN_SECTION if task == "generation" else OWN_SECTION | GENERATION_ONLY
         rest = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in hidden]
         values.update(fields_grid(TrainConfig, rest, defaults, prefix, task=task, columns=3))
@@ -238,20 +264,20 @@ def train_settings(task: str, source: str, shape, dataset, method: str = "full",
 
 def model_extras(method: str) -> dict:
     out: dict = {}
-    with st.expander("Advanced model settings"):
+    with st.expander(t("trainpage.advanced_model")):
         c1, c2 = st.columns(2)
-        if c1.checkbox("Override dropout", key="dropout_on", help="Use the model's own dropout unless set."):
-            out["dropout"] = float(c2.number_input("Dropout", 0.0, 0.9, 0.1, 0.05, key="dropout"))
+        if c1.checkbox(t("trainpage.dropout.override"), key="dropout_on", help=t("trainpage.dropout.override.help")):
+            out["dropout"] = float(c2.number_input(t("trainpage.dropout"), 0.0, 0.9, 0.1, 0.05, key="dropout"))
         out["gradient_checkpointing"] = st.checkbox(
-            "Gradient checkpointing",
+            t("trainpage.grad_ckpt"),
             key="grad_ckpt",
-            help="Recompute activations in the backward pass: much less memory for long inputs, about 30% slower.",
+            help=t("trainpage.grad_ckpt.help"),
         )
         if method == "full":
             out["freeze_embeddings"] = st.checkbox(
-                "Freeze the token embeddings",
+                t("trainpage.freeze.embeddings"),
                 key="full_freeze_emb",
-                help="Keeps the vocabulary's vectors fixed: less memory.",
+                help=t("trainpage.full_freeze.help"),
             )
     return out
 
@@ -260,26 +286,27 @@ def distillation(task: str, shape, prefix: str) -> tuple[dict, dict]:
     """Teacher run, student size and loss mix; only classification runs can teach."""
     if task != "classification":
         return {}, {}
-    with st.expander("Distillation (optional): learn from a finished model"):
+    with st.expander(t("trainpage.distill")):
         teachers = [r.id for r in finished_runs("classification")]
         teacher = st.selectbox(
-            "Teacher run",
-            ["(none)"] + teachers,
+            t("trainpage.distill.teacher"),
+            [NO_TEACHER] + teachers,
             key="teacher_run",
-            help="A finished classification run whose predictions this model learns to imitate.",
+            format_func=translated_options({NO_TEACHER: "trainpage.distill.none"}),
+            help=t("trainpage.distill.teacher.help"),
         )
         model: dict = {}
         train: dict = {}
-        if teacher != "(none)":
+        if teacher != NO_TEACHER:
             model["teacher_run"] = teacher
             model["student_layers"] = int(
                 st.number_input(
-                    "Student layers (0: keep all)",
+                    t("trainpage.distill.student_layers"),
                     0,
                     max(shape.layers, 1),
                     0,
                     key="student_layers",
-                    help="Keep only the first N layers of the model: a smaller, faster student.",
+                    help=t("trainpage.distill.student_layers.help"),
                 )
             )
             c1, c2 = st.columns(2)
@@ -299,7 +326,14 @@ def device_settings(prefix: str) -> dict:
     c1, c2 = st.columns(2)
     device = field_widget(TrainConfig, "device", "auto", f"{prefix}device", container=c1)
     precision = field_widget(TrainConfig, "precision", "auto", f"{prefix}precision", container=c2)
-    st.caption(f"Detected: {md(hardware_line(hw))}. 'auto' uses {md(auto_device)} with {md(auto_precision)}.")
+    st.caption(
+        t(
+            "trainpage.device.detected",
+            hardware=md(hardware_line(hw)),
+            device=md(auto_device),
+            precision=md(auto_precision),
+        )
+    )
     return {"device": device, "precision": precision}
 
 
@@ -319,39 +353,42 @@ def estimate_section(config) -> None:
 
     key = config.to_json()
     if st.button(
-        "Estimate time and memory",
+        t("trainpage.estimate"),
         icon=":material/timer:",
-        help="Builds the model and times a few training steps on a sample of your data (seconds).",
+        help=t("trainpage.estimate.help"),
     ):
-        with st.spinner("Timing a few training steps..."):
+        with st.spinner(t("trainpage.estimate.spinner")):
             st.session_state[keys.ESTIMATE] = (key, estimate_run(config, runs_root=run_store().root))
     saved = st.session_state.get(keys.ESTIMATE)
     if not saved:
         return
     est_key, est = saved
     if est_key != key:
-        st.caption("The settings changed since the last estimate; estimate again for current figures.")
+        st.caption(t("trainpage.estimate.stale"))
     epochs = config.train.epochs if not config.train.max_steps else config.train.max_steps / est.steps_per_epoch
     c = st.columns(4)
     c[0].metric(
-        "Trainable parameters", f"{est.trainable_params:,}", f"{est.trainable_share:.1%} of all", delta_color="off"
+        t("trainpage.estimate.trainable"),
+        f"{est.trainable_params:,}",
+        t("trainpage.estimate.share", share=float(est.trainable_share)),
+        delta_color="off",
     )
     c[1].metric(
-        "Memory (approx.)",
+        t("trainpage.estimate.memory"),
         f"{est.memory_gb:.2f} GB",
-        "measured" if est.memory_measured else "computed",
+        t("trainpage.estimate.measured") if est.memory_measured else t("trainpage.estimate.computed"),
         delta_color="off",
     )
     c[2].metric(
-        "Time per epoch (approx.)",
+        t("trainpage.estimate.epoch"),
         duration(est.seconds_per_epoch),
-        f"{est.samples_per_s:.0f} samples/s",
+        t("trainpage.estimate.speed", speed=float(est.samples_per_s)),
         delta_color="off",
     )
     c[3].metric(
-        "Whole run (approx.)",
+        t("trainpage.estimate.total"),
         duration(est.seconds_per_epoch * epochs),
-        f"{est.steps_per_epoch:,} steps/epoch",
+        t("trainpage.estimate.steps", steps=int(est.steps_per_epoch)),
         delta_color="off",
     )
     for note in est.notes:
@@ -365,22 +402,19 @@ def start(config) -> None:
     try:
         # A model folder deleted since it was outlined (cached) or a dataset file gone from disk is told here,
         # before a run folder exists that could only say 'failed'.
-        with st.spinner("Checking the data and the model..."):
+        with st.spinner(t("trainpage.start.spinner")):
             preflight(config, run_store().root)
     except WorkbenchError as err:
-        show_error(err, "checking the run")
+        show_error(err, t("trainpage.doing.check_run"))
         return
     try:
         job, created = registry().start(config)
     except WorkbenchError as err:  # DeviceBusy: another process (the CLI) trains on this device; it is named
-        show_error(err, "starting the run")
+        show_error(err, t("trainpage.doing.start_run"))
         return
     select_run(job.run_id)
     if not created:
-        st.session_state[keys.FLASH] = (
-            f"A run is already training on this device ({md_code(job.run_id)}); it is shown "
-            "below. Stop it or wait for it before starting another."
-        )
+        st.session_state[keys.FLASH] = t("trainpage.start.busy", run=md_code(job.run_id))
     st.rerun()
 
 
@@ -389,37 +423,37 @@ def new_run_form() -> None:
     if dataset is None:
         return
     task = dataset.settings.task
-    st.subheader("Model")
+    st.subheader(t("trainpage.section.model"))
     chinese_model_note(dataset)  # mostly Chinese text: what to expect of the default, which models to use
     source, trust, shape = choose_model(task)
     if shape is None:
         return
-    st.subheader("Method")
+    st.subheader(t("trainpage.section.method"))
     method = choose_method(task, shape)
     prefix = f"tc_{task}_{source}_"
     # Before the settings: a teacher changes the defaults (distillation trains like a method of its own).
     distill_model, distill_train = distillation(task, shape, prefix)
-    st.subheader("Settings")
+    st.subheader(t("trainpage.section.settings"))
     train = train_settings(task, source, shape, dataset, method["method"], bool(distill_model.get("teacher_run")))
     extras = model_extras(method["method"])
     train.update(distill_train)
     train.update(probe_inputs(task, prefix))
-    st.subheader("Device")
+    st.subheader(t("trainpage.section.device"))
     train.update(device_settings(prefix))
-    name = st.text_input("Run name (optional)", key="run_name", help="Shown in lists; an id is always added.")
+    name = st.text_input(t("trainpage.run_name"), key="run_name", help=t("trainpage.run_name.help"))
     try:
         config = build_config(dataset, source, trust, method, extras, distill_model, train, name.strip())
     except Exception as err:  # noqa: BLE001 - a ConfigError names the field and the accepted range
-        show_error(err, "checking the settings")
+        show_error(err, t("trainpage.doing.settings"))
         return
-    with guarded("estimating"):
+    with guarded(t("trainpage.doing.estimate")):
         estimate_section(config)
-    if st.button("Start training", type="primary", icon=":material/play_arrow:"):
+    if st.button(t("trainpage.start"), type="primary", icon=":material/play_arrow:"):
         start(config)
 
 
 def main() -> None:
-    st.title("Train")
+    st.title(t("trainpage.title"))
     if keys.FLASH in st.session_state:
         flash = st.session_state.pop(keys.FLASH)  # written by this program, its run id through md_code
         st.warning(flash)
@@ -429,17 +463,17 @@ def main() -> None:
         run_id = active[0].run_id if active else None
     if run_id is not None and run_id not in {r.id for r in run_store().list()}:
         # The URL is anyone's to write: the name is shown as text, never as a link or an image.
-        st.warning(f"There is no run named '{md(run_id)}' (deleted?). Start a new one below.")
+        st.warning(t("trainpage.no_run", run=md(run_id)))
         select_run(None)
         run_id = None
     if run_id is None:
         new_run_form()
         return
-    with guarded("showing the run"):
+    with guarded(t("trainpage.doing.show_run")):
         live_panel(run_id)
     st.divider()
     # The form stays folded while a run is shown, so the live view is what a click on Start leads to.
-    if st.toggle("Set up a new run", key=keys.SHOW_FORM):
+    if st.toggle(t("trainpage.new_run"), key=keys.SHOW_FORM):
         new_run_form()
 
 
