@@ -21,7 +21,7 @@ WATCHABLE = {
 SCIENTIFIC = {"learning_rate", "l1_penalty"}
 # TrainConfig's fields as the reader sees them: (label key, help key). Literal keys, so the catalog test finds
 # them; the English help repeats the field's docstring (which the CLI's --help shows), and a field missing here
-# falls back to its name and docstring (tests/unit/test_forms_i18n.py asks for every field to be here).
+# falls back to its name and docstring (tests/app/test_zh_data_train.py asks for every field to be here).
 FIELD_TEXT = {
     "learning_rate": ("trainform.learning_rate", "trainform.learning_rate.help"),
     "schedule": ("trainform.schedule", "trainform.schedule.help"),
@@ -58,6 +58,18 @@ FIELD_TEXT = {
     "probe_texts": ("trainform.probe_texts", "trainform.probe_texts.help"),
     "tensorboard": ("trainform.tensorboard", "trainform.tensorboard.help"),
 }
+
+
+TASK_NAMES = {
+    "classification": "trainpage.task.classification",
+    "regression": "trainpage.task.regression",
+    "generation": "trainpage.task.generation",
+}
+
+
+def task_name(task: str) -> str:
+    """A task as the reader says it ('classification' -> '文本分类'); an unknown one as it is."""
+    return t(TASK_NAMES[task]) if task in TASK_NAMES else str(task)
 
 
 def translated_options(keys: dict[Any, str]) -> Callable[[Any], str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import charts, keys, nav
-from ui.forms import translated_options
+from ui.forms import task_name, translated_options
 from ui.guard import guarded
 from ui.i18n import language, t
 from ui.label_review import label_review_section
@@ -382,7 +382,7 @@ def saved_datasets() -> None:
                 t(
                     "datapage.saved.line",
                     name=md(ds.name),
-                    task=md(ds.settings.task),
+                    task=md(task_name(ds.settings.task)),
                     rows=md(ds.rows or "?"),
                     source=md(ds.original_name or ds.file),
                 )

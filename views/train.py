@@ -9,7 +9,7 @@ import streamlit as st
 from core.config import TrainConfig, recommended_train_settings
 from ui import keys, nav
 from ui.format import duration
-from ui.forms import field_widget, fields_grid, follow_defaults, translated_options
+from ui.forms import field_widget, fields_grid, follow_defaults, task_name, translated_options
 from ui.guard import guarded, show_error
 from ui.i18n import t
 from ui.language_note import chinese_model_note
@@ -40,11 +40,6 @@ METHOD_HELP = {
     "qlora": "trainpage.method.qlora",
     "prefix": "trainpage.method.prefix",
     "prompt": "trainpage.method.prompt",
-}
-TASK_NAMES = {
-    "classification": "trainpage.task.classification",
-    "regression": "trainpage.task.regression",
-    "generation": "trainpage.task.generation",
 }
 CUSTOM = "Another model (Hugging Face id or local folder)"
 NO_TEACHER = "(none)"
@@ -89,11 +84,10 @@ def choose_dataset():
         (t("trainpage.dataset.col.label"), s.label_column),
     )
     cols = t("trainpage.list_separator").join(f"{md(k)} = {md_code(v)}" for k, v in roles if v)
-    task_name = md(t(TASK_NAMES[s.task]) if s.task in TASK_NAMES else s.task)
     st.caption(
         t(
             "trainpage.dataset.caption",
-            task=task_name,
+            task=md(task_name(s.task)),
             rows=md(dataset.rows or "?"),
             columns=cols or t("trainpage.dataset.guessed"),
             val=float(s.val_fraction),
