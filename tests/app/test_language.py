@@ -100,11 +100,12 @@ def test_data_check_findings_follow_the_language(workspace):
         at = open_app("views/data.py", lang=lang)
         at.radio[0].set_value("Use a bundled sample")
         at.run()
-        widget(at.selectbox, "Bundled sample").set_value("sentiment_zh.csv")
+        at.selectbox(key="data_sample").set_value("sentiment_zh.csv")
         at.run()
         no_exception(at)
-        assert widget(at.selectbox, "Text column").value == "文本"
-        assert widget(at.selectbox, "Label column").value == "标签"
+        text, label = ("文本列", "标签列") if lang == "zh" else ("Text column", "Label column")  # the page's labels
+        assert widget(at.selectbox, text).value == "文本"
+        assert widget(at.selectbox, label).value == "标签"
         return [m.value for m in [*at.success, *at.warning, *at.info]]
 
     chinese = findings("zh")
