@@ -161,11 +161,14 @@ def page(server):
         browser.close()
 
 
-def choose_local_model(page, folder) -> None:
-    """On the Train page: pick "Another model" and give it a local model folder (the tests' tiny models)."""
-    page.get_by_text("Another model (Hugging Face id or local folder)").click()
+def choose_local_model(page, folder, lang: str = "en") -> None:
+    """On the Train page: pick "Another model" and give it a local model folder (the tests' tiny models).
+    ``lang``: the page's language; the labels come from its catalog (locales/<lang>/data_train.json)."""
+    from core.i18n import t
+
+    page.get_by_text(t("trainpage.model.custom", lang)).click()
     wait_ready(page)
-    source = page.get_by_role("textbox", name="Hugging Face id or local folder", exact=True)
+    source = page.get_by_role("textbox", name=t("trainpage.model.source", lang), exact=True)
     source.fill(str(folder))
     source.press("Enter")
     wait_ready(page)
