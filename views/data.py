@@ -326,6 +326,7 @@ def augmentation(frame, columns, file_key: str) -> tuple[list[str], int]:
             t("datapage.aug.ops"),
             list(OPS),
             key=f"aug_ops_{file_key}",
+            placeholder=t("datapage.aug.ops.placeholder"),
             help=t("datapage.aug.ops.help"),
         )
         multiplier = c2.number_input(

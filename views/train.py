@@ -220,6 +220,7 @@ def choose_method(task: str, shape) -> dict:
             shape.lora_candidates,
             default=shape.lora_default,
             key=f"lora_targets_{shape.source}",
+            placeholder=t("trainpage.lora.targets.placeholder"),
             help=t("trainpage.lora.targets.help"),
         )
     elif method in ("prefix", "prompt"):
