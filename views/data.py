@@ -48,6 +48,7 @@ def _read(path: str, stamp: float, corpus: bool):
 
 
 def check(*args):
+    """The cached data check (_check's arguments) under a spinner in the reader's language."""
     with st.spinner(t("datapage.spinner.check")):
         return _check(*args)
 
