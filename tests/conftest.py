@@ -11,6 +11,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist each worker has one core of its own: one thread per process (and for the servers and CLI
+    # runs it starts), since two OpenMP pools spinning on the same two cores slow each other down many times over.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "charming"]
 NEGATIVE = ["awful", "terrible", "boring", "dull", "bad", "tedious", "clumsy", "painful"]

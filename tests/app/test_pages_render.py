@@ -33,7 +33,7 @@ def test_first_visit_straight_to_a_page_still_goes_through_the_router(workspace)
 
     from tests.app.conftest import APP
 
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=180)
     at.switch_page("views/runs.py")  # before any run: the page is found by file name, as a URL would be
     at.run()
     no_exception(at)

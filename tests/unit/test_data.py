@@ -701,7 +701,7 @@ def test_prepare_frame_like_run_maps_labels(tmp_path):
 
 
 def test_bundled_samples_are_regenerated_identically(tmp_path):
-    subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), str(tmp_path)], check=True, timeout=60)
+    subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), str(tmp_path)], check=True, timeout=300)
     for name in ("sentiment.csv", "pairs.csv", "qa.csv", "stories.txt"):
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name
         assert (SAMPLES / name).stat().st_size < 400 * 1024

@@ -255,7 +255,7 @@ def test_a_worker_dies_with_the_server_that_started_it_and_the_run_resumes(works
         (run,) = store.list()
         server.send_signal(signal.SIGKILL)
         server.wait(WAIT)
-        _wait_for(lambda: _pid_gone(worker), timeout=15, what="the orphaned worker to end")
+        _wait_for(lambda: _pid_gone(worker), what="the orphaned worker to end")
     finally:
         server.kill()
     assert run.stored_status()["state"] == "running"  # what the dead processes left on disk

@@ -384,7 +384,7 @@ def test_generation_samples_are_regenerated_identically_and_read_as_their_shapes
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), str(tmp_path)], check=True, timeout=60)
+    subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), str(tmp_path)], check=True, timeout=300)
     for name in ("headlines.csv", "chat.jsonl"):
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name
     headlines = prepare_data(DataConfig(train_path=str(SAMPLES / "headlines.csv")), "generation")
