@@ -12,4 +12,6 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISA
 export TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .          # lint and format first: seconds, and the version is pinned in requirements-dev.txt
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two workers (pytest-xdist), one per core: much of a test's time is a subprocess starting or a browser waiting,
+# and each worker runs torch with one thread (tests/conftest.py). WORKBENCH_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${WORKBENCH_TEST_WORKERS:-2}" "$@"
