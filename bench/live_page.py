@@ -9,7 +9,8 @@ it) through the CLI into the server's workspace, while the browser is in one of 
 
 - ``live``: a tab on the Train page showing this run (``/train?run=ID``), as after a click on Start;
 - ``runs``: a tab on the Runs page (the issue's "not watching");
-- ``closed``: no tab open (the browser process stays).
+- ``closed``: no tab open (the browser process stays);
+- ``hidden``: the live Train page in a tab the browser reports as hidden (another tab in front, a minimised window).
 
 ``--synthetic SECONDS`` measures the watching alone, without training: the script itself plays a run (status.json
 and metrics.jsonl written at the pace of a real one: a logged step every ``--pace`` seconds, an evaluation every 20
@@ -41,7 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common  # noqa: E402
 from tests.e2e.conftest import READY, launch_chromium, start_server, stop_server_process  # noqa: E402
 
-CONDITIONS = ("live", "runs", "closed")
+CONDITIONS = ("live", "runs", "closed", "hidden")
+# What a browser does when its tab goes to the background (Playwright's Chromium never hides a page by itself).
+HIDE_TAB_JS = """() => {
+  Object.defineProperty(document, "visibilityState", {get: () => "hidden", configurable: true});
+  Object.defineProperty(document, "hidden", {get: () => true, configurable: true});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+HIDDEN_NOTE = "in the background"  # the live panel's caption in a hidden tab (locales/en/live.json, live.hidden)
 
 
 def cpu_seconds(procs: list) -> dict[int, float]:
@@ -95,6 +103,20 @@ def process_tree(pid: int) -> list:
         return []
 
 
+def open_condition(browser, server, condition: str, run_id: str):
+    """(context, page) with the browser in ``condition`` for the run ``run_id``; (None, None) for ``closed``."""
+    if condition == "closed":
+        return None, None
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{server.url}/runs" if condition == "runs" else f"{server.url}/train?run={run_id}")
+    page.wait_for_selector(READY, timeout=120_000)
+    if condition == "hidden":
+        page.evaluate(HIDE_TAB_JS)
+        page.get_by_text(HIDDEN_NOTE).wait_for(timeout=120_000)  # the panel has seen it: the pause is on
+    return context, page
+
+
 def train_command(train_csv: Path, val_csv: Path, rows: int, name: str) -> list[str]:
     steps = rows // 16
     log_every = int(min(max(steps // 40, 1), 10))  # as the Train page sets it: about 40 points on the curve
@@ -124,12 +146,7 @@ def trial(args, server, browser, data: tuple[Path, Path], condition: str, index:
             raise RuntimeError(f"training exited with {trainer.returncode}: {trainer.stderr.read().decode()[-2000:]}")
         time.sleep(0.1)
 
-    context = page = None
-    if condition != "closed":
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.goto(f"{server.url}/train?run={run.id}" if condition == "live" else f"{server.url}/runs")
-        page.wait_for_selector(READY, timeout=120_000)
+    context, page = open_condition(browser, server, condition, run.id)
 
     browser_cpu, server_cpu = CpuMeter(chromium_tree), CpuMeter(lambda: process_tree(server.process.pid))
     trainer_cpu = CpuMeter(lambda: process_tree(trainer.pid))
@@ -211,12 +228,7 @@ class PlayedRun:
 def watch(args, server, browser, data: tuple[Path, Path], condition: str, index: int) -> dict:
     """One trial of --synthetic: the browser in ``condition`` while a played run logs for ``args.synthetic`` s."""
     played = PlayedRun(server.workspace, data[0], steps=100_000, index=index * 10 + CONDITIONS.index(condition))
-    context = None
-    if condition != "closed":
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.goto(f"{server.url}/train?run={played.run.id}" if condition == "live" else f"{server.url}/runs")
-        page.wait_for_selector(READY, timeout=120_000)
+    context, _ = open_condition(browser, server, condition, played.run.id)
     browser_cpu, server_cpu = CpuMeter(chromium_tree), CpuMeter(lambda: process_tree(server.process.pid))
     load_start = common.load_average()
     browser_cpu.start()

@@ -38,6 +38,16 @@ def log_scale(run_id: str) -> str:
     return f"log_{run_id}"
 
 
+def live_charts(run_id: str) -> str:
+    """The snapshot the live panel's charts last showed for one run (version, evaluations, when)."""
+    return f"live_charts_{run_id}"
+
+
+def tab_hook(run_id: str) -> str:
+    """The live panel's hidden-tab hook for one run."""
+    return f"tab_hook_{run_id}"
+
+
 def staged_upload(slot: str) -> str:
     """The staged copy of the file last uploaded into one upload box (to discard it when it is replaced)."""
     return f"staged_{slot}"
