@@ -48,6 +48,11 @@ def tab_hook(run_id: str) -> str:
     return f"tab_hook_{run_id}"
 
 
+def tab_hidden(run_id: str) -> str:
+    """Whether the live panel last saw its tab hidden (then its refresh timer is off)."""
+    return f"tab_hidden_{run_id}"
+
+
 def staged_upload(slot: str) -> str:
     """The staged copy of the file last uploaded into one upload box (to discard it when it is replaced)."""
     return f"staged_{slot}"

@@ -17,16 +17,19 @@ from ui.probes import probes_live
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
-REFRESH_S = 2.0
+# Each refresh costs the browser and the server a fixed share of CPU, even when nothing changed (a fragment rerun
+# and its render; see bench/live_page.py): on 2 cores a refresh every 2 s took a quarter of a core from training.
+REFRESH_S = 4.0
 # The curves are redrawn at most this often while a run trains (the numbers above them every REFRESH_S), and at
 # once when an evaluation arrives or the run ends. An unchanged figure is not drawn again: the browser keeps an
 # element whose content hash has not changed (Streamlit 1.6x), so between redraws the charts cost it nothing.
-CHART_REFRESH_S = 6.0
+CHART_REFRESH_S = 8.0
 LIVE_POINTS = 600  # points per live curve: a chart a few hundred pixels wide shows no more
 
 # Reports whether the browser tab is hidden. Streamlit's run_every is a plain setInterval in the page, which keeps
-# firing in a background tab (Chrome throttles it only after minutes): while hidden, the panel draws nothing but
-# this hook, and the state change on return redraws it at once. Fixed code of ours, no data from outside in it.
+# firing in a background tab (Chrome throttles it only after minutes): while hidden, the panel has no timer and
+# draws nothing but this hook, whose report on return brings the timer and the drawing back at once. Fixed code of
+# ours, no data from outside in it.
 _TAB_HOOK_JS = """
 export default function (component) {
   const { setStateValue } = component;
@@ -88,11 +91,12 @@ def chart_version(run_id: str, version: int, evaluations: int, active: bool) -> 
 def live_panel(run_id: str) -> None:
     run = run_store().get(run_id)
     active = run.state in ACTIVE
+    paused = active and bool(st.session_state.get(keys.tab_hidden(run.id)))  # the tab was hidden at the last look
 
     # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh is work
     # in the server that competes with training for the CPU (and, for a thread job, the GIL): refresh every
     # 2 s, and share the metrics reading and the figures between sessions (live_view).
-    @st.fragment(run_every=REFRESH_S if active else None)
+    @st.fragment(run_every=REFRESH_S if active and not paused else None)
     def panel() -> None:
         # A timed rerun runs this body alone, outside the page's guard: it needs its own.
         with guarded("showing the run"):
@@ -103,9 +107,15 @@ def live_panel(run_id: str) -> None:
         state = status["state"]
         if active and state not in ACTIVE:
             st.rerun()
-        if active and _tab_hidden(run.id):
-            st.caption(t("live.hidden"))  # what a hidden tab shows: nothing is drawn until the reader is back
-            return
+        if active:
+            hidden = _tab_hidden(run.id)
+            if hidden != bool(st.session_state.get(keys.tab_hidden(run.id))):
+                # Only a whole run can switch the fragment's timer off or on (the browser clears every timer then).
+                st.session_state[keys.tab_hidden(run.id)] = hidden
+                st.rerun()
+            if hidden:
+                st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
+                return
         x = st.session_state.get(keys.x_axis(run.id), "step")
         log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
         fresh = state not in ACTIVE
