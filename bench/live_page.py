@@ -28,7 +28,6 @@ trial: on a shared machine the ratios mean little unless the load is low and ste
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -41,14 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
 from tests.e2e.conftest import READY, launch_chromium, start_server, stop_server_process  # noqa: E402
+from tests.played_run import HIDE_TAB_JS, PlayedRun  # noqa: E402
 
 CONDITIONS = ("live", "runs", "closed", "hidden")
-# What a browser does when its tab goes to the background (Playwright's Chromium never hides a page by itself).
-HIDE_TAB_JS = """() => {
-  Object.defineProperty(document, "visibilityState", {get: () => "hidden", configurable: true});
-  Object.defineProperty(document, "hidden", {get: () => true, configurable: true});
-  document.dispatchEvent(new Event("visibilitychange"));
-}"""
 HIDDEN_NOTE = "in the background"  # the live panel's caption in a hidden tab (locales/en/live.json, live.hidden)
 
 
@@ -187,47 +181,10 @@ def trial(args, server, browser, data: tuple[Path, Path], condition: str, index:
     }
 
 
-class PlayedRun:
-    """A run that trains nobody: this process writes its status and metrics lines as a training process would."""
-
-    def __init__(self, workspace: Path, data: Path, steps: int, index: int):
-        from core.config import RunConfig
-        from core.runs import RunStore
-
-        config = RunConfig.from_dict(
-            {"data": {"train_path": str(data)}, "model": {"source": "default", "task": "classification"}}
-        )
-        self.run = RunStore(workspace / "runs").create(config, run_id=f"played-{index}")
-        self.steps, self.step = steps, 0
-        self.run.set_status("running", step=0, total_steps=steps)
-        start = {"event": "start", "total_steps": steps, "train_examples": steps * 16, "device": "cpu"}
-        self._append(start | {"precision": "bf16", "trainable_params": 22_713_218, "total_params": 22_713_218})
-
-    def _append(self, record: dict) -> None:
-        with open(self.run.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def advance(self) -> None:
-        import math
-
-        self.step += 1
-        s, epoch = self.step, round(self.step / self.steps, 4)
-        loss = 0.69 * math.exp(-s / 200) + 0.2 + 0.05 * math.sin(s)
-        self._append({"step": s, "epoch": epoch, "loss": loss, "lr": 5e-5 * (1 - s / self.steps), "samples_per_s": 120})
-        latest = {}
-        if s % 20 == 0:
-            latest = {"step": s, "epoch": epoch, "val_loss": loss + 0.05, "val_accuracy": 0.8 + s / self.steps / 10}
-            self._append(latest)
-        fields = {"latest_eval": latest} if latest else {}
-        self.run.set_status(step=s, samples_per_s=120.0, elapsed_s=s * 0.13, eta_s=(self.steps - s) * 0.13, **fields)
-
-    def finish(self) -> None:
-        self.run.set_status("finished", step=self.step)
-
-
 def watch(args, server, browser, data: tuple[Path, Path], condition: str, index: int) -> dict:
     """One trial of --synthetic: the browser in ``condition`` while a played run logs for ``args.synthetic`` s."""
-    played = PlayedRun(server.workspace, data[0], steps=100_000, index=index * 10 + CONDITIONS.index(condition))
+    run_id = f"played-{index}-{condition}"
+    played = PlayedRun(server.workspace, data[0], total=100_000, run_id=run_id)  # this process owns it
     context, _ = open_condition(browser, server, condition, played.run.id)
     browser_cpu, server_cpu = CpuMeter(chromium_tree), CpuMeter(lambda: process_tree(server.process.pid))
     load_start = common.load_average()
@@ -235,7 +192,7 @@ def watch(args, server, browser, data: tuple[Path, Path], condition: str, index:
     server_cpu.start()
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.synthetic:
-        played.advance()
+        played.log(eval_every=20)
         browser_cpu.sample()
         server_cpu.sample()
         time.sleep(args.pace)

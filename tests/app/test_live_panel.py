@@ -13,40 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core.config import RunConfig
-from core.runs import RunStore, process_started
 from tests.app.conftest import no_exception, open_app
+from tests.played_run import PlayedRun
 from ui import keys
 from ui.live import CHART_REFRESH_S, REFRESH_S
-
-
-class PlayedRun:
-    """A run trained by nobody: its status and metrics lines are written by hand. Its owner is another live process
-    (as for a run the command line trains): the app marks a run owned by its own process but by none of its jobs
-    as interrupted."""
-
-    def __init__(self, data_path, owner: subprocess.Popen, total: int = 100):
-        config = RunConfig.from_dict(
-            {"data": {"train_path": str(data_path)}, "model": {"source": "default", "task": "classification"}}
-        )
-        self.run = RunStore().create(config, run_id="played")
-        self.total, self.step = total, 0
-        started = process_started(owner.pid)
-        self.run.set_status("running", step=0, total_steps=total, pid=owner.pid, pid_started=started)
-        self.append({"event": "start", "total_steps": total, "train_examples": 100, "device": "cpu"})
-
-    def append(self, record: dict) -> None:
-        with open(self.run.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def log(self, steps: int = 1) -> None:
-        for _ in range(steps):
-            self.step += 1
-            self.append({"step": self.step, "epoch": self.step / self.total, "loss": 1.0 / self.step, "lr": 1e-4})
-        self.run.set_status(step=self.step, samples_per_s=100.0, elapsed_s=self.step * 0.1)
-
-    def evaluate(self) -> None:
-        self.append({"step": self.step, "epoch": self.step / self.total, "val_loss": 0.5, "val_accuracy": 0.75})
 
 
 def charts(at) -> list[str]:
@@ -66,7 +36,7 @@ def last_step(spec: str) -> float:
 def played(workspace, toy_csv):
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        yield PlayedRun(toy_csv, owner)
+        yield PlayedRun(workspace, toy_csv, owner=owner.pid)
     finally:
         owner.kill()
         owner.wait()
