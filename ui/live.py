@@ -91,7 +91,7 @@ def chart_version(run_id: str, version: int, evaluations: int, active: bool) -> 
 def live_panel(run_id: str) -> None:
     run = run_store().get(run_id)
     active = run.state in ACTIVE
-    paused = active and bool(st.session_state.get(keys.tab_hidden(run.id)))  # the tab was hidden at the last look
+    paused = active and bool(st.session_state.get(keys.TAB_HIDDEN))  # the tab was hidden at the last look
 
     # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh is work
     # in the server that competes with training for the CPU (and, for a thread job, the GIL): refresh every
@@ -109,9 +109,9 @@ def live_panel(run_id: str) -> None:
             st.rerun()
         if active:
             hidden = _tab_hidden(run.id)
-            if hidden != bool(st.session_state.get(keys.tab_hidden(run.id))):
+            if hidden != bool(st.session_state.get(keys.TAB_HIDDEN)):
                 # Only a whole run can switch the fragment's timer off or on (the browser clears every timer then).
-                st.session_state[keys.tab_hidden(run.id)] = hidden
+                st.session_state[keys.TAB_HIDDEN] = hidden
                 st.rerun()
             if hidden:
                 st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
