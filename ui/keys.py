@@ -20,6 +20,7 @@ EVALUATED = "evaluated"  # the (run, split) pairs the Evaluate page has scored i
 SWAP_RESULT = "swap_result"  # Evaluate's last counterfactual swap test, with the run and pairs it was made for
 LABEL_ISSUES_CHECKED = "li_checked"  # the dataset whose rows the label-error finder has checked in this tab
 LABEL_ISSUES_DEFAULT = "li_default"  # the label review table's starting decisions (relabel / keep / drop)
+TAB_HIDDEN = "tab_hidden"  # the live panel's hook last reported this tab hidden: timed fragments declare no timer
 LABEL_ISSUES_SAVED = "li_saved"  # the new dataset version the label review just saved, to offer "Train on it"
 
 
@@ -36,6 +37,16 @@ def x_axis(run_id: str) -> str:
 def log_scale(run_id: str) -> str:
     """The live panel's log-scale toggle for one run."""
     return f"log_{run_id}"
+
+
+def live_charts(run_id: str) -> str:
+    """The snapshot the live panel's charts last showed for one run (version, evaluations, when)."""
+    return f"live_charts_{run_id}"
+
+
+def tab_hook(run_id: str) -> str:
+    """The live panel's hidden-tab hook for one run."""
+    return f"tab_hook_{run_id}"
 
 
 def staged_upload(slot: str) -> str:

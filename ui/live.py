@@ -12,12 +12,34 @@ from ui import charts, keys, nav, share
 from ui.diagnosis import show_diagnosis
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
-from ui.i18n import language, status_message
+from ui.i18n import language, status_message, t
 from ui.probes import probes_live
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
 
-REFRESH_S = 2.0
+# Each refresh costs the browser and the server a fixed share of CPU, even when nothing changed (a fragment rerun
+# and its render; see bench/live_page.py): on 2 cores a refresh every 2 s took a quarter of a core from training.
+REFRESH_S = 4.0
+# The curves are redrawn at most this often while a run trains (the numbers above them every REFRESH_S), and at
+# once when an evaluation arrives or the run ends. An unchanged figure is not drawn again: the browser keeps an
+# element whose content hash has not changed (Streamlit 1.6x), so between redraws the charts cost it nothing.
+CHART_REFRESH_S = 8.0
+LIVE_POINTS = 600  # points per live curve: a chart a few hundred pixels wide shows no more
+
+# Reports whether the browser tab is hidden. Streamlit's run_every is a plain setInterval in the page, which keeps
+# firing in a background tab (Chrome throttles it only after minutes): while hidden, the panel has no timer and
+# draws nothing but this hook, whose report on return brings the timer and the drawing back at once. Fixed code of
+# ours, no data from outside in it.
+_TAB_HOOK_JS = """
+export default function (component) {
+  const { setStateValue } = component;
+  const report = () => setStateValue("hidden", document.visibilityState === "hidden");
+  document.addEventListener("visibilitychange", report);
+  if (document.visibilityState === "hidden") report();
+  return () => document.removeEventListener("visibilitychange", report);
+}
+"""
+_tab_hook = st.components.v2.component("workbench.tab_visibility", js=_TAB_HOOK_JS)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -31,28 +53,50 @@ def _figures(metrics_path: str, version: int, x: str, log_y: bool, lang: str):
     # Building a plotly figure costs ~12 ms of the server's Python; sessions that see the same snapshot (in the
     # same language) share it.
     _, _, train, evals = _feed(metrics_path).frames()
-    loss = charts.loss_curves(downsample(train), evals, x=x, log_y=log_y, lang=lang)
-    return loss, charts.learning_rate(downsample(train), x=x, lang=lang)
+    shown = downsample(train, LIVE_POINTS)
+    loss = charts.loss_curves(shown, evals, x=x, log_y=log_y, lang=lang)
+    return loss, charts.learning_rate(shown, x=x, lang=lang)
 
 
-def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False):
-    """(records, train table, eval table, loss figure, learning-rate figure) for one run, shared by all sessions."""
+def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False, chart_version: int | None = None):
+    """(records, train table, eval table, loss figure, learning-rate figure) for one run, shared by all sessions.
+
+    ``chart_version``: the snapshot whose figures to show (an earlier one keeps the charts as they were drawn).
+    """
     feed = _feed(str(run.metrics_path))
     version, records, train, evals = feed.frames(fresh)
     if not (len(train) or len(evals)):
         return records, train, evals, None, None
-    loss, lr = _figures(str(run.metrics_path), version, x, log_y, language())
+    shown = version if chart_version is None else chart_version
+    loss, lr = _figures(str(run.metrics_path), shown, x, log_y, language())
     return records, train, evals, loss, lr
+
+
+def chart_version(run_id: str, version: int, evaluations: int, active: bool) -> int:
+    """The snapshot this session's charts show: the newest one when there are new points and the charts are
+    CHART_REFRESH_S old, a new evaluation arrived or the run has ended; otherwise the one drawn last time."""
+    drawn = st.session_state.get(keys.live_charts(run_id))
+    now = CurveFeed.clock()
+    if (
+        drawn is None
+        or not active
+        or evaluations != drawn["evaluations"]
+        or (version != drawn["version"] and now - drawn["at"] >= CHART_REFRESH_S)
+    ):
+        drawn = {"version": version, "evaluations": evaluations, "at": now}
+        st.session_state[keys.live_charts(run_id)] = drawn
+    return drawn["version"]
 
 
 def live_panel(run_id: str) -> None:
     run = run_store().get(run_id)
     active = run.state in ACTIVE
+    paused = active and bool(st.session_state.get(keys.TAB_HIDDEN))  # the tab was hidden at the last look
 
     # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh is work
     # in the server that competes with training for the CPU (and, for a thread job, the GIL): refresh every
     # 2 s, and share the metrics reading and the figures between sessions (live_view).
-    @st.fragment(run_every=REFRESH_S if active else None)
+    @st.fragment(run_every=REFRESH_S if active and not paused else None)
     def panel() -> None:
         # A timed rerun runs this body alone, outside the page's guard: it needs its own.
         with guarded("showing the run"):
@@ -63,40 +107,52 @@ def live_panel(run_id: str) -> None:
         state = status["state"]
         if active and state not in ACTIVE:
             st.rerun()
+        if active:
+            hidden = _tab_hidden(run.id)
+            if hidden != bool(st.session_state.get(keys.TAB_HIDDEN)):
+                # Only a whole run can switch the fragment's timer off or on (the browser clears every timer then).
+                st.session_state[keys.TAB_HIDDEN] = hidden
+                st.rerun()
+            if hidden:
+                st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
+                return
         x = st.session_state.get(keys.x_axis(run.id), "step")
         log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
-        records, train, evals, loss_fig, lr_fig = live_view(run, x, log_y, fresh=state not in ACTIVE)
+        fresh = state not in ACTIVE
+        version, _, _, evals_now = _feed(str(run.metrics_path)).frames(fresh)
+        shown = chart_version(run.id, version, len(evals_now), active=not fresh)
+        records, train, evals, loss_fig, lr_fig = live_view(run, x, log_y, fresh=fresh, chart_version=shown)
         head = start_record(records)
-        st.markdown(f"### Run {md_code(run.id)} {state_badge(state)}")
+        st.markdown(t("live.heading", run=md_code(run.id), badge=state_badge(state)))
         if status.get("message"):
             (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(
                 md(hide_paths(status_message(status)))
             )
         step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
-        st.progress(min(step / total, 1.0) if total else 0.0, text=f"Step {md(step)} of {md(total or '?')}")
+        progress = t("live.progress", step=md(step), total=md(total or "?"))
+        st.progress(min(step / total, 1.0) if total else 0.0, text=progress)
         latest = status.get("latest_eval") or {}
         c = st.columns(5)
-        c[0].metric("Samples per second", f"{status.get('samples_per_s', 0) or 0:.1f}")
-        c[1].metric("Elapsed", duration(status.get("elapsed_s")))
-        c[2].metric("Time left (ETA)", duration(status.get("eta_s")) if state in ACTIVE else "–")
-        c[3].metric("Validation loss", metric(latest["val_loss"]) if "val_loss" in latest else "–")
-        headline = next((k for k in ("val_accuracy", "val_r2", "val_perplexity") if k in latest), None)
-        c[4].metric(
-            md(headline.replace("val_", "Validation ")) if headline else "Validation score",
-            metric(latest[headline]) if headline else "–",
-        )
+        c[0].metric(t("live.metric.speed"), f"{status.get('samples_per_s', 0) or 0:.1f}")
+        c[1].metric(t("live.metric.elapsed"), duration(status.get("elapsed_s")))
+        c[2].metric(t("live.metric.eta"), duration(status.get("eta_s")) if state in ACTIVE else "–")
+        c[3].metric(t("live.metric.val_loss"), metric(latest["val_loss"]) if "val_loss" in latest else "–")
+        headline = next((k for k in HEADLINES if k in latest), None)
+        c[4].metric(t(HEADLINES.get(headline, "live.metric.val_score")), metric(latest[headline]) if headline else "–")
         if head:
             st.caption(
-                f"{head.get('trainable_params', 0):,} of {head.get('total_params', 0):,} parameters train; "
-                f"{head.get('train_examples', 0):,} training examples; device {md(head.get('device'))}, "
-                f"precision {md(head.get('precision'))}."
+                t(
+                    "live.model_line",
+                    trainable=head.get("trainable_params", 0),
+                    total=head.get("total_params", 0),
+                    examples=head.get("train_examples", 0),
+                    device=md(head.get("device")),
+                    precision=md(head.get("precision")),
+                )
             )
             scored, held = head.get("validation_scored_during_training"), head.get("validation_examples")
             if scored and held and scored < held:
-                st.caption(
-                    f"Validation during training scores a fixed sample of {scored:,} of the {held:,} validation "
-                    "rows (to keep it under a tenth of the time); the whole split is scored at the end."
-                )
+                st.caption(t("live.val_sample", scored=scored, held=held))
         _controls(run, state, evals)
         probes_live(records, run.id)  # pinned probe sentences: the model's answers at each validation
         # What went right or wrong, in plain words, with a one-click fix (live and after the run).
@@ -107,14 +163,39 @@ def live_panel(run_id: str) -> None:
         if len(train) or len(evals):
             c1, c2 = st.columns([1, 1])
             # The figures were built above from these widgets' values (a change reruns the fragment at once).
-            c1.radio("X axis", ["step", "epoch"], horizontal=True, key=keys.x_axis(run.id))
-            c2.toggle("Log scale for loss", key=keys.log_scale(run.id))
+            c1.radio(
+                t("live.x_axis"),
+                ["step", "epoch"],
+                format_func=lambda axis: t(AXES[axis]),
+                horizontal=True,
+                key=keys.x_axis(run.id),
+            )
+            c2.toggle(t("live.log_scale"), key=keys.log_scale(run.id))
             st.plotly_chart(loss_fig, key=f"loss_{run.id}")
             st.plotly_chart(lr_fig, key=f"lr_{run.id}")
         elif state in ACTIVE:
-            st.info("Preparing the data and the model; the first points appear after a few steps.")
+            st.info(t("live.preparing"))
 
     panel()
+
+
+# Literal keys (not built from the metric's name) so the catalog test finds each of them in the code.
+HEADLINES = {
+    "val_accuracy": "live.metric.val_accuracy",
+    "val_r2": "live.metric.val_r2",
+    "val_perplexity": "live.metric.val_perplexity",
+}
+AXES = {"step": "live.axis.step", "epoch": "live.axis.epoch"}
+
+
+def _tab_hidden(run_id: str) -> bool:
+    """Whether this reader's browser tab is hidden (the hook reports changes; a tab starts visible)."""
+    result = _tab_hook(key=keys.tab_hook(run_id), default={"hidden": False}, height=0, on_hidden_change=_noop)
+    return bool(getattr(result, "hidden", False))
+
+
+def _noop() -> None:
+    """A state must have a change callback to be reported; the rerun it brings is all the panel needs."""
 
 
 def _controls(run, state: str, evals) -> None:
@@ -123,24 +204,25 @@ def _controls(run, state: str, evals) -> None:
         mine = registry().get(run.id) is not None
         # Overfitting (with "Stop and keep best") is told by the diagnosis below the controls.
         if st.button(
-            "Stop",
+            t("live.stop"),
             key=f"stop_{run.id}",
             icon=":material/stop_circle:",
-            help="Stop after the current step; the model so far is saved.",
+            help=t("live.stop.help"),
         ) and registry().stop(run.id):
-            st.toast("Stopping after the current step...")
+            st.toast(t("live.stopping"))
         if not mine:
-            st.caption("Another process (the command line?) trains this run; Stop reaches it all the same.")
+            st.caption(t("live.other_process"))
         return
     resumable = state in RESUMABLE and run.latest_checkpoint() is not None
-    if resumable and st.button("Resume from the last checkpoint", key=f"resume_{run.id}", icon=":material/play_arrow:"):
+    if resumable and st.button(t("live.resume"), key=f"resume_{run.id}", icon=":material/play_arrow:"):
         job, created = registry().resume(run.id)
         select_run(job.run_id)
         if not created:
-            st.session_state[keys.FLASH] = (
-                f"Another run is training on this device ({md_code(job.run_id)}); wait or stop it."
-            )
+            st.session_state[keys.FLASH] = t("live.device_busy", run=md_code(job.run_id))
         st.rerun()
+
+
+SPLITS = {"validation": "live.score.validation", "test": "live.score.test"}
 
 
 def _finished(run) -> None:
@@ -149,14 +231,14 @@ def _finished(run) -> None:
     for split in ("validation", "test"):
         for key, value in (results.get(split) or {}).items():
             if isinstance(value, (int, float)):
-                scores[f"{split} {key}"] = metric(value)
+                scores[t(SPLITS[split], metric=key)] = metric(value)
     if scores:
         st.dataframe([scores], hide_index=True)
     c = st.columns(3)
-    if c[0].button("Try it in the Playground", type="primary", key=f"to_play_{run.id}", icon=":material/chat:"):
+    if c[0].button(t("live.to_playground"), type="primary", key=f"to_play_{run.id}", icon=":material/chat:"):
         st.switch_page(nav.PLAYGROUND.path, query_params={"run": run.id})
-    if c[1].button("Evaluate it", key=f"to_eval_{run.id}", icon=":material/fact_check:"):
+    if c[1].button(t("live.to_evaluate"), key=f"to_eval_{run.id}", icon=":material/fact_check:"):
         st.switch_page(nav.EVALUATE.path, query_params={"run": run.id})
-    if c[2].button("Compare runs", key=f"to_cmp_{run.id}", icon=":material/compare:"):
+    if c[2].button(t("live.to_compare"), key=f"to_cmp_{run.id}", icon=":material/compare:"):
         st.switch_page(nav.COMPARE.path, query_params={"run": run.id})
     share.report_button([run], key=f"report_{run.id}")

@@ -34,8 +34,26 @@ def test_downsample_keeps_ends_and_bounds_points():
 
     frame = pd.DataFrame({"step": range(1, 10_001), "loss": range(10_000)})
     small = downsample(frame, 500)
-    assert len(small) == 500 and small["step"].iloc[0] == 1 and small["step"].iloc[-1] == 10_000
+    assert len(small) <= 500 and small["step"].iloc[0] == 1 and small["step"].iloc[-1] == 10_000
     assert downsample(frame.head(20), 500).equals(frame.head(20))
+
+
+def test_downsample_keeps_the_lowest_and_highest_points_of_the_loss():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    loss = 2.0 * np.exp(-np.arange(50_000) / 8_000) + 0.2 + rng.normal(0, 0.01, 50_000)
+    loss[31_337], loss[12_345] = 0.01, 9.0  # the best loss and a spike, between evenly spaced rows
+    loss[40_000:40_010] = np.nan  # a stretch of gaps (NaN losses) must not break it
+    frame = pd.DataFrame({"step": np.arange(1, 50_001), "loss": loss})
+    small = downsample(frame, 600)
+    assert len(small) <= 600 and small["step"].is_monotonic_increasing
+    assert small["step"].iloc[0] == 1 and small["step"].iloc[-1] == 50_000
+    assert 31_338 in small["step"].values and 12_346 in small["step"].values
+    assert small["loss"].min() == 0.01 and small["loss"].max() == 9.0
+    # Without the column, rows are evenly spaced as before.
+    assert len(downsample(frame[["step"]], 600)) == 600
 
 
 def test_overfitting_needs_two_rises_in_a_row():
