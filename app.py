@@ -69,8 +69,11 @@ def run() -> None:
     with st.sidebar, guarded("reading the running job"):
         from ui.state import active_runs
 
-        # Poll often while something trains, rarely otherwise (a CLI job started elsewhere still shows up).
-        st.fragment(run_every=5.0 if active_runs() else 20.0)(_running_job)()
+        # Poll while something trains, rarely otherwise (a CLI job started elsewhere still shows up), and not at
+        # all while the tab is hidden (the live panel's hook says so; its report on return reruns the whole page).
+        # Every timed rerun costs the browser a fixed share of a core (bench/live_page.py), so not too often.
+        every = None if st.session_state.get(keys.TAB_HIDDEN) else 10.0 if active_runs() else 30.0
+        st.fragment(run_every=every)(_running_job)()
     page.run()
 
 
