@@ -712,18 +712,15 @@ def train(
         recipe.fit()
         return recipe.finish()
     except WorkbenchError as err:
-        return _fail(run, writer, str(err))
+        return _fail(run, writer, i18n.error_message(err))
     except Exception as err:  # noqa: BLE001 - every failure ends the run with a readable message
         from core.device import is_oom
 
         if is_oom(err):
-            msg = (
-                "The device ran out of memory. Lower the batch size or the max length "
-                "(or use gradient accumulation for the same effective batch), then start again."
-            )
+            record = i18n.message("error.training.out_of_memory")
         else:
-            msg = f"Training failed: {type(err).__name__}: {str(err)[:500]}"
-        return _fail(run, writer, msg)
+            record = i18n.message("error.training.crashed", kind=type(err).__name__, detail=str(err)[:500])
+        return _fail(run, writer, record)
     finally:
         sink.close()
         recipe.cleanup()
@@ -741,10 +738,11 @@ class _NullSink:
         pass
 
 
-def _fail(run: Run, writer: Run | None, message: str) -> TrainResult:
+def _fail(run: Run, writer: Run | None, record: dict[str, Any]) -> TrainResult:
+    # The record keeps the message's key and parameters (core.i18n), so the Runs page shows it in any language.
     if writer:
-        writer.set_status("failed", message=message)
-    return TrainResult(run.id, "failed", message)
+        writer.set_status("failed", **record)
+    return TrainResult(run.id, "failed", record["message"])
 
 
 def _prepare_splits(config: RunConfig, run: Run, resume: bool):
