@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.errors import DataError
+from core.errors import TASKS, DataError
 from core.findings import Finding  # noqa: F401 - the data check's lines; pages import it from here
 from core.findings import finding as _finding
 
@@ -51,12 +51,6 @@ BINARY_MAGIC = {  # the first bytes of a file that is no text table -> the messa
     b"\x89PNG": "error.data.binary.png",
     b"\xff\xd8\xff": "error.data.binary.jpeg",
     b"\x1f\x8b": "error.data.binary.gzip",
-}
-# A task as messages name it (keys: shown in the reader's language, see core.i18n.resolve).
-TASKS = {
-    "classification": "error.task.classification",
-    "regression": "error.task.regression",
-    "generation": "error.task.generation",
 }
 LABEL_NAMES = (
     "label", "labels", "class", "target", "sentiment", "y", "score", "category", "rating", "gold_label",
@@ -365,7 +359,9 @@ def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
 
 def _check_width(width: int, path: Path) -> None:
     if width > MAX_COLUMNS:
-        raise DataError("error.data.too_wide", hint="error.hint.keep_columns", name=path.name, n=width, most=MAX_COLUMNS)
+        raise DataError(
+            "error.data.too_wide", hint="error.hint.keep_columns", name=path.name, n=width, most=MAX_COLUMNS
+        )
 
 
 def _drop_blank_columns(cells: list[list[str]]) -> list[list[str]]:
@@ -857,7 +853,11 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
     # A separate validation/test file may hold one class only; class-count rules apply to training data.
     available = [str(c) for c in frame.columns]
     label = None if task == "generation" else columns.label
-    roles = (("error.role.text", columns.text), ("error.role.text_pair", columns.text_pair), ("error.role.label", label))
+    roles = (
+        ("error.role.text", columns.text),
+        ("error.role.text_pair", columns.text_pair),
+        ("error.role.label", label),
+    )
     for role, name in roles:
         if name is not None and name not in available:
             raise DataError(
@@ -890,7 +890,11 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
     if label is None and len(available) == 1:
         # One column usually means a separator we do not split on (a colon, a space), not a missing label.
         raise DataError(
-            "error.data.one_column", hint="error.hint.separators", task=TASKS.get(task, task), name=path_name, column=available[0]
+            "error.data.one_column",
+            hint="error.hint.separators",
+            task=TASKS.get(task, task),
+            name=path_name,
+            column=available[0],
         )
     if label is None:
         raise DataError(

@@ -13,6 +13,13 @@ from typing import Any
 
 from core import i18n
 
+# A task as a message parameter: a key, so the message names it in the reader's language (core.i18n.resolve).
+TASKS = {
+    "classification": "error.task.classification",
+    "regression": "error.task.regression",
+    "generation": "error.task.generation",
+}
+
 
 def _plain(value: Any) -> Any:
     # Parameters go into status.json: JSON's own scalars stay (numbers keep their {n:,} formatting), the rest

@@ -92,6 +92,11 @@ RUN_STATES = {
 }
 
 
+def state_key(state: str | None) -> str:
+    """A run state as a message parameter: its key, so the message shows it in the reader's language."""
+    return RUN_STATES.get(str(state), str(state))
+
+
 def state_label(state: str | None, lang: str | None = None) -> str:
     """A run state as the reader says it ('finished' -> '已完成'); an unknown one as it is."""
     key = RUN_STATES.get(str(state))
@@ -143,7 +148,12 @@ def is_error_key(text: str | None) -> bool:
 
 def resolve(params: dict[str, Any], lang: str | None) -> dict[str, Any]:
     """Parameters with each one that names an ``error.*`` message (a kind of thing, a reason) put in ``lang``."""
-    return {name: t(value, lang) if isinstance(value, str) and is_error_key(value) else value for name, value in params.items()}
+    return {name: t(value, lang) if _names_a_message(value) else value for name, value in params.items()}
+
+
+def _names_a_message(value: Any) -> bool:
+    # Only error.* keys and run states: a user's own text (a label, a file name) is never looked up.
+    return isinstance(value, str) and (is_error_key(value) or value in RUN_STATES.values())
 
 
 def _compose(key: str, hint: str | None, lang: str | None, params: dict[str, Any]) -> str:
