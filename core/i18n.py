@@ -147,8 +147,14 @@ def is_error_key(text: str | None) -> bool:
 
 
 def resolve(params: dict[str, Any], lang: str | None) -> dict[str, Any]:
-    """Parameters with each one that names an ``error.*`` message (a kind of thing, a reason) put in ``lang``."""
-    return {name: t(value, lang) if _names_a_message(value) else value for name, value in params.items()}
+    """Parameters with each one that names an ``error.*`` message (a kind of thing, a reason) put in ``lang``,
+    filled with the other parameters."""
+    out = dict(params)
+    for _ in range(3):  # a message in a parameter may need another one (a setting's detail names a kind)
+        plain = {name: value for name, value in out.items() if not _names_a_message(value)}
+        # A message whose fields are not all known yet comes back as its key (t's fallback): the next pass fills it.
+        out = {name: t(value, lang, **plain) if _names_a_message(value) else value for name, value in out.items()}
+    return out
 
 
 def _names_a_message(value: Any) -> bool:

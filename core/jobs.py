@@ -29,7 +29,7 @@ from typing import Any
 from core.config import RunConfig
 from core.devicelock import DeviceBusy, DeviceLock, parallel_allowed
 from core.errors import WorkbenchError
-from core.i18n import message
+from core.i18n import message, state_key
 from core.progress import FileStopSignal, Hook, StopSignal, TrainResult
 from core.runs import ACTIVE, ENDED_WELL, RESUMABLE, Run, RunStatus, RunStore
 
@@ -404,11 +404,9 @@ class JobRegistry:
                 return running, False
             state = run.state
             if state not in RESUMABLE:
-                raise WorkbenchError(f"Run '{run_id}' is {state}; only stopped, failed or interrupted runs resume.")
+                raise WorkbenchError("error.run.not_resumable", run=run_id, state=state_key(state))
             if run.latest_checkpoint() is None:
-                raise WorkbenchError(
-                    f"Run '{run_id}' has no checkpoint to resume from.", hint="Start it again instead."
-                )
+                raise WorkbenchError("error.run.no_checkpoint", hint="error.hint.start_again", run=run_id)
             lock = self._take_device(key)
             try:
                 run.set_status(RunStatus.QUEUED, **message("run.status.resuming"))

@@ -338,7 +338,7 @@ class Recipe:
         # 3. model
         latest = run.latest_checkpoint() if resume else None
         if resume and latest is None and run.checkpoints():
-            raise TrainingError("This run has no complete checkpoint to resume from.", hint="Start it again instead.")
+            raise TrainingError("error.training.no_checkpoint", hint="error.hint.start_again")
         bundle = components.build_run_model(config, prepared, run.dir.parent)
         if latest is not None and mc.source == "default" and task == "generation":
             from transformers import AutoTokenizer
@@ -355,7 +355,7 @@ class Recipe:
         self.train_data = components.encode_split(bundle, prepared.train, task, tc.max_length)
         self.val_data = components.encode_split(bundle, prepared.validation, task, tc.max_length)
         if len(self.train_data) == 0:
-            raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+            raise TrainingError("error.training.no_rows", hint="error.hint.more_text")
         model = bundle.model
         if self.world > 1:
             model = torch.nn.parallel.DistributedDataParallel(model)
@@ -859,7 +859,7 @@ def load_weights(model, folder: Path) -> None:
         return
     files = sorted(folder.glob("model*.safetensors"))
     if not files:
-        raise TrainingError(f"The checkpoint {folder.name} has no weights.", hint="Resume from an earlier checkpoint.")
+        raise TrainingError("error.training.no_weights", hint="error.hint.earlier_checkpoint", checkpoint=folder.name)
     state: dict[str, Any] = {}
     for f in files:
         state.update(load_file(f))
@@ -867,4 +867,4 @@ def load_weights(model, folder: Path) -> None:
     # Tied weights (LM head = embeddings) are saved once; anything else missing is a real mismatch.
     real_missing = [k for k in missing if not k.endswith(("lm_head.weight", "position_ids"))]
     if real_missing:
-        raise TrainingError(f"The checkpoint {folder.name} does not fit this model (missing {real_missing[:3]}).")
+        raise TrainingError("error.training.checkpoint_mismatch", checkpoint=folder.name, missing=real_missing[:3])
