@@ -909,6 +909,16 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
     _check_label_column(frame[label], label, task, path_name, whole_set)
 
 
+def _column_finding(err: DataError) -> Finding:
+    """The data check's line for unusable columns: the error's own message and hint, in the reader's language."""
+    if not err.key:
+        return _finding("problem", "check.title.columns", "check.columns.error", error=str(err))
+    if not err.hint_key:
+        return _finding("problem", "check.title.columns", "error.check.columns", problem=err.key, **err.params)
+    params = {**err.params, "problem": err.key, "hint": err.hint_key}
+    return _finding("problem", "check.title.columns", "error.check.columns_hint", **params)
+
+
 def _check_text_column(frame: pd.DataFrame, name: str, path_name: str) -> None:
     series = frame[name]
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
@@ -1022,7 +1032,7 @@ def check_data(
         validate_columns(frame, columns, task)
         valid = True
     except DataError as err:
-        findings.append(_finding("problem", "check.title.columns", "check.columns.error", error=str(err)))
+        findings.append(_column_finding(err))
         valid = False
         wanted = (columns.text, columns.text_pair, None if task == "generation" else columns.label)
         if any(c is not None and c not in frame.columns for c in wanted):

@@ -70,6 +70,8 @@ def t(key: str, /, lang: str | None = None, **params: Any) -> str:
     so a gap is visible but never breaks a page (a test keeps both catalogs complete).
     """
     lang = lang or env_language()
+    if any(_names_a_message(value) for value in params.values()):
+        params = resolve(params, lang)  # an error's role, kind or reason, in the same language
     for source in (lang, DEFAULT):
         entry = _plural(catalog(source).get(key), params)
         if isinstance(entry, str):
