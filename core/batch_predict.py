@@ -72,12 +72,12 @@ def inspect_file(path: str | Path, max_mb: float = 2000.0) -> FileLayout:
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"No file at {path}.", hint="Check the path, or upload the file again.")
+        raise DataError("error.data.no_file", hint="error.hint.check_path", path=path)
     size = path.stat().st_size
     if size == 0:
-        raise DataError(f"{path.name} is empty (0 bytes).", hint="Choose a file that contains data.")
+        raise DataError("error.data.zero_bytes", hint="error.hint.need_data", name=path.name)
     if size > max_mb * 1024 * 1024:
-        raise DataError(f"{path.name} is larger than {max_mb:,.0f} MB.", hint="Split it into smaller files.")
+        raise DataError("error.batch.too_large", hint="error.hint.split_file", name=path.name, limit=f"{max_mb:,.0f}")
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
     fmt, notes = data._detect_format(path, head)
@@ -202,11 +202,15 @@ def predict_file(
     """
     layout = inspect_file(path)
     text_column = text_column or _guess_text(layout)
-    for name, role in ((text_column, "text"), (pair_column, "second text")):
+    for name, role in ((text_column, "error.role.text"), (pair_column, "error.role.text_pair")):
         if name and name not in layout.columns:
             raise DataError(
-                f"There is no column '{name}' (chosen as the {role}) in {layout.path.name}.",
-                hint=f"Available columns: {', '.join(layout.columns)}.",
+                "error.data.no_such_column",
+                hint="error.hint.available_columns",
+                column=name,
+                role=role,
+                name=layout.path.name,
+                available=", ".join(layout.columns),
             )
     names = output_columns(bundle.task, bundle.label_names, list(layout.columns))
     total = estimate_rows(layout)
@@ -235,7 +239,7 @@ def predict_file(
                 if on_progress:
                     on_progress(rows, max(total, rows))
         if rows == 0:
-            raise DataError(f"{layout.path.name} has no rows.", hint="Choose a file that contains data.")
+            raise DataError("error.data.no_rows", hint="error.hint.need_data", name=layout.path.name)
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core import i18n
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, field_docs
 from core.defaults import recommended_train_settings
 from core.errors import WorkbenchError
+from core.i18n import error_text, state_key
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 ALIASES = {"train_path": ["--data"], "source": ["--model"], "learning_rate": ["--lr"]}
@@ -191,8 +193,7 @@ def _resumable(store, run_id: str):
     run = store.get(run_id)  # a run whose process is gone reads as interrupted
     if run.state not in RESUMABLE:
         raise WorkbenchError(
-            f"Run '{run_id}' is {run.state}; only stopped, failed or interrupted runs resume.",
-            hint="Start a new run with --config to repeat it.",
+            "error.run.not_resumable", hint="error.hint.cli_repeat", run=run_id, state=state_key(run.state)
         )
     return run
 
@@ -284,7 +285,7 @@ def _texts(args) -> list[str]:
         return [line.strip() for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
     if args.text:
         return list(args.text)
-    raise WorkbenchError("Give text with --text or a file with --file.")
+    raise WorkbenchError("error.cli.no_text")
 
 
 def cmd_predict(args) -> int:
@@ -319,7 +320,7 @@ def _predict_file(args) -> int:
     from core.batch_predict import predict_file
 
     if not args.file:
-        raise WorkbenchError("--output needs an input file: give it with --file.")
+        raise WorkbenchError("error.cli.output_needs_file")
     run = _store(args).get(args.run)
     bundle = _load_bundle(args)
 
@@ -465,12 +466,12 @@ def _space(items: list[str]) -> dict[str, list]:
         if name == "lr":
             name = "learning_rate"
         if name not in PARAMS or not values:
-            raise WorkbenchError(f"'--space {item}' is not understood.", hint=f"Use NAME=V1,V2 with NAME in {PARAMS}.")
+            raise WorkbenchError("error.cli.space_syntax", hint="error.hint.cli_space", item=item, names=PARAMS)
         cast = int if name == "batch_size" else float
         try:
             space[name] = [cast(v) for v in values.split(",") if v.strip()]
         except ValueError:
-            raise WorkbenchError(f"'--space {item}': every value must be a number.") from None
+            raise WorkbenchError("error.cli.space_number", item=item) from None
     return space
 
 
@@ -552,7 +553,7 @@ def cmd_distill_report(args) -> int:
     student = store.get(args.run)
     teacher_id = student.config().model.teacher_run
     if not teacher_id:
-        raise WorkbenchError(f"Run '{student.id}' was not distilled from a teacher.", hint="Pick a distilled run.")
+        raise WorkbenchError("error.cli.not_distilled", hint="error.hint.pick_distilled", run=student.id)
     rows = compare_models(student, teacher_run_of(teacher_id, store.root), split=args.split, device=args.device)
     print(json.dumps(rows) if args.json else format_table(rows))
     return 0
@@ -619,7 +620,7 @@ def cmd_calibration(args) -> int:
     run = _store(args).get(args.run)
     report = evaluate_run(run, split=args.split, file=Path(args.file) if args.file else None, device=args.device)
     if report.task != "classification":
-        raise WorkbenchError("Calibration is offered for classification runs.")
+        raise WorkbenchError("error.cli.calibration_task")
     names = report.label_names
     probs = report.predictions[[f"p({n})" for n in names]].to_numpy()
     labels = report.predictions["label"].to_numpy()
@@ -632,7 +633,9 @@ def cmd_calibration(args) -> int:
     if len(names) == 2:
         positive = args.positive or names[1]
         if positive not in names:
-            raise WorkbenchError(f"'{positive}' is not a label of this run.", hint=f"Labels: {', '.join(names)}.")
+            raise WorkbenchError(
+                "error.cli.not_a_label", hint="error.hint.labels", label=positive, labels=", ".join(names)
+            )
         decision = calibration.Decision(positive, args.threshold, args.band)
         pos = names.index(positive)
         out["decision"] = {
@@ -643,7 +646,7 @@ def cmd_calibration(args) -> int:
             calibration.save_decision(run.model_dir, decision)
             out["saved"] = True
     elif args.save:
-        raise WorkbenchError("A decision threshold is offered for models with exactly two labels.")
+        raise WorkbenchError("error.cli.threshold_binary")
     print(json.dumps(out, ensure_ascii=False))
     return 0
 
@@ -659,7 +662,7 @@ def cmd_learning_curve(args) -> int:
     store = CurveStore(ws / "curves" if ws else None)
     fractions = [float(f) for f in args.fractions.split(",")]
     if not fractions or any(not 0 < f <= 1 for f in fractions):
-        raise WorkbenchError("--fractions: give shares between 0 and 1, e.g. 0.1,0.25,0.5,1.")
+        raise WorkbenchError("error.cli.fractions")
     record = store.create(base, fractions, args.metric or "")
     stop = StopSignal()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -844,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except WorkbenchError as err:
-        print(f"Error: {err}", file=sys.stderr)
+        print(i18n.t("error.cli.prefix", text=error_text(err)), file=sys.stderr)  # in LANG's language
         return 2
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

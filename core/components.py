@@ -47,8 +47,7 @@ def build_run_model(config: RunConfig, prepared, runs_root: Path | None):
     bundle.sft = sft.options_for_run(config, prepared) if mc.task == "generation" else None
     if tc.max_length > bundle.max_positions:
         raise TrainingError(
-            f"Max length {tc.max_length} is above this model's limit of {bundle.max_positions} tokens.",
-            hint=f"Set max length to {bundle.max_positions} or less.",
+            "error.training.max_length", hint="error.hint.max_length", n=tc.max_length, limit=bundle.max_positions
         )
     return bundle
 
@@ -95,7 +94,7 @@ def build_optimizer(model, cfg, device):
 
     groups = param_groups(model, cfg)
     if not groups:
-        raise TrainingError("No parameter is left to train.", hint="Freeze fewer layers or use LoRA.")
+        raise TrainingError("error.training.nothing_to_train", hint="error.hint.freeze_fewer")
     # Fused kernels do the whole update in one pass: with small batches the optimizer step over every parameter
     # is a big share of each iteration (bench/README.md, "Measurement history").
     fused = device.type in ("cpu", "cuda") and all(p.dtype == torch.float32 for g in groups for p in g["params"])
@@ -120,10 +119,7 @@ def build_scheduler(optimizer, cfg, total_steps: int):
         return budgeted_scheduler(optimizer, cfg, total_steps)
     warmup = cfg.warmup_steps or int(round(cfg.warmup_ratio * total_steps))
     if warmup >= total_steps > 1:
-        raise TrainingError(
-            f"Warmup ({warmup} steps) is as long as the whole training ({total_steps} steps).",
-            hint="Lower warmup_steps / warmup_ratio or train longer.",
-        )
+        raise TrainingError("error.training.warmup", hint="error.hint.warmup", warmup=warmup, total=total_steps)
     name = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
     # transformers' default is one cycle, which is plain cosine: without this the restarts never happen.
     extra = {"num_cycles": RESTART_CYCLES} if cfg.schedule == "cosine_with_restarts" else None

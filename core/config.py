@@ -26,9 +26,10 @@ AUGMENT_OPS = ("delete", "swap", "synonym", "char_noise")
 SECRET_KEYS = ("token", "hf_token", "use_auth_token", "api_key", "password")
 
 
-def _check(cond: bool, field_name: str, message: str) -> None:
+def _check(cond: bool, field_name: str, message: str, **params: Any) -> None:
+    """Refuse a setting: ``message`` is a catalog key (``error.config.*``, filled with ``params``) or plain text."""
     if not cond:
-        raise ConfigError(f"Setting '{field_name}': {message}")
+        raise ConfigError("error.config.setting", field=field_name, detail=message, **params)
 
 
 @dataclass
@@ -70,26 +71,26 @@ class DataConfig:
     model's id2label, the Playground and every chart use them (classes not named keep their own value)."""
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1 (e.g. 0.1).")
-        _check(0.0 <= self.test_fraction < 1.0, "test_fraction", "must be between 0 and 1 (e.g. 0.1).")
+        _check(0.0 <= self.val_fraction < 1.0, "val_fraction", "error.config.fraction")
+        _check(0.0 <= self.test_fraction < 1.0, "test_fraction", "error.config.fraction")
         _check(
             self.val_fraction + self.test_fraction < 0.9,
             "val_fraction",
-            "validation and test together must leave at least 10% of rows for training.",
+            "error.config.leave_train",
         )
         bad = [op for op in self.augment_ops if op not in AUGMENT_OPS]
-        _check(not bad, "augment_ops", f"unknown operation(s) {bad}; choose from {list(AUGMENT_OPS)}.")
-        _check(0 <= self.augment_multiplier <= 10, "augment_multiplier", "must be between 0 and 10.")
-        _check(self.max_file_mb > 0, "max_file_mb", "must be positive.")
+        _check(not bad, "augment_ops", "error.config.augment_ops", bad=bad, choices=list(AUGMENT_OPS))
+        _check(0 <= self.augment_multiplier <= 10, "augment_multiplier", "error.config.between", lo=0, hi=10)
+        _check(self.max_file_mb > 0, "max_file_mb", "error.config.positive")
         _check(
             isinstance(self.class_names, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in self.class_names.items()),
             "class_names",
-            'must map label values to names, e.g. {"0": "negative", "1": "positive"}.',
+            "error.config.class_names_map",
         )
         named = [v.strip() for v in self.class_names.values()]
-        _check(all(named), "class_names", "a class name cannot be empty.")
-        _check(len(set(named)) == len(named), "class_names", "two classes cannot have the same name.")
+        _check(all(named), "class_names", "error.config.class_name_empty")
+        _check(len(set(named)) == len(named), "class_names", "error.config.class_name_same")
         self.class_names = {str(k): v.strip() for k, v in self.class_names.items() if v.strip() != str(k)}
 
 
@@ -131,30 +132,30 @@ class ModelConfig:
     """Recompute activations in the backward pass: much less memory for long inputs, about 30% slower."""
 
     def __post_init__(self) -> None:
-        _check(bool(self.source and str(self.source).strip()), "source", "name a model or 'default'.")
-        _check(self.task in TASKS, "task", f"must be one of {list(TASKS)}.")
-        _check(self.method in METHODS, "method", f"must be one of {list(METHODS)}.")
-        _check(0 <= self.freeze_layers <= 100, "freeze_layers", "must be between 0 and 100.")
-        _check(1 <= self.lora_r <= 512, "lora_r", "must be between 1 and 512.")
-        _check(self.lora_alpha > 0, "lora_alpha", "must be positive.")
-        _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be between 0 and 1.")
-        _check(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "must be between 0 and 1.")
-        _check(1 <= self.num_virtual_tokens <= 512, "num_virtual_tokens", "must be between 1 and 512.")
-        _check(self.student_layers >= 0, "student_layers", "must be 0 (all layers) or more.")
+        _check(bool(self.source and str(self.source).strip()), "source", "error.config.source")
+        _check(self.task in TASKS, "task", "error.config.one_of", choices=list(TASKS))
+        _check(self.method in METHODS, "method", "error.config.one_of", choices=list(METHODS))
+        _check(0 <= self.freeze_layers <= 100, "freeze_layers", "error.config.between", lo=0, hi=100)
+        _check(1 <= self.lora_r <= 512, "lora_r", "error.config.between", lo=1, hi=512)
+        _check(self.lora_alpha > 0, "lora_alpha", "error.config.positive")
+        _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "error.config.between", lo=0, hi=1)
+        _check(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "error.config.between", lo=0, hi=1)
+        _check(1 <= self.num_virtual_tokens <= 512, "num_virtual_tokens", "error.config.between", lo=1, hi=512)
+        _check(self.student_layers >= 0, "student_layers", "error.config.zero_all_layers")
         _check(
             self.method not in ("prefix", "prompt") or self.task == "generation",
             "method",
-            "prefix and prompt tuning are offered for generation models; use lora for classification.",
+            "error.config.virtual_generation",
         )
         _check(
             self.method != "qlora" or self.task == "generation",
             "method",
-            "qlora is offered for generation models; use lora for classification.",
+            "error.config.qlora_generation",
         )
         _check(
             not self.teacher_run or self.task == "classification",
             "teacher_run",
-            "knowledge distillation is offered for classification runs.",
+            "error.config.distill_classification",
         )
 
 
@@ -236,38 +237,38 @@ class TrainConfig:
     """Also write TensorBoard event files in the run folder (view them with: tensorboard --logdir workspace/runs)."""
 
     def __post_init__(self) -> None:
-        _check(0 < self.learning_rate <= 1.0, "learning_rate", "must be above 0 and at most 1 (try 5e-5).")
-        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {list(SCHEDULES)}.")
-        _check(self.warmup_steps >= 0, "warmup_steps", "must be 0 or more.")
-        _check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be between 0 and 1.")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {list(OPTIMIZERS)}.")
-        _check(0.0 <= self.momentum < 1.0, "momentum", "must be between 0 and 1.")
-        _check(0.0 <= self.weight_decay <= 1.0, "weight_decay", "must be between 0 and 1.")
-        _check(0.0 <= self.l1_penalty <= 1.0, "l1_penalty", "must be between 0 and 1.")
-        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be between 0 and 1.")
-        _check(0.0 < self.layerwise_lr_decay <= 1.0, "layerwise_lr_decay", "must be above 0 and at most 1.")
-        _check(1 <= self.batch_size <= 4096, "batch_size", "must be between 1 and 4096.")
-        _check(1 <= self.grad_accum <= 1024, "grad_accum", "must be between 1 and 1024.")
-        _check(self.epochs > 0 or self.max_steps > 0, "epochs", "must be above 0 (or set max_steps).")
-        _check(self.max_steps >= 0, "max_steps", "must be 0 or more.")
-        _check(self.time_budget_min >= 0, "time_budget_min", "must be 0 or more.")
-        _check(8 <= self.max_length <= 8192, "max_length", "must be between 8 and 8192 tokens.")
-        _check(self.grad_clip >= 0, "grad_clip", "must be 0 (off) or more.")
-        _check(self.eval_every >= 0, "eval_every", "must be 0 or more.")
-        _check(self.log_every >= 1, "log_every", "must be 1 or more.")
-        _check(self.save_every >= 0, "save_every", "must be 0 or more.")
-        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be 1 or more.")
-        _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be 0 or more.")
+        _check(0 < self.learning_rate <= 1.0, "learning_rate", "error.config.learning_rate")
+        _check(self.schedule in SCHEDULES, "schedule", "error.config.one_of", choices=list(SCHEDULES))
+        _check(self.warmup_steps >= 0, "warmup_steps", "error.config.at_least", lo=0)
+        _check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "error.config.between", lo=0, hi=1)
+        _check(self.optimizer in OPTIMIZERS, "optimizer", "error.config.one_of", choices=list(OPTIMIZERS))
+        _check(0.0 <= self.momentum < 1.0, "momentum", "error.config.between", lo=0, hi=1)
+        _check(0.0 <= self.weight_decay <= 1.0, "weight_decay", "error.config.between", lo=0, hi=1)
+        _check(0.0 <= self.l1_penalty <= 1.0, "l1_penalty", "error.config.between", lo=0, hi=1)
+        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "error.config.between", lo=0, hi=1)
+        _check(0.0 < self.layerwise_lr_decay <= 1.0, "layerwise_lr_decay", "error.config.above_zero_at_most_one")
+        _check(1 <= self.batch_size <= 4096, "batch_size", "error.config.between", lo=1, hi=4096)
+        _check(1 <= self.grad_accum <= 1024, "grad_accum", "error.config.between", lo=1, hi=1024)
+        _check(self.epochs > 0 or self.max_steps > 0, "epochs", "error.config.epochs")
+        _check(self.max_steps >= 0, "max_steps", "error.config.at_least", lo=0)
+        _check(self.time_budget_min >= 0, "time_budget_min", "error.config.at_least", lo=0)
+        _check(8 <= self.max_length <= 8192, "max_length", "error.config.between_tokens", lo=8, hi=8192)
+        _check(self.grad_clip >= 0, "grad_clip", "error.config.zero_off")
+        _check(self.eval_every >= 0, "eval_every", "error.config.at_least", lo=0)
+        _check(self.log_every >= 1, "log_every", "error.config.at_least", lo=1)
+        _check(self.save_every >= 0, "save_every", "error.config.at_least", lo=0)
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "error.config.at_least", lo=1)
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience", "error.config.at_least", lo=0)
         _check(
             self.early_stopping_metric.startswith("val_"),
             "early_stopping_metric",
-            "must be a validation metric such as val_loss or val_accuracy.",
+            "error.config.val_metric",
         )
-        _check(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}.")
-        _check(self.device in DEVICES, "device", f"must be one of {list(DEVICES)}.")
-        _check(self.num_threads >= 0, "num_threads", "must be 0 (all cores) or more.")
-        _check(0.0 <= self.distill_alpha <= 1.0, "distill_alpha", "must be between 0 and 1.")
-        _check(0.5 <= self.distill_temperature <= 20.0, "distill_temperature", "must be between 0.5 and 20.")
+        _check(self.precision in PRECISIONS, "precision", "error.config.one_of", choices=list(PRECISIONS))
+        _check(self.device in DEVICES, "device", "error.config.one_of", choices=list(DEVICES))
+        _check(self.num_threads >= 0, "num_threads", "error.config.zero_all_cores")
+        _check(0.0 <= self.distill_alpha <= 1.0, "distill_alpha", "error.config.between", lo=0, hi=1)
+        _check(0.5 <= self.distill_temperature <= 20.0, "distill_temperature", "error.config.between", lo=0.5, hi=20)
         from core.probes import check_probe_texts
 
         problems = check_probe_texts(self.probe_texts)
@@ -298,7 +299,7 @@ class RunConfig:
             "val_loss",
             "val_perplexity",
         ):
-            raise ConfigError("Setting 'early_stopping_metric': generation runs can watch val_loss or val_perplexity.")
+            _check(False, "early_stopping_metric", "error.config.generation_metric")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -306,10 +307,10 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         if not isinstance(raw, dict):
-            raise ConfigError("A run config must be a JSON object with 'data', 'model' and 'train'.")
+            raise ConfigError("error.config.not_object")
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ConfigError(f"Unknown setting(s) {sorted(unknown)} in the run config.")
+            raise ConfigError("error.config.unknown_run", names=sorted(unknown))
         return cls(
             data=raw.get("data", {}),
             model=raw.get("model", {}),
@@ -325,22 +326,22 @@ class RunConfig:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"No run config at {path}.") from None
+            raise ConfigError("error.config.missing", path=path) from None
         except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}).") from None
+            raise ConfigError("error.config.bad_json", path=path, reason=err.msg, line=err.lineno) from None
         return cls.from_dict(raw)
 
 
 def _build(cls: type, raw: dict[str, Any]) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"Section '{cls.__name__}' must be an object of settings.")
+        raise ConfigError("error.config.section", section=cls.__name__)
     names = {f.name for f in dataclasses.fields(cls)}
     secrets = [k for k in raw if k.lower() in SECRET_KEYS]
     if secrets:
-        raise ConfigError(f"Setting(s) {secrets} look like credentials; pass tokens through HF_TOKEN, not the config.")
+        raise ConfigError("error.config.secrets", names=secrets)
     unknown = set(raw) - names
     if unknown:
-        raise ConfigError(f"Unknown setting(s) {sorted(unknown)} in {cls.__name__}; known: {sorted(names)}.")
+        raise ConfigError("error.config.unknown", names=sorted(unknown), section=cls.__name__, known=sorted(names))
     raw = _check_types(cls, raw)
     try:
         return cls(**raw)
@@ -349,7 +350,13 @@ def _build(cls: type, raw: dict[str, Any]) -> Any:
 
 
 _KINDS = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,), "str": (str,)}
-_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text", "list": "a list"}
+_KIND_WORDS = {  # message keys (core.i18n.resolve puts them in the reader's language)
+    "int": "error.config.kind.int",
+    "float": "error.config.kind.float",
+    "bool": "error.config.kind.bool",
+    "str": "error.config.kind.str",
+    "list": "error.config.kind.list",
+}
 
 
 def _check_types(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +376,7 @@ def _check_types(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
             value = raw[f.name] = int(value)  # 16.0 from JSON or a number widget means 16
         bad_bool = isinstance(value, bool) and kind in ("int", "float")  # True is an int to Python, not to a user
         if bad_bool or not isinstance(value, accepted):
-            raise ConfigError(f"Setting '{f.name}': must be {_KIND_WORDS[kind]}, not {value!r}.")
+            _check(False, f.name, "error.config.type", kind=_KIND_WORDS[kind], value=repr(value))
         if kind in ("int", "float"):
             raw[f.name] = int(value) if kind == "int" else float(value)  # numpy scalars would not go to JSON
     return raw

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.errors import DataError
+from core.errors import TASKS, DataError
 from core.findings import Finding  # noqa: F401 - the data check's lines; pages import it from here
 from core.findings import finding as _finding
 
@@ -44,13 +44,13 @@ SUPPORTED = "CSV (.csv), TSV (.tsv), JSON (.json), JSON Lines (.jsonl), Parquet 
 DELIMITERS = (",", "\t", ";", "|")
 DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "vertical bars"}
 # Magic numbers of files people rename to .csv by mistake; the hint tells them what to do instead.
-BINARY_MAGIC = {
-    b"PK\x03\x04": "a ZIP archive or an Excel workbook (.xlsx); in Excel use File > Save As > CSV",
-    b"\xd0\xcf\x11\xe0": "an old Excel or Word document (.xls/.doc); in Excel use File > Save As > CSV",
-    b"%PDF": "a PDF document; copy the text out into a .txt or .csv file",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"\x1f\x8b": "a gzip archive; unpack it first",
+BINARY_MAGIC = {  # the first bytes of a file that is no text table -> the message that says what it is
+    b"PK\x03\x04": "error.data.binary.zip",
+    b"\xd0\xcf\x11\xe0": "error.data.binary.office",
+    b"%PDF": "error.data.binary.pdf",
+    b"\x89PNG": "error.data.binary.png",
+    b"\xff\xd8\xff": "error.data.binary.jpeg",
+    b"\x1f\x8b": "error.data.binary.gzip",
 }
 LABEL_NAMES = (
     "label", "labels", "class", "target", "sentiment", "y", "score", "category", "rating", "gold_label",
@@ -178,7 +178,7 @@ def read_table(path: str | Path, *, max_mb: float = 200.0, corpus: bool = False)
     else:
         text, encoding = _decode(raw, path, notes)
         if not text.strip():
-            raise DataError(f"{path.name} is empty.", hint="Choose a file that contains data.")
+            raise DataError("error.data.empty", hint="error.hint.need_data", name=path.name)
         table = _read_text_format(fmt, text, path, corpus, notes)
         table.encoding = encoding
     table.frame = _finish_frame(table.frame, path)
@@ -187,17 +187,20 @@ def read_table(path: str | Path, *, max_mb: float = 200.0, corpus: bool = False)
 
 def _read_bytes(path: Path, max_mb: float) -> bytes:
     if not path.exists():
-        raise DataError(f"No file at {path}.", hint="Check the path, or upload the file again.")
+        raise DataError("error.data.no_file", hint="error.hint.check_path", path=path)
     if not path.is_file():
-        raise DataError(f"{path} is a folder, not a data file.", hint="Choose a single file inside it.")
+        raise DataError("error.data.is_folder", hint="error.hint.file_inside", path=path)
     size = path.stat().st_size
     if size > max_mb * 1024 * 1024:
         raise DataError(
-            f"{path.name} is {_size_text(size)}, larger than the limit of {_size_text(max_mb * 1024 * 1024)}.",
-            hint="Use a sample of the rows, or raise the file size limit.",
+            "error.data.too_large",
+            hint="error.hint.sample_rows",
+            name=path.name,
+            size=_size_text(size),
+            limit=_size_text(max_mb * 1024 * 1024),
         )
     if size == 0:
-        raise DataError(f"{path.name} is empty (0 bytes).", hint="Choose a file that contains data.")
+        raise DataError("error.data.zero_bytes", hint="error.hint.need_data", name=path.name)
     return path.read_bytes()
 
 
@@ -210,17 +213,15 @@ def _detect_format(path: Path, raw: bytes) -> tuple[str, list[str]]:
     if raw[:4] == b"PAR1":
         notes = [] if EXTENSIONS.get(ext) == "parquet" else [f"{path.name} is a Parquet file; it was read as one."]
         return "parquet", notes
-    for magic, what in BINARY_MAGIC.items():
+    for magic, key in BINARY_MAGIC.items():
         if raw.startswith(magic):
-            raise DataError(f"{path.name} is not a text table: it looks like {what}.", hint=f"Use {SUPPORTED}.")
+            raise DataError(key, hint="error.hint.formats", name=path.name)
     if ext not in EXTENSIONS:
-        what = f"a '{ext}' extension" if ext else "no extension"
-        raise DataError(f"{path.name} has {what}, so its format is unknown.", hint=f"Use {SUPPORTED}.")
+        if ext:
+            raise DataError("error.data.unknown_extension", hint="error.hint.formats", name=path.name, ext=ext)
+        raise DataError("error.data.no_extension", hint="error.hint.formats", name=path.name)
     if EXTENSIONS[ext] == "parquet":
-        raise DataError(
-            f"{path.name} could not be read as Parquet: it does not start like a Parquet file.",
-            hint="Save it again as Parquet, or use the right extension for its real format.",
-        )
+        raise DataError("error.data.not_parquet_start", hint="error.hint.parquet_again_or_ext", name=path.name)
     return EXTENSIONS[ext], []
 
 
@@ -335,7 +336,7 @@ def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
     delimiter = _sniff_delimiter(text, fmt)
     rows = _parse_rows(text, delimiter or "\x1f")
     if not rows:
-        raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+        raise DataError("error.data.no_rows", hint="error.hint.need_data", name=path.name)
     _check_width(len(rows[0][1]), path)
     _check_quotes(rows, text, path)
     _check_ragged(rows, path)
@@ -346,8 +347,7 @@ def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
         _check_duplicate_names(header, path)
         if not body:
             raise DataError(
-                f"{path.name} has a header row ({', '.join(header)}) but no data rows.",
-                hint="Add rows below the header, or choose the right file.",
+                "error.data.header_only", hint="error.hint.rows_below_header", name=path.name, header=", ".join(header)
             )
     else:
         header, body = _default_names(cells), cells
@@ -360,9 +360,7 @@ def _read_delimited(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
 def _check_width(width: int, path: Path) -> None:
     if width > MAX_COLUMNS:
         raise DataError(
-            f"{path.name} has {width:,} columns; the workbench reads at most {MAX_COLUMNS:,}.",
-            hint="A training table needs a text column and a label column: keep those (and a few others) and "
-            "save the file again.",
+            "error.data.too_wide", hint="error.hint.keep_columns", name=path.name, n=width, most=MAX_COLUMNS
         )
 
 
@@ -426,11 +424,7 @@ def _check_quotes(rows: list[tuple[int, list[str]]], text: str, path: Path) -> N
     # swallowed line breaks, with an odd number of quote characters from that record to the end.
     line, cells = rows[-1]
     if any("\n" in c for c in cells) and text.split("\n", line - 1)[-1].count('"') % 2 == 1:
-        raise DataError(
-            f'Line {line} of {path.name} opens a double quote (") that is never closed, so the rest of the file '
-            "ran into one cell.",
-            hint="Close the quote, or remove it.",
-        )
+        raise DataError("error.data.open_quote", hint="error.hint.close_quote", line=line, name=path.name)
 
 
 def _check_ragged(rows: list[tuple[int, list[str]]], path: Path) -> None:
@@ -439,13 +433,11 @@ def _check_ragged(rows: list[tuple[int, list[str]]], path: Path) -> None:
     if not bad:
         return
     line, width, cells = bad[0]
-    message = f"Line {line} of {path.name} has {width} fields, but the first line has {expected}"
-    message += f" ({len(bad)} of {len(rows)} lines disagree)." if len(bad) > 1 else "."
-    if any("\n" in c for c in cells):
-        hint = f"A double quote on line {line} is probably never closed; close it or remove it."
-    else:
-        hint = "Wrap texts that contain the separator in double quotes, or fix that line."
-    raise DataError(message, hint=hint)
+    key = "error.data.ragged.many" if len(bad) > 1 else "error.data.ragged.one"
+    hint = "error.hint.quote_on_line" if any("\n" in c for c in cells) else "error.hint.quote_separator"
+    raise DataError(
+        key, hint=hint, line=line, name=path.name, width=width, expected=expected, bad=len(bad), lines=len(rows)
+    )
 
 
 def _looks_like_header(first: list[str], body: list[list[str]]) -> bool:
@@ -536,8 +528,12 @@ def _read_json_text(text: str, path: Path, fmt: str, notes: list[str]) -> tuple[
             notes.append("The file holds one JSON object per line (JSON Lines); it was read that way.")
             return _records_frame(_jsonl_records(text, path), path), "jsonl"
         raise DataError(
-            f"{path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.",
-            hint="Fix the file at that spot (a missing comma or quote is common), or export it again.",
+            "error.data.bad_json",
+            hint="error.hint.fix_json",
+            name=path.name,
+            reason=err.msg,
+            line=err.lineno,
+            column=err.colno,
         ) from None
     return _records_frame(_json_records(obj, path, notes), path), "json"
 
@@ -553,13 +549,20 @@ def _jsonl_records(text: str, path: Path) -> list[dict[str, Any]]:
             raise _too_deep(path, f"Line {number} of ") from None
         except json.JSONDecodeError as err:
             raise DataError(
-                f"Line {number} of {path.name} is not valid JSON ({err.msg}, column {err.colno}).",
-                hint='Each line must be one JSON object such as {"text": "...", "label": "..."}; fix or delete it.',
+                "error.data.bad_jsonl_line",
+                hint="error.hint.jsonl_line",
+                line=number,
+                name=path.name,
+                reason=err.msg,
+                column=err.colno,
             ) from None
         if not isinstance(obj, dict):
             raise DataError(
-                f"Line {number} of {path.name} is {_json_kind(obj)}, not an object with named fields.",
-                hint='Each line must look like {"text": "...", "label": "..."}.',
+                "error.data.jsonl_not_object",
+                hint="error.hint.jsonl_shape",
+                line=number,
+                name=path.name,
+                kind=_json_kind(obj),
             )
         records.append(obj)
     return records
@@ -578,17 +581,17 @@ def _json_records(obj: Any, path: Path, notes: list[str]) -> list[dict[str, Any]
     if isinstance(obj, dict):
         obj = _unwrap_json_object(obj, path, notes)
     if not isinstance(obj, list):
-        raise DataError(
-            f"{path.name} holds {_json_kind(obj)}, not a list of records.",
-            hint='Expected [{"text": "...", "label": "..."}, ...] or {"data": [...]}.',
-        )
+        raise DataError("error.data.json_not_list", hint="error.hint.json_shape", name=path.name, kind=_json_kind(obj))
     if obj and all(isinstance(item, str) for item in obj):
         return [{"text": item} for item in obj]
     for index, item in enumerate(obj):
         if not isinstance(item, dict):
             raise DataError(
-                f"Item {index + 1} of the list in {path.name} is {_json_kind(item)}, not an object with named fields.",
-                hint='Every item must look like {"text": "...", "label": "..."}.',
+                "error.data.json_item_not_object",
+                hint="error.hint.json_item_shape",
+                item=index + 1,
+                name=path.name,
+                kind=_json_kind(item),
             )
     return obj
 
@@ -610,13 +613,14 @@ def _unwrap_json_object(obj: dict[str, Any], path: Path, notes: list[str]) -> An
 
 
 def _json_kind(obj: Any) -> str:
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
-    return kinds.get(type(obj), "a number")
+    # Message keys, put in the reader's language where the error is shown (core.i18n.resolve).
+    kinds = {dict: "error.kind.object", list: "error.kind.list", str: "error.kind.string", bool: "error.kind.bool"}
+    return "error.kind.null" if obj is None else kinds.get(type(obj), "error.kind.number")
 
 
 def _records_frame(records: list[dict[str, Any]], path: Path) -> pd.DataFrame:
     if not records:
-        raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+        raise DataError("error.data.no_rows", hint="error.hint.need_data", name=path.name)
     names: set[str] = set()
     for record in records:  # before pandas builds a frame of 100,000 columns
         names.update(record)
@@ -651,9 +655,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         schema = pq.read_schema(path)
     except Exception as err:  # pyarrow raises several types for a damaged file; all mean the same to a user
-        raise DataError(
-            f"{path.name} could not be read as Parquet ({err}).", hint="Save it again as Parquet."
-        ) from None
+        raise DataError("error.data.bad_parquet", hint="error.hint.parquet_again", name=path.name, reason=err) from None
     _check_width(len(schema.names), path)
     _check_duplicate_names([str(n) for n in schema.names], path)
     for f in schema:
@@ -662,9 +664,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as err:  # same reason as above
-        raise DataError(
-            f"{path.name} could not be read as Parquet ({err}).", hint="Save it again as Parquet."
-        ) from None
+        raise DataError("error.data.bad_parquet", hint="error.hint.parquet_again", name=path.name, reason=err) from None
     return frame.reset_index(drop=True)
 
 
@@ -730,17 +730,15 @@ def _finish_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame.columns = [str(c).strip() or f"column_{i + 1}" for i, c in enumerate(frame.columns)]
     _check_duplicate_names(list(frame.columns), path)
     if len(frame) == 0:
-        raise DataError(f"{path.name} has no rows.", hint="Choose a file that contains data.")
+        raise DataError("error.data.no_rows", hint="error.hint.need_data", name=path.name)
     return frame.reset_index(drop=True)
 
 
 def _check_duplicate_names(names: list[str], path: Path) -> None:
     repeated = sorted(n for n, k in Counter(names).items() if k > 1)  # one pass: names.count was quadratic
     if repeated:
-        raise DataError(
-            f"{path.name} has more than one column named {', '.join(repr(n) for n in repeated)}.",
-            hint="Rename the columns so each name appears once.",
-        )
+        shown = ", ".join(repr(n) for n in repeated)
+        raise DataError("error.data.duplicate_columns", hint="error.hint.rename_columns", name=path.name, columns=shown)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -750,7 +748,7 @@ def _check_duplicate_names(names: list[str], path: Path) -> None:
 def guess_columns(frame: pd.DataFrame, task: str) -> ColumnChoice:
     """Guess the text, second-text and label columns for a task (the user can override each)."""
     if len(frame.columns) == 0:
-        raise DataError("The table has no columns.", hint="Choose a file with at least a text column.")
+        raise DataError("error.data.no_columns", hint="error.hint.need_text_column")
     lower = _headers_by_key(frame.columns)
     if task == "generation":
         guessed = _guess_generation_columns(frame, lower)
@@ -844,7 +842,9 @@ def _is_counter(series: pd.Series) -> bool:
     )
 
 
-def validate_columns(frame: pd.DataFrame, columns: ColumnChoice, task: str, *, path_name: str = "the file") -> None:
+def validate_columns(
+    frame: pd.DataFrame, columns: ColumnChoice, task: str, *, path_name: str = "error.word.the_file"
+) -> None:
     """Raise DataError when the chosen columns cannot be used for the task."""
     _validate(frame, columns, task, path_name, whole_set=True)
 
@@ -853,23 +853,33 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
     # A separate validation/test file may hold one class only; class-count rules apply to training data.
     available = [str(c) for c in frame.columns]
     label = None if task == "generation" else columns.label
-    for role, name in (("text", columns.text), ("second text", columns.text_pair), ("label", label)):
+    roles = (
+        ("error.role.text", columns.text),
+        ("error.role.text_pair", columns.text_pair),
+        ("error.role.label", label),
+    )
+    for role, name in roles:
         if name is not None and name not in available:
             raise DataError(
-                f"There is no column '{name}' (chosen as the {role}) in {path_name}.",
-                hint=f"Available columns: {', '.join(available)}.",
+                "error.data.no_such_column",
+                hint="error.hint.available_columns",
+                column=name,
+                role=role,
+                name=path_name,
+                available=", ".join(available),
             )
     if columns.text_pair is not None and columns.text_pair == columns.text:
-        raise DataError(
-            f"The second text column '{columns.text_pair}' is the same as the first.",
-            hint="A sentence-pair task needs two different text columns; pick another, or none.",
-        )
+        raise DataError("error.data.pair_same", hint="error.hint.pair_columns", column=columns.text_pair)
     if task == "generation" and (columns.instruction or columns.system):
-        for role, name in (("instruction", columns.instruction), ("system", columns.system)):
+        for role, name in (("error.role.instruction", columns.instruction), ("error.role.system", columns.system)):
             if name is not None and name not in available:
                 raise DataError(
-                    f"There is no column '{name}' (chosen as the {role}) in {path_name}.",
-                    hint=f"Available columns: {', '.join(available)}.",
+                    "error.data.no_such_column",
+                    hint="error.hint.available_columns",
+                    column=name,
+                    role=role,
+                    name=path_name,
+                    available=", ".join(available),
                 )
     # Alpaca's input is often empty: then the instruction is the prompt.
     _check_text_column(frame, columns.instruction or columns.text, path_name)
@@ -880,40 +890,47 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
     if label is None and len(available) == 1:
         # One column usually means a separator we do not split on (a colon, a space), not a missing label.
         raise DataError(
-            f"No label column for {task}: {path_name} has only one column ('{available[0]}').",
-            hint="If it has several, separate them with commas, tabs, semicolons or vertical bars (other separators "
-            "are not recognised) and upload it again; otherwise add a column with the labels.",
+            "error.data.one_column",
+            hint="error.hint.separators",
+            task=TASKS.get(task, task),
+            name=path_name,
+            column=available[0],
         )
     if label is None:
         raise DataError(
-            f"No label column was chosen for {task} in {path_name}.",
-            hint=f"Pick the column that holds the answers; available columns: {', '.join(available)}.",
+            "error.data.no_label_column",
+            hint="error.hint.pick_label",
+            task=TASKS.get(task, task),
+            name=path_name,
+            available=", ".join(available),
         )
     if label in (columns.text, columns.text_pair):
-        raise DataError(f"Column '{label}' is chosen both as text and as label.", hint="Pick two different columns.")
+        raise DataError("error.data.text_is_label", hint="error.hint.two_columns", column=label)
     _check_label_column(frame[label], label, task, path_name, whole_set)
+
+
+def _column_finding(err: DataError) -> Finding:
+    """The data check's line for unusable columns: the error's own message and hint, in the reader's language."""
+    if not err.key:
+        return _finding("problem", "check.title.columns", "check.columns.error", error=str(err))
+    if not err.hint_key:
+        return _finding("problem", "check.title.columns", "error.check.columns", problem=err.key, **err.params)
+    params = {**err.params, "problem": err.key, "hint": err.hint_key}
+    return _finding("problem", "check.title.columns", "error.check.columns_hint", **params)
 
 
 def _check_text_column(frame: pd.DataFrame, name: str, path_name: str) -> None:
     series = frame[name]
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        raise DataError(
-            f"Column '{name}' in {path_name} holds numbers, not text.",
-            hint="Choose the column that holds the sentences.",
-        )
+        raise DataError("error.data.text_numbers", hint="error.hint.sentence_column", column=name, name=path_name)
     if _as_text(series).str.strip().eq("").all():
-        raise DataError(
-            f"Column '{name}' in {path_name} is empty in every row.", hint="Choose the column with the texts."
-        )
+        raise DataError("error.data.text_empty", hint="error.hint.text_column", column=name, name=path_name)
 
 
 def _check_label_column(labels: pd.Series, name: str, task: str, path_name: str, whole_set: bool) -> None:
     filled = labels.dropna()
     if filled.empty:
-        raise DataError(
-            f"The label column '{name}' in {path_name} is empty in every row.",
-            hint="Choose the column with the labels.",
-        )
+        raise DataError("error.data.label_empty", hint="error.hint.label_column", column=name, name=path_name)
     if task == "classification":
         if whole_set:
             _check_classes(filled, name, path_name)
@@ -923,14 +940,20 @@ def _check_label_column(labels: pd.Series, name: str, task: str, path_name: str,
     if len(bad):
         examples = ", ".join(repr(str(v)) for v in bad.unique()[:3])
         raise DataError(
-            f"Column '{name}' in {path_name} must hold numbers for regression, but {_count(len(bad), 'row does', 'rows do')} not "
-            f"(e.g. {examples}).",
-            hint="Pick a numeric column, or choose classification for categories.",
+            "error.data.not_numbers",
+            hint="error.hint.numeric_column",
+            column=name,
+            name=path_name,
+            n=len(bad),
+            examples=examples,
         )
     if whole_set and numbers.nunique() == 1:
         raise DataError(
-            f"Every row of '{name}' in {path_name} has the value {numbers.iloc[0]:g}: there is nothing to learn.",
-            hint="Choose the column with varying targets.",
+            "error.data.constant_target",
+            hint="error.hint.varying_targets",
+            column=name,
+            name=path_name,
+            value=f"{numbers.iloc[0]:g}",
         )
 
 
@@ -939,14 +962,16 @@ def _check_classes(labels: pd.Series, name: str, path_name: str) -> None:
     distinct = keys.nunique()
     if distinct == 1:
         raise DataError(
-            f"Every labelled row of '{name}' in {path_name} has the label '{keys.iloc[0]}'.",
-            hint="A classifier needs at least two classes; add examples of the others.",
+            "error.data.one_class", hint="error.hint.two_classes", column=name, name=path_name, label=keys.iloc[0]
         )
     if distinct > MAX_CLASSES:
         raise DataError(
-            f"The label column '{name}' in {path_name} has {distinct:,} distinct values: "
-            "is this a regression target or an id column?",
-            hint=f"A classifier needs repeated classes (at most {MAX_CLASSES}); choose regression or another column.",
+            "error.data.too_many_classes",
+            hint="error.hint.repeated_classes",
+            column=name,
+            name=path_name,
+            n=distinct,
+            most=MAX_CLASSES,
         )
 
 
@@ -1007,7 +1032,7 @@ def check_data(
         validate_columns(frame, columns, task)
         valid = True
     except DataError as err:
-        findings.append(_finding("problem", "check.title.columns", "check.columns.error", error=str(err)))
+        findings.append(_column_finding(err))
         valid = False
         wanted = (columns.text, columns.text_pair, None if task == "generation" else columns.label)
         if any(c is not None and c not in frame.columns for c in wanted):
@@ -1230,17 +1255,13 @@ def split_frame(
     """Cut a table into train / validation / test; the same seed gives the same split."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise DataError(
-            f"Validation ({val_fraction:g}) and test ({test_fraction:g}) fractions leave no rows for training.",
-            hint="Keep each between 0 and 1 and their sum below 1 (e.g. 0.1 and 0.1).",
+            "error.data.bad_fractions", hint="error.hint.fractions", val=f"{val_fraction:g}", test=f"{test_fraction:g}"
         )
     n = len(frame)
     n_test = math.ceil(n * test_fraction) if test_fraction else 0
     n_val = math.ceil(n * val_fraction) if val_fraction else 0
     if n - n_test - n_val < 1:
-        raise DataError(
-            f"Only {n} rows: too few to cut into training, validation and test sets.",
-            hint="Add rows, or lower the validation and test fractions.",
-        )
+        raise DataError("error.data.too_few_to_split", hint="error.hint.lower_fractions", n=n)
     strata = _strata(frame, stratify_column)
     rest, test = _cut(frame, n_test, strata, seed)
     train, validation = _cut(rest, n_val, None if strata is None else strata.loc[rest.index], seed)
@@ -1252,16 +1273,16 @@ def _strata(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
         return None
     if column not in frame.columns:
         raise DataError(
-            f"There is no column '{column}' to stratify by.", hint=f"Available: {', '.join(map(str, frame.columns))}."
+            "error.data.no_stratify_column",
+            hint="error.hint.available",
+            column=column,
+            available=", ".join(map(str, frame.columns)),
         )
     strata = label_keys(frame[column]).fillna("(missing)")
     counts = strata.value_counts()
     lonely = counts[counts < 2]
     if len(lonely):
-        raise DataError(
-            f"Class '{lonely.index[0]}' has only one row, so its share cannot be kept in every split.",
-            hint="Add rows of that class, remove it, or use a random (non-stratified) split.",
-        )
+        raise DataError("error.data.lonely_class", hint="error.hint.lonely_class", label=lonely.index[0])
     return strata
 
 
@@ -1273,10 +1294,7 @@ def _cut(frame: pd.DataFrame, size: int, strata: pd.Series | None, seed: int) ->
     try:
         kept, held = train_test_split(frame, test_size=size, random_state=seed, shuffle=True, stratify=strata)
     except ValueError as err:  # sklearn's stratification limits (classes too small for the split sizes)
-        raise DataError(
-            f"The split could not keep class proportions: {err}",
-            hint="Add rows of the smallest classes, raise the validation/test fractions, or use a random split.",
-        ) from None
+        raise DataError("error.data.stratify_failed", hint="error.hint.stratify_failed", reason=err) from None
     return kept, held
 
 
@@ -1294,10 +1312,7 @@ def prepare_data(cfg: DataConfig, task: str) -> PreparedData:
     validate_columns(table.frame, columns, task, path_name=table.path.name)
     main = _standardize(table.frame, columns, task, table.path.name, notes)
     if len(main) == 0:
-        raise DataError(
-            f"{table.path.name} has no row with both a text and a label.",
-            hint="Fill in the empty cells, or pick other columns.",
-        )
+        raise DataError("error.data.no_complete_row", hint="error.hint.fill_cells", name=table.path.name)
     label_names = _sorted_label_names(main["label"]) if task == "classification" else None
     splits = _split_main(main, cfg, task)
     parts = {"validation": splits.validation, "test": splits.test}
@@ -1306,7 +1321,7 @@ def prepare_data(cfg: DataConfig, task: str) -> PreparedData:
             extra = read_table(extra_path, max_mb=cfg.max_file_mb, corpus=corpus)
             _validate(extra.frame, columns, task, extra.path.name, whole_set=False)
             parts[part] = _by_value(_standardize(extra.frame, columns, task, extra.path.name, notes), cfg.class_names)
-            _check_known_labels(parts[part], label_names, extra.path.name, f"the training file {table.path.name}")
+            _check_known_labels(parts[part], label_names, extra.path.name, table.path.name)
     train = _augment_train(splits.train, cfg, notes)
     frames = [_encode_labels(f, task, label_names) for f in (train, parts["validation"], parts["test"])]
     return PreparedData(*frames, label_names=class_names(label_names, cfg.class_names), notes=notes)
@@ -1322,9 +1337,7 @@ def class_names(values: list[str] | None, names: dict[str, str]) -> list[str] | 
         return None
     named = [names.get(v, v) for v in values]
     if len(set(named)) < len(named):
-        raise DataError(
-            f"Two classes would have the same name ({named}).", hint="Give every class its own name on the Data page."
-        )
+        raise DataError("error.data.same_class_name", hint="error.hint.class_names", names=named)
     return named
 
 
@@ -1351,14 +1364,14 @@ def prepare_frame_like_run(
     _validate(table.frame, columns, task, table.path.name, whole_set=False)
     frame = _standardize(table.frame, columns, task, table.path.name, [], keep_columns)
     if len(frame) == 0:
-        raise DataError(f"{table.path.name} has no usable rows (every text or label is empty).")
+        raise DataError("error.data.no_usable_rows", name=table.path.name)
     names = getattr(data, "class_names", None) or {}
     if names and label_names is not None:
         # The run knows its classes by name; its ids follow the values in the file.
         frame = _by_value(frame, names)
         values = {name: value for value, name in names.items()}
         label_names = [values.get(n, n) for n in label_names]
-    _check_known_labels(frame, label_names, table.path.name, "the run's training data")
+    _check_known_labels(frame, label_names, table.path.name, None)
     return _encode_labels(frame, task, label_names)
 
 
@@ -1433,16 +1446,15 @@ def _split_main(main: pd.DataFrame, cfg: DataConfig, task: str) -> Splits:
     )
 
 
-def _check_known_labels(frame: pd.DataFrame, label_names: list[str] | None, name: str, trained_on: str) -> None:
+def _check_known_labels(frame: pd.DataFrame, label_names: list[str] | None, name: str, train: str | None) -> None:
+    """Labels of ``name`` the training file ``train`` (None: the run's training data) never has."""
     if label_names is None:
         return
     unseen = sorted(set(frame["label"]) - set(label_names))
     if unseen:
         shown = ", ".join(repr(u) for u in unseen[:10])
-        raise DataError(
-            f"{name} has label(s) {shown} that never occur in {trained_on}.",
-            hint="The model can only predict labels it was trained on: remove those rows or add examples to training.",
-        )
+        key = "error.data.unseen_labels.file" if train else "error.data.unseen_labels.run"
+        raise DataError(key, hint="error.hint.unseen_labels", name=name, labels=shown, train=train)
 
 
 def _augment_train(train: pd.DataFrame, cfg: DataConfig, notes: list[str]) -> pd.DataFrame:

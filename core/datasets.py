@@ -54,12 +54,12 @@ def display_name(raw: str) -> str:
 
 def _file_name(raw: str) -> str:
     """A safe file name that keeps the extension read_table needs to know the format."""
-    from core.data import EXTENSIONS, SUPPORTED
+    from core.data import EXTENSIONS
 
     base = str(raw or "").replace("\\", "/").split("/")[-1]
     suffix = Path(base).suffix.lower()
     if suffix not in EXTENSIONS:
-        raise DataError(f"'{base}' is not a file type the workbench reads.", hint=f"Use {SUPPORTED}.")
+        raise DataError("error.dataset.file_type", hint="error.hint.formats", name=base)
     return safe_name(Path(base).stem, fallback="data") + suffix
 
 
@@ -131,7 +131,9 @@ class DatasetSettings:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise DataError(f"Unknown task '{self.task}'.", hint=f"Choose one of {', '.join(TASKS)}.")
+            raise DataError(
+                "error.dataset.unknown_task", hint="error.hint.choose_one_of", task=self.task, choices=", ".join(TASKS)
+            )
 
 
 @dataclass
@@ -233,7 +235,7 @@ class DatasetStore:
                 return candidate
             except FileExistsError:
                 continue
-        raise DataError(f"Too many datasets named '{base}'.", hint="Choose another name or delete old datasets.")
+        raise DataError("error.dataset.too_many", hint="error.hint.other_name", name=base)
 
     def list(self) -> list[Dataset]:
         found = []
@@ -251,7 +253,7 @@ class DatasetStore:
     def get(self, name: str) -> Dataset:
         folder = self.root / safe_name(name)
         if safe_name(name) != name or not (folder / INFO_FILE).exists():
-            raise DataError(f"There is no saved dataset named '{name}'.", hint="Save one on the Data page.")
+            raise DataError("error.dataset.missing", hint="error.hint.save_dataset", name=name)
         return self._load(folder)
 
     def find(self, name: str) -> Dataset | None:
@@ -271,14 +273,14 @@ class DatasetStore:
             files = [raw["file"], raw.get("validation_file"), raw.get("test_file")]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(
-                f"The dataset folder '{folder.name}' is damaged ({err}).", hint="Delete it and save again."
+                "error.dataset.damaged", hint="error.hint.delete_save", name=folder.name, reason=err
             ) from None
         # The info file is data from disk: a hand-edited one must not point outside its folder.
         for f in files:
             # Safe alphabet and no leading dot, without safe_name's length cap (a long upload name plus the
             # "validation-" prefix is longer than 60 characters and was saved that way).
             if f is not None and (Path(f).name != f or f.startswith(".") or _UNSAFE.search(f)):
-                raise DataError(f"The dataset '{folder.name}' names an unsafe file '{f}'.", hint="Save it again.")
+                raise DataError("error.dataset.unsafe_file", hint="error.hint.save_again", name=folder.name, file=f)
         return Dataset(
             folder,
             folder.name,
@@ -303,7 +305,7 @@ class DatasetStore:
         import io
 
         if len(frame) == 0:
-            raise DataError("The reviewed data has no rows left.", hint="Keep at least some rows.")
+            raise DataError("error.dataset.reviewed_empty", hint="error.hint.keep_rows")
         version = base.version + 1
         family = re.sub(r"-v\d+$", "", base.name) if base.parent else base.name
         buffer = io.BytesIO()
@@ -336,15 +338,18 @@ def _write(folder: Path, role: str, file_name: str, source: Source, max_mb: floa
     else:
         src = Path(source)
         if not src.is_file():
-            raise DataError(f"The file '{src.name}' does not exist.", hint="Choose the file again.")
+            raise DataError("error.dataset.no_file", hint="error.hint.choose_again", name=src.name)
         size = src.stat().st_size
     if size > max_mb * 2**20:
         raise DataError(
-            f"'{Path(str(file_name)).name}' is {size / 2**20:.0f} MB, above the {max_mb:g} MB limit.",
-            hint="Use a smaller sample of the data.",
+            "error.dataset.too_large",
+            hint="error.hint.smaller_sample",
+            name=Path(str(file_name)).name,
+            size=f"{size / 2**20:.0f}",
+            limit=f"{max_mb:g}",
         )
     if size == 0:
-        raise DataError(f"'{Path(str(file_name)).name}' is empty.", hint="Choose a file with data in it.")
+        raise DataError("error.dataset.empty", hint="error.hint.need_data", name=Path(str(file_name)).name)
     if isinstance(source, bytes):
         target.write_bytes(source)
     else:

@@ -29,11 +29,9 @@ def resolve_device(name: str = "auto"):
         forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
         name = "cpu" if forced_cpu else "cuda" if cuda_available() else "mps" if mps_available() else "cpu"
     if name == "cuda" and not cuda_available():
-        raise ConfigError("Setting 'device': CUDA was chosen but no CUDA GPU is visible.", hint="Choose auto or cpu.")
+        raise ConfigError("error.device.no_cuda", hint="error.hint.auto_or_cpu")
     if name == "mps" and not mps_available():
-        raise ConfigError(
-            "Setting 'device': MPS was chosen but this machine has no Apple GPU.", hint="Choose auto or cpu."
-        )
+        raise ConfigError("error.device.no_mps", hint="error.hint.auto_or_cpu")
     if name == "cuda" and os.environ.get("LOCAL_RANK"):
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
@@ -73,7 +71,7 @@ def resolve_precision(precision: str, device) -> str:
             return "bf16" if cpu_supports_bf16() else "fp32"
         return "fp32"
     if precision == "fp16" and kind != "cuda":
-        raise ConfigError("Setting 'precision': fp16 needs a CUDA GPU.", hint="Use auto, bf16 or fp32.")
+        raise ConfigError("error.device.fp16_cuda", hint="error.hint.precision")
     return precision
 
 

@@ -34,12 +34,17 @@ class DeviceBusy(WorkbenchError):
     def __init__(self, device: str, holder: dict[str, Any]):
         self.device = device
         self.holder = holder
-        who = f"run '{holder['run']}'" if holder.get("run") else "another job"
-        by = f" ({holder['by']}, process {holder.get('pid')})" if holder.get("by") else ""
+        # who/by name messages of their own, filled with run/owner/pid (core.i18n.resolve)
         super().__init__(
-            f"The {device.upper() if device == 'cpu' else device} is busy: {who}{by} is training on it.",
-            hint="Wait for it to end or stop it on the Runs page, or allow several jobs at once on purpose "
-            f"(--allow-parallel, or {PARALLEL_ENV}=1).",
+            "error.device.busy",
+            hint="error.hint.busy",
+            device=device.upper() if device == "cpu" else device,
+            who="error.device.who_run" if holder.get("run") else "error.device.who_other",
+            by="error.device.by" if holder.get("by") else "",
+            run=holder.get("run"),
+            owner=holder.get("by"),
+            pid=holder.get("pid"),
+            env=PARALLEL_ENV,
         )
 
 

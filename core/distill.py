@@ -22,9 +22,9 @@ def teacher_run_of(teacher_id: str, runs_root: Path) -> Run:
     try:
         run = RunStore(runs_root).get(teacher_id)
     except WorkbenchError:
-        raise ModelError(f"The teacher run '{teacher_id}' does not exist.", hint="Pick a finished run.") from None
+        raise ModelError("error.distill.no_teacher", hint="error.hint.finished_run", run=teacher_id) from None
     if not run.has_model():
-        raise ModelError(f"The teacher run '{teacher_id}' has no saved model.", hint="Pick a finished run.")
+        raise ModelError("error.distill.teacher_unsaved", hint="error.hint.finished_run", run=teacher_id)
     return run
 
 
@@ -35,19 +35,18 @@ def load_teacher(teacher_id: str, runs_root: Path, student, device):
     run = teacher_run_of(teacher_id, runs_root)
     teacher = load_for_inference(run.model_dir, merge=True, device=str(device))
     if teacher.task != "classification" or student.task != "classification":
-        raise ModelError("Distillation is offered for classification runs.", hint="Pick a classification teacher.")
+        raise ModelError("error.distill.classification", hint="error.hint.classification_teacher")
     if teacher.label_names != student.label_names:
         raise ModelError(
-            f"The teacher run '{teacher_id}' knows the labels {teacher.label_names}, this data has "
-            f"{student.label_names}.",
-            hint="Pick a teacher trained on the same labels.",
+            "error.distill.labels",
+            hint="error.hint.same_labels",
+            run=teacher_id,
+            teacher=teacher.label_names,
+            student=student.label_names,
         )
     if teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
         # Different token ids would make the teacher read other words than the student: its advice is noise.
-        raise ModelError(
-            f"The teacher run '{teacher_id}' uses a different tokenizer than the student model.",
-            hint="Distil into a model of the same family, e.g. the teacher's source model with fewer layers.",
-        )
+        raise ModelError("error.distill.tokenizer", hint="error.hint.same_family", run=teacher_id)
     teacher.model.requires_grad_(False)
     teacher.model.eval()
     return teacher.model
@@ -86,7 +85,7 @@ def _split_frame(run: Run, split: str):
             frame = pd.read_parquet(path)
             if len(frame):
                 return name, frame
-    raise WorkbenchError(f"Run '{run.id}' has no saved rows to compare on.", hint="Compare runs that finished.")
+    raise WorkbenchError("error.distill.no_rows", hint="error.hint.finished_runs", run=run.id)
 
 
 def _measure(bundle, data, max_length: int, device, min_seconds: float) -> dict[str, Any]:

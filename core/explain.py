@@ -41,13 +41,13 @@ def explain(
     import torch
 
     if method not in METHODS:
-        raise ConfigError(f"Setting 'method': must be one of {list(METHODS)}.")
+        raise ConfigError("error.config.setting", field="method", detail="error.config.one_of", choices=list(METHODS))
     if not 1 <= steps <= 512:
-        raise ConfigError("Setting 'steps': must be between 1 and 512.")
+        raise ConfigError("error.config.setting", field="steps", detail="error.config.between", lo=1, hi=512)
     if not str(text).strip():
-        raise ConfigError("The text is empty.", hint="Type a sentence to explain.")
+        raise ConfigError("error.explain.empty", hint="error.hint.type_sentence")
     if bundle.task == "generation":
-        raise ConfigError("Explanations are offered for classification and regression models.")
+        raise ConfigError("error.explain.task")
     model = bundle.model
     device = next(model.parameters()).device
     inputs = _tokenize(bundle.tokenizer, text, text_pair, min(max_length, bundle.max_positions), device)
@@ -121,10 +121,10 @@ def _target_index(bundle, target: int | str | None, logits) -> int:
     names = bundle.label_names or [str(i) for i in range(k)]
     if isinstance(target, str):
         if target not in names:
-            raise ConfigError(f"'{target}' is not one of the model's labels {names}.")
+            raise ConfigError("error.explain.not_a_label", label=target, labels=names)
         return names.index(target)
     if not 0 <= int(target) < k:
-        raise ConfigError(f"Class {target} does not exist: the model has {k} classes.")
+        raise ConfigError("error.explain.no_class", label=target, n=k)
     return int(target)
 
 

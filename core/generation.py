@@ -31,19 +31,25 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ConfigError(f"Setting 'strategy': must be one of {list(STRATEGIES)}.")
+            raise ConfigError(
+                "error.config.setting", field="strategy", detail="error.config.one_of", choices=list(STRATEGIES)
+            )
         if not 1 <= self.max_new_tokens <= 2048:
-            raise ConfigError("Setting 'max_new_tokens': must be between 1 and 2048.")
+            raise ConfigError(
+                "error.config.setting", field="max_new_tokens", detail="error.config.between", lo=1, hi=2048
+            )
         if not 1 <= self.num_beams <= 16:
-            raise ConfigError("Setting 'num_beams': must be between 1 and 16.")
+            raise ConfigError("error.config.setting", field="num_beams", detail="error.config.between", lo=1, hi=16)
         if not 0.01 <= self.temperature <= 5.0:
-            raise ConfigError("Setting 'temperature': must be between 0.01 and 5.")
+            raise ConfigError("error.config.setting", field="temperature", detail="error.config.between", lo=0.01, hi=5)
         if not 0 <= self.top_k <= 1000:
-            raise ConfigError("Setting 'top_k': must be between 0 (off) and 1000.")
+            raise ConfigError("error.config.setting", field="top_k", detail="error.config.between_off", lo=0, hi=1000)
         if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError("Setting 'top_p': must be above 0 and at most 1.")
+            raise ConfigError("error.config.setting", field="top_p", detail="error.config.above_zero_at_most_one")
         if not 1.0 <= self.repetition_penalty <= 3.0:
-            raise ConfigError("Setting 'repetition_penalty': must be between 1 (off) and 3.")
+            raise ConfigError(
+                "error.config.setting", field="repetition_penalty", detail="error.config.between_off", lo=1, hi=3
+            )
 
     def generate_kwargs(self, tokenizer) -> dict:
         kwargs = {
@@ -132,7 +138,7 @@ def _inputs(bundle, prompts: list[Prompt], dev):
     tok.padding_side = "left"  # decoder-only models continue from the last real token
     enc = tok(format_prompts(bundle, prompts), return_tensors="pt", padding=True, add_special_tokens=False)
     if enc["input_ids"].shape[1] == 0:
-        raise ConfigError("The prompt is empty.", hint="Type a few words for the model to continue.")
+        raise ConfigError("error.generation.empty_prompt", hint="error.hint.type_prompt")
     return {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
 
@@ -231,7 +237,7 @@ def stream(
     from core.device import resolve_device
 
     if _is_empty(prompt):
-        raise ConfigError("The prompt is empty.", hint="Type a few words for the model to continue.")
+        raise ConfigError("error.generation.empty_prompt", hint="error.hint.type_prompt")
     if settings.strategy == "beam":
         # transformers cannot stream beam search (the best beam is known only at the end).
         yield generate(bundle, prompt, settings, device)

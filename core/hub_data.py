@@ -33,12 +33,12 @@ def load_saved(path: Path, split: str | None = None) -> pd.DataFrame:
     try:
         loaded = datasets.load_from_disk(str(path))
     except (FileNotFoundError, ValueError, OSError) as err:
-        raise DataError(f"The folder '{path.name}' could not be read as a saved dataset: {str(err)[:200]}") from None
+        raise DataError("error.hub.unreadable", name=path.name, reason=str(err)[:200]) from None
     if isinstance(loaded, datasets.DatasetDict):
         split = split or ("train" if "train" in loaded else next(iter(loaded)))
         if split not in loaded:
             raise DataError(
-                f"The saved dataset '{path.name}' has no split '{split}'.", hint=f"Its splits: {', '.join(loaded)}."
+                "error.hub.no_split", hint="error.hint.splits", name=path.name, split=split, splits=", ".join(loaded)
             )
         loaded = loaded[split]
     return to_frame(loaded)
@@ -64,30 +64,28 @@ def load_public(name: str, config: str | None = None, split: str = "train") -> p
 
     name = (name or "").strip()
     if not name:
-        raise DataError("Give the name of a public dataset (for example 'imdb' or 'glue').")
+        raise DataError("error.hub.no_name")
     local = Path(name).expanduser()
     if is_saved_dataset(local):
         return load_saved(local, split or None)
     if local.exists():
-        raise DataError(
-            f"The folder '{local.name}' is not a saved dataset (no state.json or dataset_dict.json).",
-            hint="Give a folder written by Dataset.save_to_disk, or a data file on the Data page.",
-        )
+        raise DataError("error.hub.not_saved", hint="error.hint.save_to_disk", name=local.name)
     if _offline_by_setting() or not hub_reachable():
         raise DataError(
-            f"The Hugging Face hub cannot be reached (this machine is offline), so the public dataset "
-            f"'{name}' cannot be downloaded.",
-            hint="Download it on a machine with internet, save it with save_to_disk (or as CSV/Parquet) and bring "
-            "the folder or file here.",
+            "error.hub.offline",
+            hint="error.hint.download_elsewhere",
+            name=name,
         )
     try:
         ds = datasets.load_dataset(name, config or None, split=split or "train")
     except datasets.exceptions.DatasetNotFoundError:
-        raise DataError(f"There is no public dataset named '{name}' on the hub.", hint="Check the spelling.") from None
+        raise DataError("error.hub.not_found", hint="error.hint.spelling", name=name) from None
     except (ValueError, KeyError) as err:  # a wrong config or split name
-        raise DataError(f"The dataset '{name}' could not be loaded: {str(err).splitlines()[0][:300]}") from None
+        raise DataError("error.hub.load_failed", name=name, reason=str(err).splitlines()[0][:300]) from None
     except (ConnectionError, OSError) as err:
-        raise DataError(f"Downloading '{name}' failed: {str(err).splitlines()[0][:300]}", hint="Try again.") from None
+        raise DataError(
+            "error.hub.download_failed", hint="error.hint.try_again", name=name, reason=str(err).splitlines()[0][:300]
+        ) from None
     return to_frame(ds)
 
 
@@ -97,7 +95,7 @@ def stage_public(name: str, config: str | None = None, split: str = "train", roo
 
     frame = load_public(name, config, split)
     if frame.empty:
-        raise DataError(f"The dataset '{name}' ({split}) has no rows.")
+        raise DataError("error.hub.no_rows", name=name, split=split)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     label = "-".join(p for p in (Path(name).name, config, split) if p)

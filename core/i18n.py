@@ -70,6 +70,8 @@ def t(key: str, /, lang: str | None = None, **params: Any) -> str:
     so a gap is visible but never breaks a page (a test keeps both catalogs complete).
     """
     lang = lang or env_language()
+    if any(_names_a_message(value) for value in params.values()):
+        params = resolve(params, lang)  # an error's role, kind or reason, in the same language
     for source in (lang, DEFAULT):
         entry = _plural(catalog(source).get(key), params)
         if isinstance(entry, str):
@@ -92,6 +94,11 @@ RUN_STATES = {
 }
 
 
+def state_key(state: str | None) -> str:
+    """A run state as a message parameter: its key, so the message shows it in the reader's language."""
+    return RUN_STATES.get(str(state), str(state))
+
+
 def state_label(state: str | None, lang: str | None = None) -> str:
     """A run state as the reader says it ('finished' -> '已完成'); an unknown one as it is."""
     key = RUN_STATES.get(str(state))
@@ -106,20 +113,92 @@ def _plural(entry: Any, params: dict[str, Any]) -> Any:
     return entry
 
 
-def message(key: str, /, **params: Any) -> dict[str, Any]:
-    """Fields for a status record: the English text (for old readers and logs) plus the key and parameters."""
-    return {"message": t(key, DEFAULT, **params), "message_code": key, "message_params": params}
+def message(key: str, /, hint_key: str | None = None, **params: Any) -> dict[str, Any]:
+    """Fields for a status record: the English text (for old readers and logs) plus the key and parameters.
+
+    ``hint_key`` names a second message (what to do, or more detail) that follows the first, filled with the same
+    parameters.
+    """
+    return {
+        "message": _compose(key, hint_key, DEFAULT, params),
+        "message_code": key,
+        "message_params": params,
+        "message_hint_code": hint_key,
+    }
 
 
 def status_message(status: dict[str, Any], lang: str | None = None) -> str:
     """A stored status message in ``lang``: from its key when it has one, else the text as it was written."""
     text = str(status.get("message") or "")
     key, params = status.get("message_code"), status.get("message_params") or {}
+    hint = status.get("message_hint_code")
+    if not key or key not in catalog(DEFAULT) or not isinstance(params, dict):
+        return text
+    if hint is not None and hint not in catalog(DEFAULT):
+        return text
     # A later plain message (set_status(message=...)) leaves the old key behind: trust the key only while the
     # English text still is what the key says.
-    if key and key in catalog(DEFAULT) and isinstance(params, dict) and t(key, DEFAULT, **params) == text:
-        return t(key, lang, **params)
+    if _compose(key, hint, DEFAULT, params) == text:
+        return _compose(key, hint, lang, params)
     return text
+
+
+def is_error_key(text: str | None) -> bool:
+    """Whether ``text`` names an error message of the catalog (``error.*``) rather than being the message."""
+    return bool(text) and text.startswith("error.") and text in catalog(DEFAULT)
+
+
+def resolve(params: dict[str, Any], lang: str | None) -> dict[str, Any]:
+    """Parameters with each one that names an ``error.*`` message (a kind of thing, a reason) put in ``lang``,
+    filled with the other parameters."""
+    out = dict(params)
+    for _ in range(3):  # a message in a parameter may need another one (a setting's detail names a kind)
+        plain = {name: value for name, value in out.items() if not _names_a_message(value)}
+        # A message whose fields are not all known yet comes back as its key (t's fallback): the next pass fills it.
+        out = {name: t(value, lang, **plain) if _names_a_message(value) else value for name, value in out.items()}
+    return out
+
+
+def _names_a_message(value: Any) -> bool:
+    # Only error.* keys and run states: a user's own text (a label, a file name) is never looked up.
+    return isinstance(value, str) and (is_error_key(value) or value in RUN_STATES.values())
+
+
+def _compose(key: str, hint: str | None, lang: str | None, params: dict[str, Any]) -> str:
+    params = resolve(params, lang)
+    problem = t(key, lang, **params)
+    if not hint:
+        return problem
+    # Chinese needs no space after its full stop; English does.
+    return problem + ("" if problem.endswith(("。", "！", "？", "：", "）")) else " ") + t(hint, lang, **params)
+
+
+def error_text(error: BaseException, lang: str | None = None) -> str:
+    """An error in ``lang``: a keyed WorkbenchError from its key and parameters, any other as ``str(error)``.
+
+    A plain (unkeyed) hint is English text, added as it is.
+    """
+    key = getattr(error, "key", None)
+    if not key:
+        return str(error)
+    params = getattr(error, "params", {}) or {}
+    hint_key = getattr(error, "hint_key", None)
+    text = _compose(key, hint_key, lang, params)
+    plain_hint = getattr(error, "hint", None)
+    return f"{text} {plain_hint}" if plain_hint and not hint_key else text
+
+
+def error_message(error: BaseException) -> dict[str, Any]:
+    """Fields for a status record of a failure: the English text plus the error's key, hint and parameters.
+
+    A keyed error with a plain English hint, or an unkeyed one, is stored as its text only.
+    """
+    key = getattr(error, "key", None)
+    if not key or (getattr(error, "hint", None) and not getattr(error, "hint_key", None)):
+        return {"message": str(error), "message_code": None, "message_params": {}, "message_hint_code": None}
+    params = getattr(error, "params", {}) or {}
+    hint = getattr(error, "hint_key", None)
+    return {"message": str(error), "message_code": key, "message_params": params, "message_hint_code": hint}
 
 
 def finding_text(finding: Any, lang: str | None = None) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ModelError
+from core.errors import TASKS, ModelError
 
 
 @dataclass
@@ -63,8 +63,10 @@ def outline_model(source: str, task: str, *, runs_root: Path | None = None, trus
             config = transformers.AutoConfig.from_pretrained(path, **kwargs)
         except (OSError, ValueError) as err:
             if is_local:
-                raise ModelError(f"Could not read the model in '{source}': {str(err).splitlines()[0][:300]}") from None
-            raise ModelError(models._offline_message(source)) from None
+                raise ModelError(
+                    "error.model.read_failed", source=source, reason=str(err).splitlines()[0][:300]
+                ) from None
+            raise models.offline_error(source) from None
         description = source
     auto = (
         transformers.AutoModelForCausalLM if task == "generation" else transformers.AutoModelForSequenceClassification
@@ -74,9 +76,11 @@ def outline_model(source: str, task: str, *, runs_root: Path | None = None, trus
             model = auto.from_config(config, trust_remote_code=trust_remote_code)
     except (ValueError, KeyError) as err:
         raise ModelError(
-            f"The model '{source}' cannot be used for {task}: {str(err).splitlines()[0][:200]}",
-            hint="Pick a model made for this kind of task (an encoder such as BERT for classification, "
-            "a causal language model such as GPT-2 for generation).",
+            "error.model.wrong_task",
+            hint="error.hint.model_for_task",
+            source=source,
+            task=TASKS.get(task, task),
+            reason=str(err).splitlines()[0][:200],
         ) from None
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
     limits = [int(x) for n in ("max_position_embeddings", "n_positions") if isinstance(x := getattr(config, n, 0), int)]

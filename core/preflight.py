@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from core.config import DataConfig, ModelConfig, RunConfig
-from core.errors import ModelError
 
 
 def preflight(config: RunConfig, runs_root: Path | None = None) -> None:
@@ -39,7 +38,7 @@ def check_model_source(model: ModelConfig, runs_root: Path | None = None) -> Non
     if is_local:
         models._check_local_folder(path)
     elif os.environ.get("HF_HUB_OFFLINE") == "1" and not _cached_on_disk(path):
-        raise ModelError(models._offline_message(model.source))
+        raise models.offline_error(model.source)
 
 
 def _cached_on_disk(repo_id: str) -> bool:

@@ -277,7 +277,7 @@ class RunStore:
     def create(self, config: RunConfig, run_id: str | None = None) -> Run:
         run_id = run_id or self.new_id(config)
         if not _ID_RE.match(run_id):
-            raise WorkbenchError(f"'{run_id}' is not a valid run name.", hint="Use letters, digits, - and _.")
+            raise WorkbenchError("error.run.bad_name", hint="error.hint.run_name", run=run_id)
         folder = self.root / run_id
         folder.mkdir(parents=True, exist_ok=False)
         run = Run(folder)
@@ -290,15 +290,12 @@ class RunStore:
         run = self._find(run_id)
         problem = run.config_problem()
         if problem:
-            raise WorkbenchError(
-                f"Run '{run_id}' is damaged: {problem}, so it cannot be opened, resumed or repeated.",
-                hint="Delete it on the Runs page.",
-            )
+            raise WorkbenchError("error.run.damaged", hint="error.hint.delete_run", run=run_id, problem=problem)
         return run
 
     def _find(self, run_id: str) -> Run:
         if not _ID_RE.match(str(run_id)) or not (self.root / run_id / "config.json").exists():
-            raise WorkbenchError(f"There is no run named '{run_id}'.", hint="Pick one from the Runs page.")
+            raise WorkbenchError("error.run.missing", hint="error.hint.pick_run", run=run_id)
         return Run(self.root / run_id)
 
     def list(self) -> list[Run]:
@@ -308,7 +305,7 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         run = self._find(run_id)  # a damaged run can still be deleted
         if run.state in ACTIVE:  # status() already reads a run whose owner is gone as interrupted
-            raise WorkbenchError(f"Run '{run_id}' is still training.", hint="Stop it first.")
+            raise WorkbenchError("error.run.still_training", hint="error.hint.stop_first", run=run_id)
         shutil.rmtree(run.dir)
 
     def owner_alive(self, run: Run) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import i18n
 from core.config import RunConfig, TrainConfig
 from core.devicelock import DeviceBusy
 from core.errors import ConfigError, WorkbenchError
@@ -60,7 +61,7 @@ class SearchSpace:
         for name in PARAMS:
             values = getattr(self, name)
             if not isinstance(values, list) or not values:
-                raise ConfigError(f"Setting '{name}': give at least one value to try.")
+                raise ConfigError("error.config.setting", field=name, detail="error.search.one_value")
             setattr(self, name, sorted(set(values)))
 
 
@@ -89,14 +90,16 @@ class SearchConfig:
         if isinstance(self.space, dict):
             self.space = SearchSpace(**self.space)
         if self.strategy not in STRATEGIES:
-            raise ConfigError(f"Setting 'strategy': must be one of {list(STRATEGIES)}.")
+            raise ConfigError(
+                "error.config.setting", field="strategy", detail="error.config.one_of", choices=list(STRATEGIES)
+            )
         if not 1 <= self.max_trials <= 200:
-            raise ConfigError("Setting 'max_trials': must be between 1 and 200.")
+            raise ConfigError("error.config.setting", field="max_trials", detail="error.config.between", lo=1, hi=200)
         if self.folds == 1 or not 0 <= self.folds <= 10:
-            raise ConfigError("Setting 'folds': use 0 (no cross-validation) or 2 to 10 folds.")
+            raise ConfigError("error.config.setting", field="folds", detail="error.search.folds")
         self.metric = self.metric or ("val_accuracy" if self.base.model.task == "classification" else "val_loss")
         if not self.metric.startswith("val_"):
-            raise ConfigError("Setting 'metric': must be a validation metric such as val_loss or val_accuracy.")
+            raise ConfigError("error.config.setting", field="metric", detail="error.config.val_metric")
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "base": self.base.to_dict()}
@@ -108,10 +111,7 @@ def plan_trials(cfg: SearchConfig) -> list[dict[str, Any]]:
     if cfg.strategy == "grid":
         combos = list(itertools.product(*(getattr(space, p) for p in PARAMS)))
         if len(combos) > cfg.max_trials:
-            raise ConfigError(
-                f"The grid has {len(combos)} combinations, more than the {cfg.max_trials} trials allowed.",
-                hint="Remove some values, raise the trial limit, or use random search.",
-            )
+            raise ConfigError("error.search.grid_too_big", hint="error.hint.grid", n=len(combos), most=cfg.max_trials)
         plans = [dict(zip(PARAMS, combo)) for combo in combos]
     else:
         rng = random.Random(cfg.seed)
@@ -173,11 +173,11 @@ class SearchStore:
     def get(self, search_id: str) -> dict[str, Any]:
         path = self.folder(str(search_id)) / "search.json"
         if "/" in str(search_id) or not path.exists():
-            raise WorkbenchError(f"There is no search named '{search_id}'.", hint="Pick one from the list.")
+            raise WorkbenchError("error.search.missing", hint="error.hint.pick_from_list", search=search_id)
         record = json.loads(path.read_text(encoding="utf-8"))
         if record["state"] in ACTIVE and not _owner_alive(record):
             record["state"] = RunStatus.INTERRUPTED
-            record["message"] = "The process running this search stopped; finished trials are kept."
+            record.update(i18n.message("tune.search_status.interrupted"))
         return record
 
     def list(self) -> list[dict[str, Any]]:
@@ -231,7 +231,7 @@ def best_config(record: dict[str, Any]) -> RunConfig:
     """The base run with the best trial's settings, on the full training split: ready to start as a full run."""
     best = best_trial(record)
     if best is None:
-        raise WorkbenchError("No trial of this search has finished yet.", hint="Wait for a trial, or start one.")
+        raise WorkbenchError("error.search.no_trial", hint="error.hint.wait_trial")
     base = RunConfig.from_dict(record["config"]["base"])
     return trial_config(base, best["params"], name=f"search-{record['id']}-best")
 
@@ -266,9 +266,7 @@ def write_folds(cfg: SearchConfig, folder: Path) -> list[tuple[Path, Path]]:
     if prepared.label_names is not None:
         train = train.assign(label=[prepared.label_names[i] for i in train["label"]])
     if len(train) < 2 * cfg.folds:
-        raise WorkbenchError(
-            f"The training split has {len(train)} rows: too few for {cfg.folds} folds.", hint="Use fewer folds."
-        )
+        raise WorkbenchError("error.search.too_few_rows", hint="error.hint.fewer_folds", n=len(train), folds=cfg.folds)
     splitter = fold_splits(train["label"].to_numpy(), cfg.folds, cfg.seed, stratify=prepared.label_names is not None)
     paths = []
     for k, (fit, held) in enumerate(splitter, start=1):
@@ -315,16 +313,20 @@ def run_search(
         best = best_trial(record)
         record["best_trial"] = best["trial"] if best else None
         if stop.is_set():
-            record.update(state=RunStatus.STOPPED, message="Stopped by the user; finished trials are kept.")
+            record.update(state=RunStatus.STOPPED, **i18n.message("tune.search_status.stopped"))
         elif best is None:
-            record.update(state=RunStatus.FAILED, message="No trial finished: " + _first_failure(record))
+            record.update(
+                state=RunStatus.FAILED, **i18n.message("tune.search_status.no_trial", reason=_first_failure(record))
+            )
         else:
-            message = f"Best: trial {best['trial']} ({cfg.metric} {best['metric']:.4g})."
-            record.update(state=RunStatus.FINISHED, message=message)
+            best_text = f"{best['metric']:.4g}"
+            message = i18n.message("tune.search_status.best", trial=best["trial"], metric=cfg.metric, value=best_text)
+            record.update(state=RunStatus.FINISHED, **message)
     except WorkbenchError as err:
-        record.update(state=RunStatus.FAILED, message=str(err))
+        record.update(state=RunStatus.FAILED, **i18n.error_message(err))
     except Exception as err:  # noqa: BLE001 - the search thread must always leave a readable state behind
-        record.update(state=RunStatus.FAILED, message=f"The search failed: {type(err).__name__}: {str(err)[:300]}")
+        failed = i18n.message("tune.search_status.crashed", kind=type(err).__name__, detail=str(err)[:300])
+        record.update(state=RunStatus.FAILED, **failed)
     finally:
         store.save(record)
         if on_update:
@@ -334,7 +336,7 @@ def run_search(
 
 def _first_failure(record: dict[str, Any]) -> str:
     messages = [t.get("message") for t in record["trials"] if t.get("message")]
-    return messages[0] if messages else "no trial ran."
+    return messages[0] if messages else "error.search.none_ran"  # a key: shown in the reader's language
 
 
 def _run_trial(record, trial, cfg: SearchConfig, folds, registry, stop, store, on_update) -> None:

@@ -338,7 +338,7 @@ class Recipe:
         # 3. model
         latest = run.latest_checkpoint() if resume else None
         if resume and latest is None and run.checkpoints():
-            raise TrainingError("This run has no complete checkpoint to resume from.", hint="Start it again instead.")
+            raise TrainingError("error.training.no_checkpoint", hint="error.hint.start_again")
         bundle = components.build_run_model(config, prepared, run.dir.parent)
         if latest is not None and mc.source == "default" and task == "generation":
             from transformers import AutoTokenizer
@@ -355,7 +355,7 @@ class Recipe:
         self.train_data = components.encode_split(bundle, prepared.train, task, tc.max_length)
         self.val_data = components.encode_split(bundle, prepared.validation, task, tc.max_length)
         if len(self.train_data) == 0:
-            raise TrainingError("The training split has no usable rows after tokenizing.", hint="Add more text.")
+            raise TrainingError("error.training.no_rows", hint="error.hint.more_text")
         model = bundle.model
         if self.world > 1:
             model = torch.nn.parallel.DistributedDataParallel(model)
@@ -712,18 +712,15 @@ def train(
         recipe.fit()
         return recipe.finish()
     except WorkbenchError as err:
-        return _fail(run, writer, str(err))
+        return _fail(run, writer, i18n.error_message(err))
     except Exception as err:  # noqa: BLE001 - every failure ends the run with a readable message
         from core.device import is_oom
 
         if is_oom(err):
-            msg = (
-                "The device ran out of memory. Lower the batch size or the max length "
-                "(or use gradient accumulation for the same effective batch), then start again."
-            )
+            record = i18n.message("error.training.out_of_memory")
         else:
-            msg = f"Training failed: {type(err).__name__}: {str(err)[:500]}"
-        return _fail(run, writer, msg)
+            record = i18n.message("error.training.crashed", kind=type(err).__name__, detail=str(err)[:500])
+        return _fail(run, writer, record)
     finally:
         sink.close()
         recipe.cleanup()
@@ -741,10 +738,11 @@ class _NullSink:
         pass
 
 
-def _fail(run: Run, writer: Run | None, message: str) -> TrainResult:
+def _fail(run: Run, writer: Run | None, record: dict[str, Any]) -> TrainResult:
+    # The record keeps the message's key and parameters (core.i18n), so the Runs page shows it in any language.
     if writer:
-        writer.set_status("failed", message=message)
-    return TrainResult(run.id, "failed", message)
+        writer.set_status("failed", **record)
+    return TrainResult(run.id, "failed", record["message"])
 
 
 def _prepare_splits(config: RunConfig, run: Run, resume: bool):
@@ -861,7 +859,7 @@ def load_weights(model, folder: Path) -> None:
         return
     files = sorted(folder.glob("model*.safetensors"))
     if not files:
-        raise TrainingError(f"The checkpoint {folder.name} has no weights.", hint="Resume from an earlier checkpoint.")
+        raise TrainingError("error.training.no_weights", hint="error.hint.earlier_checkpoint", checkpoint=folder.name)
     state: dict[str, Any] = {}
     for f in files:
         state.update(load_file(f))
@@ -869,4 +867,4 @@ def load_weights(model, folder: Path) -> None:
     # Tied weights (LM head = embeddings) are saved once; anything else missing is a real mismatch.
     real_missing = [k for k in missing if not k.endswith(("lm_head.weight", "position_ids"))]
     if real_missing:
-        raise TrainingError(f"The checkpoint {folder.name} does not fit this model (missing {real_missing[:3]}).")
+        raise TrainingError("error.training.checkpoint_mismatch", checkpoint=folder.name, missing=real_missing[:3])

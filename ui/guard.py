@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core.errors import WorkbenchError
+from ui.i18n import error_text
 from ui.safe import hide_paths, md
 
 log = logging.getLogger("workbench")
@@ -17,7 +18,7 @@ log = logging.getLogger("workbench")
 def show_error(err: BaseException, doing: str = "this") -> None:
     if isinstance(err, WorkbenchError):
         # Messages name files, columns and labels from the user's data: text, never markup; no server paths.
-        st.error(md(hide_paths(str(err))), icon=":material/error:")
+        st.error(md(hide_paths(error_text(err))), icon=":material/error:")
         return
     # Full details go to the server log, where whoever runs the server can read them.
     log.exception("Unexpected error while %s", doing, exc_info=err)

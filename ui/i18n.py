@@ -65,6 +65,11 @@ def status_message(status: dict[str, Any]) -> str:
     return i18n.status_message(status, language())
 
 
+def error_text(error: BaseException) -> str:
+    """An engine error (a WorkbenchError's key and parameters) in the reader's language; any other as str()."""
+    return i18n.error_text(error, language())
+
+
 def finding_markdown(finding: Any) -> str:
     """One data-check line as markdown ('**Rows.** 400 rows.' / '**行数**：共 400 行。'). What came from the data
     (class names, an example text) is escaped (ui.safe.md), so it shows as the text it is, never as markup."""
