@@ -9,7 +9,7 @@ import streamlit as st
 from ui import charts, keys, nav
 from ui.forms import task_name, translated_options
 from ui.guard import guarded
-from ui.i18n import language, t
+from ui.i18n import error_text, language, t
 from ui.label_review import label_review_section
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store
@@ -477,7 +477,7 @@ def main() -> None:
         split,
     )
     if split_error is not None:
-        st.error(md(str(split_error)))
+        st.error(md(error_text(split_error)))
     elif sizes is not None:
         st.info(t("datapage.split.sizes", train=int(sizes[0]), val=int(sizes[1]), test=int(sizes[2])))
     show_findings(report)

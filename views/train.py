@@ -11,7 +11,7 @@ from ui import keys, nav
 from ui.format import duration
 from ui.forms import field_widget, fields_grid, follow_defaults, task_name, translated_options
 from ui.guard import guarded, show_error
-from ui.i18n import t
+from ui.i18n import language, t
 from ui.language_note import chinese_model_note
 from ui.live import live_panel
 from ui.probes import probe_inputs
@@ -166,7 +166,7 @@ def choose_method(task: str, shape) -> dict:
     if task == "generation":
         from core.models import qlora_unavailable_reason
 
-        qlora_off = qlora_unavailable_reason()
+        qlora_off = qlora_unavailable_reason(language())
         if qlora_off is None:
             methods.insert(3, "qlora")
     method = st.radio(t("trainpage.method"), methods, format_func=translated_options(METHOD_HELP), key=f"method_{task}")

@@ -11,7 +11,7 @@ from ui import keys, nav
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
-from ui.i18n import state_label, t
+from ui.i18n import state_label, status_message, t
 from ui.learning_curve import learning_curve_panel
 from ui.safe import md, md_code
 from ui.state import dataset_store, registry, workspace
@@ -82,7 +82,7 @@ def search_status(search_id: str) -> None:
     metric = record["config"]["metric"]
     trials = record["trials"]
     done = sum(t["state"] not in TRIAL_ACTIVE for t in trials)
-    st.markdown(f"**{md(record['name'])}** {state_badge(record['state'])}  \n{md(record['message'])}")
+    st.markdown(f"**{md(record['name'])}** {state_badge(record['state'])}  \n{md(status_message(record))}")
     st.progress(done / len(trials), text=t("tune.progress", done=md(done), total=len(trials)))
     rows = results_table(record)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
