@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -70,16 +69,6 @@ TASK_NAMES = {
 def task_name(task: str) -> str:
     """A task as the reader says it ('classification' -> '文本分类'); an unknown one as it is."""
     return t(TASK_NAMES[task]) if task in TASK_NAMES else str(task)
-
-
-def translated_options(keys: dict[Any, str]) -> Callable[[Any], str]:
-    """A ``format_func`` showing each option by its catalog key (others as they are), the option values unchanged.
-
-    The texts are looked up now: Streamlit (and AppTest) may call format_func after the script run, where the
-    reader's language can no longer be read and t() would answer in English.
-    """
-    labels = {value: t(key) for value, key in keys.items()}
-    return lambda value: labels.get(value, str(value))
 
 
 def field_text(cls: type, name: str) -> tuple[str, str]:

@@ -7,6 +7,7 @@ catalogs and the lookup live in ``core.i18n``, shared with the command line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -100,3 +101,13 @@ def language_switch() -> None:
         st.query_params[PARAM] = chosen
     if chosen != current:
         st.rerun()
+
+
+def translated_options(keys: dict[Any, str]) -> Callable[[Any], str]:
+    """A ``format_func`` showing each option by its catalog key (others as they are), the option values unchanged.
+
+    The texts are looked up now: Streamlit (and AppTest) may call format_func after the script run, where the
+    reader's language can no longer be read and t() would answer in English.
+    """
+    labels = {value: t(key) for value, key in keys.items()}
+    return lambda value: labels.get(value, str(value))

@@ -12,7 +12,7 @@ from ui import charts, keys, nav, share
 from ui.diagnosis import show_diagnosis
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
-from ui.i18n import language, status_message, t
+from ui.i18n import language, status_message, t, translated_options
 from ui.probes import probes_live
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run
@@ -166,7 +166,7 @@ def live_panel(run_id: str) -> None:
             c1.radio(
                 t("live.x_axis"),
                 ["step", "epoch"],
-                format_func=lambda axis: t(AXES[axis]),
+                format_func=translated_options(AXES),
                 horizontal=True,
                 key=keys.x_axis(run.id),
             )

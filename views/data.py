@@ -7,9 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from ui import charts, keys, nav
-from ui.forms import task_name, translated_options
+from ui.forms import task_name
 from ui.guard import guarded
-from ui.i18n import error_text, language, t
+from ui.i18n import error_text, language, t, translated_options
 from ui.label_review import label_review_section
 from ui.safe import md
 from ui.state import DATASET_PARAM, counting_tokenizer, dataset_store

@@ -9,9 +9,9 @@ import streamlit as st
 from core.config import TrainConfig, recommended_train_settings
 from ui import keys, nav
 from ui.format import duration
-from ui.forms import field_widget, fields_grid, follow_defaults, task_name, translated_options
+from ui.forms import field_widget, fields_grid, follow_defaults, task_name
 from ui.guard import guarded, show_error
-from ui.i18n import language, t
+from ui.i18n import language, t, translated_options
 from ui.language_note import chinese_model_note
 from ui.live import live_panel
 from ui.probes import probe_inputs
