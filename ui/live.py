@@ -138,21 +138,22 @@ def live_panel(run_id: str) -> None:
         c[2].metric(t("live.metric.eta"), duration(status.get("eta_s")) if state in ACTIVE else "–")
         c[3].metric(t("live.metric.val_loss"), metric(latest["val_loss"]) if "val_loss" in latest else "–")
         headline = next((k for k in HEADLINES if k in latest), None)
-        c[4].metric(t(HEADLINES.get(headline, "live.metric.val_score")), metric(latest[headline]) if headline else "–")
+        score_key = HEADLINES[headline] if headline else "live.metric.val_score"
+        c[4].metric(t(score_key), metric(latest[headline]) if headline else "–")
         if head:
             st.caption(
                 t(
                     "live.model_line",
-                    trainable=head.get("trainable_params", 0),
-                    total=head.get("total_params", 0),
-                    examples=head.get("train_examples", 0),
+                    trainable=int(head.get("trainable_params", 0)),
+                    total=int(head.get("total_params", 0)),
+                    examples=int(head.get("train_examples", 0)),
                     device=md(head.get("device")),
                     precision=md(head.get("precision")),
                 )
             )
             scored, held = head.get("validation_scored_during_training"), head.get("validation_examples")
             if scored and held and scored < held:
-                st.caption(t("live.val_sample", scored=scored, held=held))
+                st.caption(t("live.val_sample", scored=int(scored), held=int(held)))
         _controls(run, state, evals)
         probes_live(records, run.id)  # pinned probe sentences: the model's answers at each validation
         # What went right or wrong, in plain words, with a one-click fix (live and after the run).
