@@ -142,23 +142,31 @@ def load_base_model(run, device: str = "cpu"):
     return bundle
 
 
+# Literal keys (the catalog test finds them in the code): how a run was fine-tuned, in words.
 METHOD_WORDS = {
-    "full": "full fine-tuning",
-    "freeze": "its first layers frozen",
-    "lora": "LoRA adapters",
-    "prefix": "prefix tuning",
-    "prompt": "prompt tuning",
+    "full": "describe.method.full",
+    "freeze": "describe.method.freeze",
+    "lora": "describe.method.lora",
+    "prefix": "describe.method.prefix",
+    "prompt": "describe.method.prompt",
+}
+WHAT_WORDS = {
+    "classification": "describe.what.classification",
+    "regression": "describe.what.regression",
+    "generation": "describe.what.generation",
 }
 
 
-def describe_run_model(run, base: bool = False) -> str:
+def describe_run_model(run, base: bool = False, lang: str | None = None) -> str:
     """One sentence a person reads above the Playground: what the model does, where it came from, which run.
 
-    ``base``: describe the model the run started from (the 'before' side) instead of the trained one.
+    ``base``: describe the model the run started from (the 'before' side) instead of the trained one. ``lang``: the
+    reader's language (default: the environment's, as on the command line).
     """
     import time
 
     from core import models
+    from core.i18n import t
 
     cfg = run.config()
     task, source = cfg.model.task, cfg.model.source
@@ -166,40 +174,46 @@ def describe_run_model(run, base: bool = False) -> str:
     labels = meta.get("label_names") or run_label_names(run) or []
     scratch = source == "default" and task == "generation"
     if base:
-        start = "a tiny GPT-2 with random weights (it has not seen your text yet)" if scratch else _origin(source, run)
-        head = f" with an untrained head for {_labels(labels)}" if task == "classification" and labels else ""
-        return f"Base model before fine-tuning: {start}{head}."
-    what = {
-        "classification": f"Classifier of {_labels(labels)}" if labels else "Classifier",
-        "regression": "Regression model (predicts a number)",
-        "generation": "Text generator",
-    }[task]
-    if scratch:
-        how = "a tiny GPT-2 trained from scratch on your text"
+        start = t("describe.base.scratch", lang) if scratch else _origin(source, run, lang)
+        head = (
+            t("describe.base.head", lang, labels=_labels(labels, lang)) if task == "classification" and labels else ""
+        )
+        return t("describe.base", lang, start=start, head=head)
+    if task == "classification" and labels:
+        what = t("describe.what.classifier_of", lang, labels=_labels(labels, lang))
     else:
-        how = f"fine-tuned from {_origin(source, run)} with {METHOD_WORDS.get(cfg.model.method, cfg.model.method)}"
+        what = t(WHAT_WORDS[task], lang)
+    if scratch:
+        how = t("describe.how.scratch", lang)
+    else:
+        method = t(METHOD_WORDS[cfg.model.method], lang) if cfg.model.method in METHOD_WORDS else cfg.model.method
+        how = t("describe.how.tuned", lang, origin=_origin(source, run, lang), method=method)
     if cfg.model.teacher_run:
-        how += f", distilled from run '{cfg.model.teacher_run}'"
+        how += t("describe.how.distilled", lang, teacher=cfg.model.teacher_run)
     status = run.status()
     when = status.get("finished_at") or (run.model_dir / models.META_FILE).stat().st_mtime
-    name = f"'{cfg.name}'" if cfg.name else run.id
-    return f"{what}: {how}. Run {name}, finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}."
+    name = t("describe.quoted", lang, name=cfg.name) if cfg.name else run.id
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+    return t("describe.sentence", lang, what=what, how=how, name=name, when=stamp)
 
 
-def _origin(source: str, run) -> str:
+def _origin(source: str, run, lang: str | None = None) -> str:
     """The model a run started from, in words: the built-in one, another run, a folder or a hub id."""
     from core import models
+    from core.i18n import t
 
     if source == "default":
-        return f"the built-in {models.DEFAULT_CLASSIFIER.split(' (')[0]}"
+        return t("describe.origin.default", lang, model=models.DEFAULT_CLASSIFIER.split(" (")[0])
     if (run.dir.parent / source / "model").is_dir():
-        return f"run '{source}'"
+        return t("describe.origin.run", lang, run=source)
     if Path(source).expanduser().is_absolute() or source.startswith("."):
-        return f"the model in the folder '{Path(source).name}'"
-    return f"'{source}' from the Hugging Face hub"
+        return t("describe.origin.folder", lang, folder=Path(source).name)
+    return t("describe.origin.hub", lang, model=source)
 
 
-def _labels(labels: list[str], shown: int = 5) -> str:
-    quoted = ", ".join(f"'{name}'" for name in labels[:shown])
-    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
-    return f"{len(labels)} labels ({quoted}{more})"
+def _labels(labels: list[str], lang: str | None = None, shown: int = 5) -> str:
+    from core.i18n import t
+
+    quoted = t("describe.list_separator", lang).join(t("describe.quoted", lang, name=name) for name in labels[:shown])
+    more = t("describe.more", lang, n=len(labels) - shown) if len(labels) > shown else ""
+    return t("describe.labels", lang, n=len(labels), names=quoted, more=more)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from core.runs import RunStatus
 
+# Decoding strategies as a reader names them (literal keys: the catalog test finds them in the code).
+STRATEGY_NAMES = {"greedy": "play.strategy.greedy", "beam": "play.strategy.beam", "sample": "play.strategy.sample"}
+
 
 def duration(seconds: float | None) -> str:
+    """'45 s', '3 min 05 s', '2 h 07 min' (or '45 秒', '3 分 05 秒', '2 小时 07 分' in Chinese)."""
+    from ui.i18n import t
+
     if seconds is None or seconds != seconds or seconds < 0:
         return "–"
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return t("format.seconds", s=seconds)
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+        return t("format.minutes", m=seconds // 60, s=seconds % 60)
+    return t("format.hours", h=seconds // 3600, m=seconds % 3600 // 60)
 
 
 def count(n: int | None) -> str:

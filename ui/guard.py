@@ -13,6 +13,28 @@ from ui.i18n import error_text
 from ui.safe import hide_paths, md
 
 log = logging.getLogger("workbench")
+# What a page was doing when it failed, as the callers say it (in English, for the server log), and its key for
+# the reader's language. A phrase not listed here is shown as it is.
+DOING = {
+    "this": "guard.doing.this",
+    "showing this page": "guard.doing.page",
+    "showing the run": "guard.doing.run",
+    "showing the search": "guard.doing.search",
+    "checking the search": "guard.doing.check_search",
+    "reading the running job": "guard.doing.running_job",
+    "reading the model": "guard.doing.model",
+    "checking the run": "guard.doing.check_run",
+    "starting the run": "guard.doing.start_run",
+    "checking the settings": "guard.doing.settings",
+    "estimating": "guard.doing.estimate",
+    "preparing the fixed run": "guard.doing.fixed_run",
+}
+
+
+def _doing(doing: str) -> str:
+    from ui.i18n import t
+
+    return t(DOING[doing]) if doing in DOING else doing
 
 
 def show_error(err: BaseException, doing: str = "this") -> None:
@@ -23,12 +45,10 @@ def show_error(err: BaseException, doing: str = "this") -> None:
     # Full details go to the server log, where whoever runs the server can read them.
     log.exception("Unexpected error while %s", doing, exc_info=err)
     first = md(hide_paths((str(err).strip().splitlines() or [""])[0][:200]))
-    st.error(
-        f"Something went wrong while {md(doing)} ({md(type(err).__name__)}{': ' + first if first else ''}). "
-        "Your runs and datasets are safe on disk. Try again; if it keeps happening, reload the page "
-        "and check the server log.",
-        icon=":material/error:",
-    )
+    from ui.i18n import t
+
+    what = md(type(err).__name__) + (t("guard.detail", detail=first) if first else "")
+    st.error(t("guard.unexpected", doing=md(_doing(doing)), error=what), icon=":material/error:")
 
 
 @contextmanager

@@ -10,8 +10,11 @@ from pathlib import Path
 import streamlit as st
 
 from ui import keys
+from ui.i18n import t
 from ui.safe import hide_paths, md
 from ui.state import workspace
+
+NO_PAIR = "(none)"  # the second-text choice meaning "no second text"
 
 
 # ------------------------------------------------------------------------------------------ reports
@@ -26,7 +29,7 @@ def _report_bytes(run_dirs: tuple[str, ...]) -> bytes:
     try:
         page = run_report(runs[0]) if len(runs) == 1 else comparison_report(runs)
     except Exception as err:  # noqa: BLE001 - shown in the downloaded page
-        page = f"<!DOCTYPE html><meta charset='utf-8'><p>The report could not be built: {html_esc(err)}</p>"
+        page = f"<!DOCTYPE html><meta charset='utf-8'><p>{html_esc(t('share.report.failed', error=err))}</p>"
     return page.encode("utf-8")
 
 
@@ -36,14 +39,13 @@ def report_button(runs: list, key: str, container=st) -> None:
 
     name = runs[0].id if len(runs) == 1 else f"comparison-{len(runs)}-runs"
     container.download_button(
-        "Download the report (HTML)" if len(runs) == 1 else "Download the comparison report (HTML)",
+        t("share.report") if len(runs) == 1 else t("share.report.comparison"),
         functools.partial(_report_bytes, tuple(str(r.dir) for r in runs)),
         file_name=f"{name}-report.html",
         mime="text/html",
         icon=":material/description:",
         key=key,
-        help="One page with the data check, curves, scores, examples, settings and the command; it opens in "
-        "any browser without a server or the internet.",
+        help=t("share.report.help"),
     )
 
 
@@ -69,10 +71,10 @@ def whole_file(run, bundle) -> None:
     from core.errors import WorkbenchError
 
     upload = st.file_uploader(
-        "File to predict (no labels needed)",
+        t("share.file"),
         type=[e.lstrip(".") for e in EXTENSIONS],
         key=f"wf_upload_{run.id}",
-        help="CSV, TSV, JSON, JSON Lines, Parquet or plain text; every row gets a prediction.",
+        help=t("share.file.help"),
     )
     if upload is None:
         return
@@ -92,18 +94,24 @@ def whole_file(run, bundle) -> None:
 
     text_default = cfg.text_column if cfg.text_column in names else _guess_text(layout)
     c1, c2 = st.columns(2)
-    text = c1.selectbox("Text column", names, index=names.index(text_default), key=f"wf_text_{run.id}")
+    text = c1.selectbox(t("share.text_column"), names, index=names.index(text_default), key=f"wf_text_{run.id}")
     pair = None
     if cfg.text_pair_column:
-        options = ["(none)", *names]
+        options = [NO_PAIR, *names]
         default = options.index(cfg.text_pair_column) if cfg.text_pair_column in names else 0
-        pair = c2.selectbox("Second text column", options, index=default, key=f"wf_pair_{run.id}")
-        pair = None if pair == "(none)" else pair
-    if st.button("Predict every row", type="primary", icon=":material/play_arrow:", key=f"wf_go_{run.id}"):
-        bar = st.progress(0.0, text="Predicting...")
+        pair = c2.selectbox(
+            t("share.pair_column"),
+            options,
+            index=default,
+            format_func=lambda c: t("share.none") if c == NO_PAIR else c,
+            key=f"wf_pair_{run.id}",
+        )
+        pair = None if pair == NO_PAIR else pair
+    if st.button(t("share.predict"), type="primary", icon=":material/play_arrow:", key=f"wf_go_{run.id}"):
+        bar = st.progress(0.0, text=t("share.predicting"))
 
         def show(done: int, total: int) -> None:
-            bar.progress(min(done / total, 1.0), text=f"{done:,} of about {total:,} rows")
+            bar.progress(min(done / total, 1.0), text=t("share.progress", done=int(done), total=int(total)))
 
         out = path.parent / "predictions.csv"
         try:
@@ -120,7 +128,7 @@ def whole_file(run, bundle) -> None:
             bar.empty()
             st.error(md(hide_paths(str(err))), icon=":material/error:")
             return
-        bar.progress(1.0, text="Done.")
+        bar.progress(1.0, text=t("share.done"))
         st.session_state[keys.whole_file_result(run.id)] = (str(path), summary)
     saved = st.session_state.get(keys.whole_file_result(run.id))
     if not saved or saved[0] != str(path):
@@ -135,7 +143,7 @@ def whole_file(run, bundle) -> None:
     st.dataframe(pd.read_csv(summary.output, nrows=20, keep_default_na=False), hide_index=True)
     with open(summary.output, "rb") as fh:
         st.download_button(
-            "Download the predictions (CSV)",
+            t("share.download"),
             fh,
             file_name=f"{Path(upload.name).stem}-predictions.csv",
             mime="text/csv",
@@ -152,15 +160,15 @@ def public_dataset(root: Path) -> tuple[Path | None, str]:
 
     c1, c2, c3 = st.columns([3, 2, 1])
     name = c1.text_input(
-        "Dataset name or folder",
+        t("share.hub.name"),
         key="hub_name",
-        placeholder="imdb, glue, or a folder saved with save_to_disk",
-        help="A dataset on the Hugging Face hub (needs the internet) or a folder written by Dataset.save_to_disk.",
+        placeholder=t("share.hub.name.placeholder"),
+        help=t("share.hub.name.help"),
     )
-    config = c2.text_input("Configuration (optional)", key="hub_config", placeholder="e.g. sst2 for glue")
-    split = c3.text_input("Split", value="train", key="hub_split")
-    if st.button("Load the dataset", icon=":material/cloud_download:", disabled=not name.strip()):
-        with st.spinner("Loading the dataset..."):
+    config = c2.text_input(t("share.hub.config"), key="hub_config", placeholder=t("share.hub.config.placeholder"))
+    split = c3.text_input(t("share.hub.split"), value="train", key="hub_split")
+    if st.button(t("share.hub.load"), icon=":material/cloud_download:", disabled=not name.strip()):
+        with st.spinner(t("share.hub.loading")):
             try:
                 st.session_state[keys.HUB_STAGED] = (name, str(stage_public(name, config or None, split, root)))
             except WorkbenchError as err:

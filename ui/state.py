@@ -145,9 +145,17 @@ def hardware_line(hw: dict) -> str:
     return ("，" if language() == "zh" else ", ").join(parts)
 
 
-@st.cache_resource(show_spinner="Loading the tokenizer...")
 def counting_tokenizer():
     """MiniLM's tokenizer, to count tokens the way the default classifier will see them."""
+    from ui.i18n import t
+
+    # The cache's own spinner text is fixed when the module loads: this one is in the reader's language.
+    with st.spinner(t("loading.tokenizer")):
+        return _counting_tokenizer()
+
+
+@st.cache_resource(show_spinner=False)
+def _counting_tokenizer():
     from transformers import AutoTokenizer
 
     from core.models import minilm_path, quiet_transformers

@@ -8,18 +8,28 @@ from core.config import config_diff
 from core.curves import curve_frames, downsample
 from ui import charts, share
 from ui.diagnosis import show_diagnosis
-from ui.format import metric
+from ui.format import STRATEGY_NAMES, metric
 from ui.guard import guarded, show_error
+from ui.i18n import t
 from ui.pickers import run_label
 from ui.probes import probes_across_runs
 from ui.safe import hide_paths, md
 from ui.state import RUN_PARAM, finished_runs, load_bundle
 
+# Literal keys (the catalog test finds them in the code).
+X_AXES = {"step": "compare.x.step", "epoch": "compare.x.epoch"}
+SPLIT_NAMES = {"validation": "compare.split.validation", "test": "compare.split.test"}
+RESULT_NAMES = {
+    "steps": "compare.result.steps",
+    "train_seconds": "compare.result.train_seconds",
+    "samples_per_s": "compare.result.samples_per_s",
+}
+
 
 def pick_runs() -> list:
     runs = finished_runs()
     if len(runs) < 1:
-        st.info("No finished run yet. Train one or two on the Train page first.")
+        st.info(t("compare.none"))
         return []
     ids = [r.id for r in runs]
     wanted = [i for i in st.query_params.get_all("runs") if i in ids] or (
@@ -31,7 +41,7 @@ def pick_runs() -> list:
         if i not in wanted:
             wanted.append(i)
     chosen = st.multiselect(
-        "Runs to compare", ids, default=wanted, key="cmp_runs", format_func=lambda i: run_label(runs[ids.index(i)])
+        t("compare.runs"), ids, default=wanted, key="cmp_runs", format_func=lambda i: run_label(runs[ids.index(i)])
     )
     st.query_params["runs"] = chosen
     return [runs[ids.index(i)] for i in chosen]
@@ -39,8 +49,8 @@ def pick_runs() -> list:
 
 def curves(runs: list) -> None:
     c1, c2 = st.columns(2)
-    x = c1.radio("X axis", ["step", "epoch"], horizontal=True, key="cmp_x")
-    log_y = c2.toggle("Log scale", key="cmp_log")
+    x = c1.radio(t("compare.x"), list(X_AXES), format_func=lambda v: t(X_AXES[v]), horizontal=True, key="cmp_x")
+    log_y = c2.toggle(t("compare.log"), key="cmp_log")
     data = {}
     for run in runs:
         train, evals = curve_frames(run.metrics())
@@ -56,13 +66,14 @@ def scores(runs: list) -> None:
         for split in ("validation", "test"):
             for key, value in (results.get(split) or {}).items():
                 if isinstance(value, (int, float)):
-                    column[f"{split} {key}"] = metric(value)
+                    column[t("compare.score", split=t(SPLIT_NAMES[split]), metric=key)] = metric(value)
         for key in ("steps", "train_seconds", "samples_per_s"):
             if key in results:
-                column[key.replace("_", " ")] = metric(results[key])
+                column[t(RESULT_NAMES[key])] = metric(results[key])
         table[run.id] = column
     rows = sorted({k for col in table.values() for k in col})
-    st.dataframe([{"metric": r, **{rid: table[rid].get(r, "–") for rid in table}} for r in rows], hide_index=True)
+    header = t("compare.col.metric")
+    st.dataframe([{header: r, **{rid: table[rid].get(r, "–") for rid in table}} for r in rows], hide_index=True)
 
 
 def settings_diff(runs: list) -> None:
@@ -70,7 +81,7 @@ def settings_diff(runs: list) -> None:
     first = next(iter(configs.values()))
     keys = sorted({k for cfg in configs.values() for k in config_diff(first, cfg)})
     if not keys:
-        st.caption("These runs used exactly the same settings.")
+        st.caption(t("compare.same_settings"))
         return
 
     def value(cfg: dict, dotted: str):
@@ -79,7 +90,8 @@ def settings_diff(runs: list) -> None:
         return "–" if cfg is None else hide_paths(str(cfg))
 
     st.dataframe(
-        [{"setting": k, **{rid: value(cfg, k) for rid, cfg in configs.items()}} for k in keys], hide_index=True
+        [{t("compare.col.setting"): k, **{rid: value(cfg, k) for rid, cfg in configs.items()}} for k in keys],
+        hide_index=True,
     )
 
 
@@ -88,29 +100,35 @@ def side_by_side(runs: list, with_base: bool) -> None:
 
     tasks = {r.config().model.task for r in runs}
     if len(tasks) > 1:
-        st.info("The chosen runs do different tasks; pick runs of one task to compare their answers.")
+        st.info(t("compare.mixed_tasks"))
         return
     task = tasks.pop()
     text = st.text_area(
-        "Prompt" if task == "generation" else "Text",
+        t("compare.prompt") if task == "generation" else t("compare.text"),
         key="cmp_text",
-        placeholder="Type one input; every model answers it.",
+        placeholder=t("compare.text.placeholder"),
     )
     settings = None
     if task == "generation":
         c1, c2 = st.columns(2)
-        strategy = c1.radio("Decoding", ["greedy", "beam", "sample"], horizontal=True, key="cmp_strategy")
-        max_new = c2.number_input("Max new tokens", 1, 512, 48, key="cmp_max_new")
+        strategy = c1.radio(
+            t("play.decoding"),
+            list(STRATEGY_NAMES),
+            format_func=lambda s: t(STRATEGY_NAMES[s]),
+            horizontal=True,
+            key="cmp_strategy",
+        )
+        max_new = c2.number_input(t("play.max_new_tokens"), 1, 512, 48, key="cmp_max_new")
         settings = GenerationSettings(strategy=strategy, max_new_tokens=int(max_new))
-    if not st.button("Answer with every model", type="primary", icon=":material/send:") or not text.strip():
+    if not st.button(t("compare.answer"), type="primary", icon=":material/send:") or not text.strip():
         return
-    entries = [(r.id, r, False) for r in runs] + ([("base model", runs[0], True)] if with_base else [])
+    entries = [(r.id, r, False) for r in runs] + ([(t("compare.base_model"), runs[0], True)] if with_base else [])
     cols = st.columns(len(entries))
     for col, (name, run, base) in zip(cols, entries):
         with col, st.container(border=True):
             st.markdown(f"**{md(name)}**")
             try:
-                with st.spinner("Thinking..."):
+                with st.spinner(t("compare.thinking")):
                     bundle = load_bundle(run, base=base)
                     if task == "generation":
                         # Model output is text: a generated link or image must not come alive.
@@ -118,35 +136,36 @@ def side_by_side(runs: list, with_base: bool) -> None:
                     else:
                         probs = predict_proba(bundle, [text])[0]
                         if task == "regression":
-                            st.metric("Predicted value", f"{probs[0]:.3f}")
+                            st.metric(t("compare.predicted_value"), f"{probs[0]:.3f}")
                         else:
                             names = bundle.label_names or [str(i) for i in range(len(probs))]
-                            st.metric("Label", md(names[int(probs.argmax())]), f"{probs.max():.1%}", delta_color="off")
+                            label = md(names[int(probs.argmax())])
+                            st.metric(t("compare.label"), label, f"{probs.max():.1%}", delta_color="off")
                             st.plotly_chart(charts.probabilities(names, probs.tolist()), key=f"cmp_p_{name}")
             except Exception as err:  # noqa: BLE001 - one model failing must not hide the others
-                show_error(err, f"running {name}")
+                show_error(err, t("compare.running", name=name))
 
 
 def main() -> None:
-    st.title("Compare")
+    st.title(t("nav.page.compare"))
     runs = pick_runs()
     if not runs:
         return
-    with_base = st.checkbox("Also show the base model (before fine-tuning) of the first run", key="cmp_base")
-    st.subheader("Loss curves")
+    with_base = st.checkbox(t("compare.with_base"), key="cmp_base")
+    st.subheader(t("compare.curves"))
     curves(runs)
-    st.subheader("Scores")
+    st.subheader(t("compare.scores"))
     scores(runs)
-    st.subheader("Diagnosis")
+    st.subheader(t("compare.diagnosis"))
     for run in runs:
         st.caption(md(run_label(run)))
         show_diagnosis(run, key="cmp_")
     if len(runs) > 1:
-        st.subheader("Settings that differ")
+        st.subheader(t("compare.settings"))
         settings_diff(runs)
-    st.subheader("Probe sentences")
+    st.subheader(t("compare.probes"))
     probes_across_runs(runs)
-    st.subheader("One input, every model")
+    st.subheader(t("compare.one_input"))
     side_by_side(runs, with_base)
     share.report_button(runs, key="compare_report")
 

@@ -7,6 +7,7 @@ import streamlit as st
 from ui import charts, keys
 from ui.format import metric
 from ui.guard import guarded
+from ui.i18n import t
 from ui.insight import insight_sections
 from ui.pickers import pick_finished_run
 from ui.safe import md
@@ -19,6 +20,31 @@ HEADLINE = (
     "exact_match", "stopped",
 )  # fmt: skip
 MAX_GENERATIONS = 50  # test prompts answered by a generation run (each is a full generate call)
+# Literal keys (the catalog test finds them in the code); the English texts are the ones the tests read.
+METRIC_NAMES = {
+    "accuracy": "eval.metric.accuracy", "precision": "eval.metric.precision", "recall": "eval.metric.recall",
+    "f1": "eval.metric.f1", "loss": "eval.metric.loss", "mse": "eval.metric.mse", "mae": "eval.metric.mae",
+    "r2": "eval.metric.r2", "perplexity": "eval.metric.perplexity", "bleu": "eval.metric.bleu",
+    "rouge_l": "eval.metric.rouge_l", "exact_match": "eval.metric.exact_match", "stopped": "eval.metric.stopped",
+    "rows": "eval.metric.rows",
+}  # fmt: skip
+SOURCES = {"split": "eval.source.split", "file": "eval.source.file"}
+SPLIT_NAMES = {"test": "eval.split.test", "validation": "eval.split.validation", "train": "eval.split.train"}
+# Columns of the tables shown (the data keeps its own names; only the header a reader sees is translated).
+COLUMNS = {
+    "class": "eval.col.class", "true class": "eval.col.true_class", "predicted class": "eval.col.predicted_class",
+    "text": "eval.col.text", "text_pair": "eval.col.text_pair", "confidence": "eval.col.confidence",
+    "label": "eval.col.label", "predicted": "eval.col.predicted", "error": "eval.col.error",
+    "precision": "eval.col.precision", "recall": "eval.col.recall", "f1": "eval.col.f1",
+    "support": "eval.col.support", "prompt": "eval.col.prompt", "reference": "eval.col.reference",
+    "generation": "eval.col.generation", "exact": "eval.col.exact", "rouge_l": "eval.col.rouge_l",
+    "stopped": "eval.col.stopped",
+}  # fmt: skip
+
+
+def shown_columns(frame):
+    """The table with its column headers in the reader's language (filters run on the original names first)."""
+    return frame.rename(columns={c: t(COLUMNS[c]) for c in frame.columns if c in COLUMNS})
 
 
 @st.cache_data(max_entries=6, show_spinner=False)
@@ -35,10 +61,10 @@ def evaluate(run_id: str, stamp: float, split: str, file: str | None, generation
     run = run_store().get(run_id)
     # A generation run answers the test prompts one batch at a time: a progress bar, made (and removed) in here
     # because a cached function may only draw into elements it creates itself.
-    bar = st.progress(0.0, text="Answering the test prompts...") if generation else None
+    bar = st.progress(0.0, text=t("eval.answering")) if generation else None
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=md(f"Answering the test prompts: {done} of {total}"))
+        bar.progress(done / max(total, 1), text=t("eval.answering.progress", done=md(done), total=md(total)))
 
     report = evaluate_run(
         run,
@@ -54,17 +80,19 @@ def evaluate(run_id: str, stamp: float, split: str, file: str | None, generation
 
 
 def choose_data(run) -> tuple[str, str | None] | None:
-    source = st.radio("Evaluate on", ["A split saved with the run", "A new file"], horizontal=True, key="eval_source")
-    if source == "A split saved with the run":
+    source = st.radio(
+        t("eval.source"), list(SOURCES), format_func=lambda s: t(SOURCES[s]), horizontal=True, key="eval_source"
+    )
+    if source == "split":
         splits = [s for s in ("test", "validation", "train") if (run.data_dir / f"{s}.parquet").exists()]
         if not splits:
-            st.info("This run has no saved splits; upload a file instead.")
+            st.info(t("eval.no_splits"))
             return None
-        return st.selectbox("Split", splits, key="eval_split"), None
+        return st.selectbox(t("eval.split"), splits, format_func=lambda s: t(SPLIT_NAMES[s]), key="eval_split"), None
     from core.data import EXTENSIONS
 
     up = st.file_uploader(
-        "Test file with the same columns as the training data",
+        t("eval.upload"),
         key="eval_upload",
         type=[e.lstrip(".") for e in EXTENSIONS],
     )
@@ -78,7 +106,8 @@ def headline(report) -> None:
     shown["rows"] = len(report.predictions)
     cols = st.columns(min(len(shown), 6))
     for i, (k, v) in enumerate(shown.items()):
-        cols[i % len(cols)].metric(md(k.replace("_", " ").capitalize()), md(v))
+        name = t(METRIC_NAMES[k]) if k in METRIC_NAMES else k.replace("_", " ").capitalize()
+        cols[i % len(cols)].metric(md(name), md(v))
 
 
 def classification(report) -> None:
@@ -86,29 +115,29 @@ def classification(report) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.confusion_matrix(m["confusion_matrix"], m["labels"]), key="cm")
     c2.plotly_chart(charts.per_class_scores(m["per_class"]), key="per_class")
+    per_class = [
+        {"class": k, **{kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()}}
+        for k, v in m["per_class"].items()
+    ]
     st.dataframe(
-        [
-            {"class": k, **{kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()}}
-            for k, v in m["per_class"].items()
-        ],
-        hide_index=True,
+        [{t(COLUMNS[c]) if c in COLUMNS else c: v for c, v in row.items()} for row in per_class], hide_index=True
     )
-    st.subheader("Misclassified examples")
+    st.subheader(t("eval.misclassified"))
     wrong = report.misclassified()
     names = report.label_names or []
     c1, c2, c3, c4 = st.columns(4)
-    true_f = c1.multiselect("True class", names, key="f_true")
-    pred_f = c2.multiselect("Predicted class", names, key="f_pred")
+    true_f = c1.multiselect(t("eval.filter.true"), names, key="f_true")
+    pred_f = c2.multiselect(t("eval.filter.predicted"), names, key="f_pred")
     min_conf = c3.slider(
-        "Minimum confidence",
+        t("eval.filter.confidence"),
         0.0,
         1.0,
         0.0,
         0.05,
         key="f_conf",
-        help="Show only mistakes the model was at least this sure about.",
+        help=t("eval.filter.confidence.help"),
     )
-    contains = c4.text_input("Text contains", key="f_text")
+    contains = c4.text_input(t("eval.filter.contains"), key="f_text")
     if true_f:
         wrong = wrong[wrong["label_name"].isin(true_f)]
     if pred_f:
@@ -116,48 +145,45 @@ def classification(report) -> None:
     wrong = wrong[wrong["confidence"] >= min_conf]
     if contains:
         wrong = wrong[wrong["text"].str.contains(contains, case=False, regex=False)]
-    st.caption(f"{len(wrong):,} of {len(report.predictions):,} examples shown (the model got them wrong).")
+    st.caption(t("eval.wrong.shown", n=len(wrong), total=len(report.predictions)))
     shown = wrong.drop(columns=[c for c in ("label", "correct") if c in wrong.columns])
     shown = shown.rename(columns={"label_name": "true class", "predicted": "predicted class"})
     if len(shown) > MAX_ROWS_SHOWN:  # a browser table of 100,000 rows stalls the page; the download has them all
-        st.caption(f"The {MAX_ROWS_SHOWN:,} most confident mistakes are shown; download the predictions for all.")
-    st.dataframe(shown.sort_values("confidence", ascending=False).head(MAX_ROWS_SHOWN), hide_index=True)
+        st.caption(t("eval.wrong.capped", n=MAX_ROWS_SHOWN))
+    shown = shown.sort_values("confidence", ascending=False).head(MAX_ROWS_SHOWN)
+    st.dataframe(shown_columns(shown), hide_index=True)
 
 
 def regression(report) -> None:
     import plotly.graph_objects as go
 
     table = report.predictions
-    fig = go.Figure(go.Scatter(x=table["label"], y=table["predicted"], mode="markers", name="rows"))
+    fig = go.Figure(go.Scatter(x=table["label"], y=table["predicted"], mode="markers", name=t("eval.reg.rows")))
     low, high = float(table["label"].min()), float(table["label"].max())
-    fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="perfect", line={"dash": "dash"}))
-    fig.update_layout(
-        title="Predicted against true values", xaxis_title="True value", yaxis_title="Predicted value", height=380
+    fig.add_trace(
+        go.Scatter(x=[low, high], y=[low, high], mode="lines", name=t("eval.reg.perfect"), line={"dash": "dash"})
     )
+    fig.update_layout(title=t("eval.reg.title"), xaxis_title=t("eval.reg.x"), yaxis_title=t("eval.reg.y"), height=380)
     st.plotly_chart(fig, key="reg_scatter")
-    st.subheader("Largest errors")
-    st.dataframe(table.reindex(table["error"].abs().sort_values(ascending=False).index).head(200), hide_index=True)
+    st.subheader(t("eval.reg.largest"))
+    largest = table.reindex(table["error"].abs().sort_values(ascending=False).index).head(200)
+    st.dataframe(shown_columns(largest), hide_index=True)
 
 
 def generation(report) -> None:
     if "bleu" not in report.metrics:
-        st.caption("BLEU and ROUGE need references: evaluate on data with a second text column (prompt and answer).")
-        st.dataframe(report.predictions.head(200), hide_index=True)
+        st.caption(t("eval.gen.no_references"))
+        st.dataframe(shown_columns(report.predictions.head(200)), hide_index=True)
         return
     m = report.metrics
-    st.caption(
-        f"The model answered the first {m['generated']:,} prompts (greedy decoding). Exact match: the answer equals "
-        "the reference; ROUGE-L and BLEU give credit for overlap (by characters for Chinese, Japanese and Korean). "
-        "Stopped: answers that ended with the stop token rather than running to the length limit. Perplexity "
-        "counts the response tokens only."
-    )
-    st.subheader("Answers")
+    st.caption(t("eval.gen.about", n=int(m["generated"])))
+    st.subheader(t("eval.gen.answers"))
     table = report.predictions
     c1, c2, c3 = st.columns(3)
-    wrong_only = c1.toggle("Only answers that differ from the reference", key="g_wrong")
-    max_rouge = c2.slider("At most this ROUGE-L", 0.0, 1.0, 1.0, 0.05, key="g_rouge",
-                          help="Lower it to see the answers furthest from their reference.")  # fmt: skip
-    contains = c3.text_input("Prompt or answer contains", key="g_text")
+    wrong_only = c1.toggle(t("eval.gen.wrong_only"), key="g_wrong")
+    max_rouge = c2.slider(t("eval.gen.max_rouge"), 0.0, 1.0, 1.0, 0.05, key="g_rouge",
+                          help=t("eval.gen.max_rouge.help"))  # fmt: skip
+    contains = c3.text_input(t("eval.gen.contains"), key="g_text")
     if wrong_only:
         table = table[~table["exact"]]
     table = table[table["rouge_l"] <= max_rouge + 1e-9]
@@ -165,12 +191,12 @@ def generation(report) -> None:
         hit = table["prompt"].str.contains(contains, case=False, regex=False)
         hit |= table["generation"].str.contains(contains, case=False, regex=False)
         table = table[hit]
-    st.caption(f"{len(table):,} of {len(report.predictions):,} answers shown.")
-    st.dataframe(table.sort_values("rouge_l"), hide_index=True)
+    st.caption(t("eval.gen.shown", n=len(table), total=len(report.predictions)))
+    st.dataframe(shown_columns(table.sort_values("rouge_l")), hide_index=True)
 
 
 def main() -> None:
-    st.title("Evaluate")
+    st.title(t("nav.page.evaluate"))
     run = pick_finished_run()
     if run is None:
         return
@@ -181,18 +207,18 @@ def main() -> None:
     stamp = (run.model_dir / "workbench.json").stat().st_mtime
     key = (run.id, stamp, split, file)
     answers = run.config().model.task == "generation"  # a generation run answers the test prompts too
-    if st.button("Evaluate", type="primary", icon=":material/fact_check:"):
-        with st.spinner("Loading the model and scoring every row..."):
+    if st.button(t("eval.button"), type="primary", icon=":material/fact_check:"):
+        with st.spinner(t("eval.scoring")):
             evaluate(run.id, stamp, split, file, answers)
         st.session_state.setdefault(keys.EVALUATED, set()).add(key)
     if key not in st.session_state.get(keys.EVALUATED, set()):
-        st.caption("Press Evaluate to score the model on this data.")
+        st.caption(t("eval.press"))
         return
     report = evaluate(run.id, stamp, split, file, answers)
     headline(report)
     {"classification": classification, "regression": regression, "generation": generation}[report.task](report)
     st.download_button(
-        "Download predictions (CSV)",
+        t("eval.download"),
         report.predictions.to_csv(index=False).encode("utf-8"),
         file_name=f"{run.id}-{split}-predictions.csv",
         mime="text/csv",

@@ -6,12 +6,16 @@ import streamlit as st
 
 from core.inference import describe_run_model
 from ui import charts, keys, share
+from ui.format import STRATEGY_NAMES
 from ui.guard import guarded
+from ui.i18n import language, t
 from ui.pickers import pick_finished_run
 from ui.safe import hide_paths, html_text, md, md_block
 from ui.state import load_bundle
 
 MAX_TEXTS = 50
+# Literal keys (the catalog test finds them in the code); the values the engine sees stay as they are.
+MODES = {"type": "play.mode.type", "file": "play.mode.file"}
 
 
 def example_texts(run, n: int = 2) -> str:
@@ -46,23 +50,19 @@ def classify(run, bundle, base: bool) -> None:
 
     cfg = run.config()
     pair = cfg.data.text_pair_column is not None
-    texts_raw = st.text_area(
-        "Texts to classify (one per line)", value=example_texts(run), key=f"texts_{run.id}", height=120
-    )
-    pairs_raw = st.text_area("Second texts (one per line, same order)", key=f"pairs_{run.id}") if pair else ""
-    explain_on = bundle.task == "classification" and st.toggle(
-        "Explain: highlight the words that drove the prediction", key="explain"
-    )
-    if st.button("Predict", type="primary", icon=":material/send:"):
-        texts = [t.strip() for t in texts_raw.splitlines() if t.strip()][:MAX_TEXTS]
-        pairs = [t.strip() for t in pairs_raw.splitlines() if t.strip()][:MAX_TEXTS] if pair else None
+    texts_raw = st.text_area(t("play.texts"), value=example_texts(run), key=f"texts_{run.id}", height=120)
+    pairs_raw = st.text_area(t("play.pairs"), key=f"pairs_{run.id}") if pair else ""
+    explain_on = bundle.task == "classification" and st.toggle(t("play.explain"), key="explain")
+    if st.button(t("play.predict"), type="primary", icon=":material/send:"):
+        texts = [line.strip() for line in texts_raw.splitlines() if line.strip()][:MAX_TEXTS]
+        pairs = [line.strip() for line in pairs_raw.splitlines() if line.strip()][:MAX_TEXTS] if pair else None
         if not texts:
-            st.warning("Type at least one text.")
+            st.warning(t("play.no_text"))
             return
         if pairs is not None and len(pairs) != len(texts):
-            st.warning(f"Give one second text per text ({len(texts)} texts, {len(pairs)} second texts).")
+            st.warning(t("play.pairs.mismatch", texts=len(texts), pairs=len(pairs)))
             return
-        with st.spinner("Predicting..."):
+        with st.spinner(t("play.predicting")):
             probs = predict_proba(bundle, texts, pairs, max_length=cfg.train.max_length)
         st.session_state[keys.PREDICTIONS] = (run.id, base, texts, pairs, probs)
     saved = st.session_state.get(keys.PREDICTIONS)
@@ -70,27 +70,25 @@ def classify(run, bundle, base: bool) -> None:
         return
     _, _, texts, pairs, probs = saved
     if bundle.task == "regression":
-        st.dataframe({"text": texts, "predicted value": [float(p[0]) for p in probs]}, hide_index=True)
+        st.dataframe({t("play.col.text"): texts, t("play.col.value"): [float(p[0]) for p in probs]}, hide_index=True)
         return
     from core.calibration import as_decision, labels_for
 
     names = bundle.label_names or [str(i) for i in range(probs.shape[1])]
     decided = labels_for(probs, names, bundle.decision)  # a saved threshold (Evaluate) answers, or "unsure"
     if as_decision(bundle.decision) is not None:
-        st.caption(
-            f"Answers use the decision threshold saved on Evaluate ({as_decision(bundle.decision).threshold:.2f})."
-        )
+        st.caption(t("play.threshold", threshold=float(as_decision(bundle.decision).threshold)))
     st.dataframe(
         {
-            "text": texts,
-            "label": decided,
-            "probability": [round(float(p.max()), 4) for p in probs],
+            t("play.col.text"): texts,
+            t("play.col.label"): decided,
+            t("play.col.probability"): [round(float(p.max()), 4) for p in probs],
         },
         hide_index=True,
     )
     for i, (text, p) in enumerate(list(zip(texts, probs))[:5]):
         with st.container(border=True):
-            st.markdown(f"**{md(decided[i])}** ({p.max():.1%}): {md(text, max_chars=300)}")
+            st.markdown(t("play.answer", label=md(decided[i]), p=float(p.max()), text=md(text, max_chars=300)))
             st.plotly_chart(charts.probabilities(names, p.tolist()), key=f"proba_{i}")
             if explain_on:
                 explain_text(bundle, text, pairs[i] if pairs else None)
@@ -100,9 +98,9 @@ def explain_text(bundle, text: str, pair: str | None) -> None:
     try:
         from core.explain import explain
     except ImportError:
-        st.info("Explanations are not installed in this version of the workbench.")
+        st.info(t("play.explain.missing"))
         return
-    with st.spinner("Explaining..."):
+    with st.spinner(t("play.explaining")):
         pieces = explain(bundle, text, pair)
     st.markdown(highlighted(pieces), unsafe_allow_html=True)
 
@@ -115,7 +113,7 @@ def show_stream(pieces) -> str:
         text += piece
         box.text(text)
     if not text:
-        box.caption("(The model answered with the stop token at once: an empty answer.)")
+        box.caption(t("play.empty_answer"))
     return text
 
 
@@ -130,13 +128,13 @@ def chat(run, bundle, settings) -> None:
     key = f"chat_{run.id}"
     history = st.session_state.setdefault(key, [])
     c1, c2 = st.columns([4, 1])
-    system = c1.text_input("System message (optional)", key=f"system_{run.id}", help="Who the assistant is.")
-    if c2.button("New conversation", icon=":material/restart_alt:", key=f"clear_{run.id}"):
+    system = c1.text_input(t("play.system"), key=f"system_{run.id}", help=t("play.system.help"))
+    if c2.button(t("play.new_chat"), icon=":material/restart_alt:", key=f"clear_{run.id}"):
         history.clear()
     for message in history:
         with st.chat_message(message["role"]):
             st.text(message["content"])
-    said = st.chat_input("Write a message")
+    said = st.chat_input(t("play.chat_input"))
     if not said or not said.strip():
         return
     history.append({"role": "user", "content": said.strip()})
@@ -153,62 +151,59 @@ def generate(run, bundle) -> None:
 
     is_chat = bundle.sft is not None and bundle.sft.shape == "chat"
     if formatted_run(bundle):
-        st.caption(
-            "This run learnt to answer prompts: your prompt is formatted the way it was trained, and only the "
-            "answer comes back, up to the model's stop token."
-        )
+        st.caption(t("play.formatted"))
     prompt = "" if is_chat else st.text_area(
-        "Prompt", value=example_texts(run, 1)[:200], key=f"prompt_{run.id}", height=100
+        t("play.prompt"), value=example_texts(run, 1)[:200], key=f"prompt_{run.id}", height=100
     )  # fmt: skip
     c = st.columns(4)
     strategy = c[0].radio(
-        "Decoding",
+        t("play.decoding"),
         STRATEGIES,
         key="strategy",
-        format_func={"greedy": "greedy (most likely word)", "beam": "beam search", "sample": "sampling (creative)"}.get,
+        format_func=lambda s: t(STRATEGY_NAMES[s]) if s in STRATEGY_NAMES else s,
     )
-    max_new = c[1].number_input("Max new tokens", 1, 1024, 64, key="max_new_tokens")
+    max_new = c[1].number_input(t("play.max_new_tokens"), 1, 1024, 64, key="max_new_tokens")
     repetition = c[2].number_input(
-        "Repetition penalty",
+        t("play.repetition"),
         1.0,
         3.0,
         1.1,
         0.05,
         key="repetition_penalty",
-        help="Above 1 discourages repeating the same words.",
+        help=t("play.repetition.help"),
     )
-    seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed", help="The same seed gives the same sample.")
+    seed = c[3].number_input(t("play.seed"), 0, 2**31 - 1, 0, key="gen_seed", help=t("play.seed.help"))
     c = st.columns(4)
     temperature = c[0].slider(
-        "Temperature",
+        t("play.temperature"),
         0.05,
         2.0,
         0.8,
         0.05,
         key="temperature",
         disabled=strategy != "sample",
-        help="Higher: more surprising words.",
+        help=t("play.temperature.help"),
     )
     top_k = c[1].number_input(
-        "Top-k",
+        t("play.top_k"),
         0,
         1000,
         50,
         key="top_k",
         disabled=strategy != "sample",
-        help="Sample only among the k most likely tokens (0: off).",
+        help=t("play.top_k.help"),
     )
     top_p = c[2].slider(
-        "Top-p",
+        t("play.top_p"),
         0.05,
         1.0,
         0.95,
         0.05,
         key="top_p",
         disabled=strategy != "sample",
-        help="Sample among the most likely tokens that together have this probability.",
+        help=t("play.top_p.help"),
     )
-    beams = c[3].number_input("Beams", 1, 16, 4, key="num_beams", disabled=strategy != "beam")
+    beams = c[3].number_input(t("play.beams"), 1, 16, 4, key="num_beams", disabled=strategy != "beam")
     settings = GenerationSettings(
         strategy=strategy,
         max_new_tokens=int(max_new),
@@ -222,10 +217,10 @@ def generate(run, bundle) -> None:
     if is_chat:
         chat(run, bundle, settings)
         return
-    if st.button("Generate", type="primary", icon=":material/send:"):
+    if st.button(t("play.generate"), type="primary", icon=":material/send:"):
         with st.container(border=True):
             if formatted_run(bundle):
-                st.caption("Answer")
+                st.caption(t("play.answer_heading"))
                 show_stream(stream(bundle, prompt, settings))
             else:
                 st.markdown(f"**{md(prompt)}**")
@@ -234,19 +229,22 @@ def generate(run, bundle) -> None:
 
 
 def main() -> None:
-    st.title("Playground")
+    st.title(t("nav.page.playground"))
     run = pick_finished_run()
     if run is None:
         return
     base = st.toggle(
-        "Use the base model (before fine-tuning) instead",
+        t("play.use_base"),
         key="use_base",
-        help="The same model without your training: see what fine-tuning changed.",
+        help=t("play.use_base.help"),
     )
-    with st.spinner("Loading the model..."):
+    with st.spinner(t("play.loading")):
         bundle = load_bundle(run, base=base)
-    st.caption(md(hide_paths(describe_run_model(run, base=base))))
-    if st.segmented_control("Input", ["Type texts", "Whole file"], default="Type texts", key="pg_mode") == "Whole file":
+    st.caption(md(hide_paths(describe_run_model(run, base=base, lang=language()))))
+    mode = st.segmented_control(
+        t("play.mode"), list(MODES), default="type", format_func=lambda m: t(MODES[m]), key="pg_mode"
+    )
+    if mode == "file":
         share.whole_file(run, bundle)
     elif bundle.task == "generation":
         generate(run, bundle)
