@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import i18n
 from ui import nav
-from ui.i18n import t
+from ui.i18n import language, t
 from ui.safe import md
 from ui.state import finished_runs, select_run, selected_run_id
 
@@ -17,13 +18,15 @@ METHODS = {"full": "pick.method.full", "freeze": "pick.method.freeze", "lora": "
 WHAT = {"run": "pick.what.run", "finished run": "pick.what.finished_run"}
 
 
-def run_label(run) -> str:
+def run_label(run, lang: str | None = None) -> str:
+    """'run-3  (classification, lora)': the id, the task and the method, in ``lang`` (default: the reader's)."""
+    lang = lang or language()
     try:
         cfg = run.config()
         task, method = cfg.model.task, cfg.model.method
-        task = t(TASKS[task]) if task in TASKS else task
-        method = t(METHODS[method]) if method in METHODS else method
-        return t("pick.label", run=run.id, task=task, method=method)
+        task = i18n.t(TASKS[task], lang) if task in TASKS else task
+        method = i18n.t(METHODS[method], lang) if method in METHODS else method
+        return i18n.t("pick.label", lang, run=run.id, task=task, method=method)
     except Exception:  # noqa: BLE001 - a damaged config still gets listed by id
         return run.id
 
@@ -46,7 +49,7 @@ def pick_finished_run(label: str | None = None, key: str = "pick_run", task: str
         # A link naming a run that is not here opens nothing: the newest run is not what its sender meant.
         index=None if unknown else ids.index(wanted) if wanted in ids else 0,
         key=key,
-        format_func=lambda i: run_label(runs[ids.index(i)]),
+        format_func=lambda i, lang=language(): run_label(runs[ids.index(i)], lang),
         placeholder=t("pick.choose"),
     )
     if chosen is None:

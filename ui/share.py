@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import keys
+from ui.format import labeller
 from ui.i18n import t
 from ui.safe import hide_paths, md
 from ui.state import workspace
@@ -103,7 +104,7 @@ def whole_file(run, bundle) -> None:
             t("share.pair_column"),
             options,
             index=default,
-            format_func=lambda c: t("share.none") if c == NO_PAIR else c,
+            format_func=labeller({NO_PAIR: "share.none"}),
             key=f"wf_pair_{run.id}",
         )
         pair = None if pair == NO_PAIR else pair

@@ -8,9 +8,9 @@ from core.config import config_diff
 from core.curves import curve_frames, downsample
 from ui import charts, share
 from ui.diagnosis import show_diagnosis
-from ui.format import STRATEGY_NAMES, metric
+from ui.format import STRATEGY_NAMES, labeller, metric
 from ui.guard import guarded, show_error
-from ui.i18n import t
+from ui.i18n import language, t
 from ui.pickers import run_label
 from ui.probes import probes_across_runs
 from ui.safe import hide_paths, md
@@ -41,7 +41,11 @@ def pick_runs() -> list:
         if i not in wanted:
             wanted.append(i)
     chosen = st.multiselect(
-        t("compare.runs"), ids, default=wanted, key="cmp_runs", format_func=lambda i: run_label(runs[ids.index(i)])
+        t("compare.runs"),
+        ids,
+        default=wanted,
+        key="cmp_runs",
+        format_func=lambda i, lang=language(): run_label(runs[ids.index(i)], lang),
     )
     st.query_params["runs"] = chosen
     return [runs[ids.index(i)] for i in chosen]
@@ -49,7 +53,7 @@ def pick_runs() -> list:
 
 def curves(runs: list) -> None:
     c1, c2 = st.columns(2)
-    x = c1.radio(t("compare.x"), list(X_AXES), format_func=lambda v: t(X_AXES[v]), horizontal=True, key="cmp_x")
+    x = c1.radio(t("compare.x"), list(X_AXES), format_func=labeller(X_AXES), horizontal=True, key="cmp_x")
     log_y = c2.toggle(t("compare.log"), key="cmp_log")
     data = {}
     for run in runs:
@@ -114,7 +118,7 @@ def side_by_side(runs: list, with_base: bool) -> None:
         strategy = c1.radio(
             t("play.decoding"),
             list(STRATEGY_NAMES),
-            format_func=lambda s: t(STRATEGY_NAMES[s]),
+            format_func=labeller(STRATEGY_NAMES),
             horizontal=True,
             key="cmp_strategy",
         )
