@@ -192,7 +192,7 @@ def describe_run_model(run, base: bool = False, lang: str | None = None) -> str:
         how += t("describe.how.distilled", lang, teacher=cfg.model.teacher_run)
     status = run.status()
     when = status.get("finished_at") or (run.model_dir / models.META_FILE).stat().st_mtime
-    name = t("describe.quoted", lang, name=cfg.name) if cfg.name else run.id
+    name = t("describe.quoted", lang, name=cfg.name) if cfg.name else t("describe.run_id", lang, run=run.id)
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
     return t("describe.sentence", lang, what=what, how=how, name=name, when=stamp)
 

@@ -19,6 +19,13 @@ from ui.state import RUN_PARAM, finished_runs, load_bundle
 # Literal keys (the catalog test finds them in the code).
 X_AXES = {"step": "compare.x.step", "epoch": "compare.x.epoch"}
 SPLIT_NAMES = {"validation": "compare.split.validation", "test": "compare.split.test"}
+# The scores' own names (as in results.json) in the reader's words; English keeps the names as they are.
+METRIC_WORDS = {
+    "accuracy": "compare.metric.accuracy", "f1": "compare.metric.f1", "loss": "compare.metric.loss",
+    "precision": "compare.metric.precision", "recall": "compare.metric.recall", "mse": "compare.metric.mse",
+    "mae": "compare.metric.mae", "r2": "compare.metric.r2", "perplexity": "compare.metric.perplexity",
+    "bleu": "compare.metric.bleu", "rouge_l": "compare.metric.rouge_l", "exact_match": "compare.metric.exact_match",
+}  # fmt: skip
 RESULT_NAMES = {
     "steps": "compare.result.steps",
     "train_seconds": "compare.result.train_seconds",
@@ -45,6 +52,7 @@ def pick_runs() -> list:
         ids,
         default=wanted,
         key="cmp_runs",
+        placeholder=t("pick.choose"),
         format_func=lambda i, lang=language(): run_label(runs[ids.index(i)], lang),
     )
     st.query_params["runs"] = chosen
@@ -70,7 +78,8 @@ def scores(runs: list) -> None:
         for split in ("validation", "test"):
             for key, value in (results.get(split) or {}).items():
                 if isinstance(value, (int, float)):
-                    column[t("compare.score", split=t(SPLIT_NAMES[split]), metric=key)] = metric(value)
+                    name = t(METRIC_WORDS[key]) if key in METRIC_WORDS else key
+                    column[t("compare.score", split=t(SPLIT_NAMES[split]), metric=name)] = metric(value)
         for key in ("steps", "train_seconds", "samples_per_s"):
             if key in results:
                 column[t(RESULT_NAMES[key])] = metric(results[key])

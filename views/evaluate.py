@@ -126,8 +126,9 @@ def classification(report) -> None:
     wrong = report.misclassified()
     names = report.label_names or []
     c1, c2, c3, c4 = st.columns(4)
-    true_f = c1.multiselect(t("eval.filter.true"), names, key="f_true")
-    pred_f = c2.multiselect(t("eval.filter.predicted"), names, key="f_pred")
+    # Streamlit's own placeholder ("Choose options") is English: give ours.
+    true_f = c1.multiselect(t("eval.filter.true"), names, key="f_true", placeholder=t("eval.filter.any"))
+    pred_f = c2.multiselect(t("eval.filter.predicted"), names, key="f_pred", placeholder=t("eval.filter.any"))
     min_conf = c3.slider(
         t("eval.filter.confidence"),
         0.0,

@@ -12,7 +12,7 @@ from ui import keys, nav, share
 from ui.format import duration, state_badge
 from ui.guard import guarded
 from ui.i18n import state_label, status_message, t
-from ui.pickers import unknown_run_warning
+from ui.pickers import METHODS, TASKS, unknown_run_warning
 from ui.safe import hide_paths, md, md_code
 from ui.state import registry, run_store, select_run, selected_run_id
 
@@ -23,8 +23,6 @@ COLUMNS = {
     "test_f1": "runs.col.test_f1", "test_perplexity": "runs.col.test_perplexity", "test_r2": "runs.col.test_r2",
     "val_accuracy": "runs.col.val_accuracy", "val_loss": "runs.col.val_loss",
 }  # fmt: skip
-TASKS = {"classification": "runs.task.classification", "regression": "runs.task.regression",
-         "generation": "runs.task.generation"}  # fmt: skip
 OPEN_LABELS = {
     nav.EVALUATE.path: "runs.open.evaluate",
     nav.PLAYGROUND.path: "runs.open.playground",
@@ -40,6 +38,8 @@ def table(rows: list[dict]) -> None:
         row[t(COLUMNS["state"])] = state_label(r.get("state"))
         if r.get("task") in TASKS:
             row[t(COLUMNS["task"])] = t(TASKS[r["task"]])
+        if r.get("method") in METHODS:
+            row[t(COLUMNS["method"])] = t(METHODS[r["method"]])
         row[t(COLUMNS["duration"])] = duration(r.get("duration_s"))
         for key in ("test_accuracy", "test_f1", "test_perplexity", "test_r2", "val_accuracy", "val_loss"):
             if key in r:
