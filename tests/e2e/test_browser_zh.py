@@ -14,7 +14,7 @@ import pytest
 from core import i18n
 from core.data import read_table
 from tests.conftest import tiny_run_config
-from tests.e2e.conftest import CHROMIUM, choose_local_model, launch_chromium, wait_ready
+from tests.e2e.conftest import CHROMIUM, choose_local_model, launch_chromium, new_tab, wait_ready
 from tests.e2e.test_browser import shot
 from ui import nav
 
@@ -37,10 +37,9 @@ def page_zh(server):
 
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(60_000)
-        yield context.new_page()
-        context.close()
+        tab = new_tab(browser, locale="zh-CN")  # the tests' viewport, backstop and script-run counter
+        yield tab
+        tab.context.close()
         browser.close()
 
 
@@ -173,7 +172,7 @@ def test_every_page_in_chinese_screenshotted(server, page_zh, tiny_bert_dir):
         if ref == nav.EVALUATE:  # scored, so the screenshot shows the metrics, the charts and the mistakes
             page.get_by_role("button", name="开始评估", exact=True).click()
             wait_ready(page)
-            page.get_by_role("heading", name="判错的样本").wait_for(timeout=120_000)
+            page.get_by_role("heading", name="判错的样本").wait_for()
             wait_ready(page)
         elif ref == nav.PLAYGROUND:  # a Chinese sentence answered with one of the Chinese labels
             page.get_by_role("textbox", name="要分类的文本（每行一条）", exact=True).fill("服务很差，再也不来了。")
