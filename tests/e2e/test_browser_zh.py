@@ -77,7 +77,7 @@ def test_chinese_browser_from_a_gbk_upload_to_a_prediction(server, page_zh, tmp_
     wait_ready(page)
     page.get_by_text("适合中文的模型：").first.wait_for()
     choose_local_model(page, tiny_bert_dir, "zh")
-    page.get_by_text(zh("trainpage.advanced")).click()
+    page.get_by_text(zh("trainpage.advanced"), exact=True).click()
     for label, value in ((zh("trainform.max_steps"), 20), (zh("trainform.num_threads"), 1)):
         field = page.get_by_role("spinbutton", name=label, exact=True)
         field.fill(str(value))
