@@ -8,17 +8,6 @@ from core.runs import RunStatus
 STRATEGY_NAMES = {"greedy": "play.strategy.greedy", "beam": "play.strategy.beam", "sample": "play.strategy.sample"}
 
 
-def labeller(table: dict[str, str]):
-    """A widget's format_func for options that are keys of ``table`` (option -> catalog key), in the reader's
-    language as it is now: Streamlit's AppTest calls format_func after the script run, where the session's
-    language can no longer be read. An option not in the table is shown as it is."""
-    from core import i18n
-    from ui.i18n import language
-
-    lang = language()
-    return lambda option: i18n.t(table[option], lang) if option in table else str(option)
-
-
 def duration(seconds: float | None) -> str:
     """'45 s', '3 min 05 s', '2 h 07 min' (or '45 秒', '3 分 05 秒', '2 小时 07 分' in Chinese)."""
     from ui.i18n import t

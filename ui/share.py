@@ -10,8 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import keys
-from ui.format import labeller
-from ui.i18n import t
+from ui.i18n import error_text, t, translated_options
 from ui.safe import hide_paths, md
 from ui.state import workspace
 
@@ -87,7 +86,7 @@ def whole_file(run, bundle) -> None:
     try:
         layout = inspect_file(path)
     except WorkbenchError as err:
-        st.error(md(hide_paths(str(err))), icon=":material/error:")
+        st.error(md(hide_paths(error_text(err))), icon=":material/error:")
         return
     cfg = run.config().data
     names = layout.columns
@@ -104,7 +103,7 @@ def whole_file(run, bundle) -> None:
             t("share.pair_column"),
             options,
             index=default,
-            format_func=labeller({NO_PAIR: "share.none"}),
+            format_func=translated_options({NO_PAIR: "share.none"}),
             key=f"wf_pair_{run.id}",
         )
         pair = None if pair == NO_PAIR else pair
@@ -127,7 +126,7 @@ def whole_file(run, bundle) -> None:
             )
         except WorkbenchError as err:
             bar.empty()
-            st.error(md(hide_paths(str(err))), icon=":material/error:")
+            st.error(md(hide_paths(error_text(err))), icon=":material/error:")
             return
         bar.progress(1.0, text=t("share.done"))
         st.session_state[keys.whole_file_result(run.id)] = (str(path), summary)
@@ -174,7 +173,7 @@ def public_dataset(root: Path) -> tuple[Path | None, str]:
                 st.session_state[keys.HUB_STAGED] = (name, str(stage_public(name, config or None, split, root)))
             except WorkbenchError as err:
                 st.session_state.pop(keys.HUB_STAGED, None)
-                st.error(md(hide_paths(str(err))), icon=":material/cloud_off:")
+                st.error(md(hide_paths(error_text(err))), icon=":material/cloud_off:")
     staged = st.session_state.get(keys.HUB_STAGED)
     if not staged or staged[0] != name:
         return None, ""

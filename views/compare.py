@@ -8,9 +8,9 @@ from core.config import config_diff
 from core.curves import curve_frames, downsample
 from ui import charts, share
 from ui.diagnosis import show_diagnosis
-from ui.format import STRATEGY_NAMES, labeller, metric
+from ui.format import STRATEGY_NAMES, metric
 from ui.guard import guarded, show_error
-from ui.i18n import language, t
+from ui.i18n import language, t, translated_options
 from ui.pickers import run_label
 from ui.probes import probes_across_runs
 from ui.safe import hide_paths, md
@@ -61,7 +61,7 @@ def pick_runs() -> list:
 
 def curves(runs: list) -> None:
     c1, c2 = st.columns(2)
-    x = c1.radio(t("compare.x"), list(X_AXES), format_func=labeller(X_AXES), horizontal=True, key="cmp_x")
+    x = c1.radio(t("compare.x"), list(X_AXES), format_func=translated_options(X_AXES), horizontal=True, key="cmp_x")
     log_y = c2.toggle(t("compare.log"), key="cmp_log")
     data = {}
     for run in runs:
@@ -127,7 +127,7 @@ def side_by_side(runs: list, with_base: bool) -> None:
         strategy = c1.radio(
             t("play.decoding"),
             list(STRATEGY_NAMES),
-            format_func=labeller(STRATEGY_NAMES),
+            format_func=translated_options(STRATEGY_NAMES),
             horizontal=True,
             key="cmp_strategy",
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import charts, keys
-from ui.format import labeller, metric
+from ui.format import metric
 from ui.guard import guarded
-from ui.i18n import t
+from ui.i18n import t, translated_options
 from ui.insight import insight_sections
 from ui.pickers import pick_finished_run
 from ui.safe import md
@@ -81,14 +81,16 @@ def evaluate(run_id: str, stamp: float, split: str, file: str | None, generation
 
 def choose_data(run) -> tuple[str, str | None] | None:
     source = st.radio(
-        t("eval.source"), list(SOURCES), format_func=labeller(SOURCES), horizontal=True, key="eval_source"
+        t("eval.source"), list(SOURCES), format_func=translated_options(SOURCES), horizontal=True, key="eval_source"
     )
     if source == "split":
         splits = [s for s in ("test", "validation", "train") if (run.data_dir / f"{s}.parquet").exists()]
         if not splits:
             st.info(t("eval.no_splits"))
             return None
-        return st.selectbox(t("eval.split"), splits, format_func=labeller(SPLIT_NAMES), key="eval_split"), None
+        return st.selectbox(
+            t("eval.split"), splits, format_func=translated_options(SPLIT_NAMES), key="eval_split"
+        ), None
     from core.data import EXTENSIONS
 
     up = st.file_uploader(

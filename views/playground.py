@@ -6,9 +6,9 @@ import streamlit as st
 
 from core.inference import describe_run_model
 from ui import charts, keys, share
-from ui.format import STRATEGY_NAMES, labeller
+from ui.format import STRATEGY_NAMES
 from ui.guard import guarded
-from ui.i18n import language, t
+from ui.i18n import language, t, translated_options
 from ui.pickers import pick_finished_run
 from ui.safe import hide_paths, html_text, md, md_block
 from ui.state import load_bundle
@@ -160,7 +160,7 @@ def generate(run, bundle) -> None:
         t("play.decoding"),
         STRATEGIES,
         key="strategy",
-        format_func=labeller(STRATEGY_NAMES),
+        format_func=translated_options(STRATEGY_NAMES),
     )
     max_new = c[1].number_input(t("play.max_new_tokens"), 1, 1024, 64, key="max_new_tokens")
     repetition = c[2].number_input(
@@ -241,7 +241,9 @@ def main() -> None:
     with st.spinner(t("play.loading")):
         bundle = load_bundle(run, base=base)
     st.caption(md(hide_paths(describe_run_model(run, base=base, lang=language()))))
-    mode = st.segmented_control(t("play.mode"), list(MODES), default="type", format_func=labeller(MODES), key="pg_mode")
+    mode = st.segmented_control(
+        t("play.mode"), list(MODES), default="type", format_func=translated_options(MODES), key="pg_mode"
+    )
     if mode == "file":
         share.whole_file(run, bundle)
     elif bundle.task == "generation":
