@@ -82,7 +82,7 @@ def test_evaluate_saves_a_threshold_and_runs_the_swap_test(trained):
         assert decision is not None and decision.band == 0.1 and decision.positive == "positive"
         assert any(m.label == "Expected calibration error" for m in at.metric)  # still evaluated after the save
 
-        widget(at.radio, "Word pairs").set_value("Type my own pairs")
+        widget(at.radio, "Word pairs").set_value("own")
         at.run()
         widget(at.text_area, "One pair per line").set_value("film,movie")
         at.run()
@@ -122,7 +122,9 @@ def test_data_page_review_saves_a_new_version(workspace, tmp_path, monkeypatch):
     # The page is what is tested here (the finder itself is test_insight): a planted embedding puts rows 3 and 8
     # on the wrong side. It holds halfway until the page has shown the check running in the background.
     gate = threading.Event()
-    monkeypatch.setattr(li, "embed_texts", lambda texts, source="default", **kw: planted_embedding(texts, gate=gate, **kw))
+    monkeypatch.setattr(
+        li, "embed_texts", lambda texts, source="default", **kw: planted_embedding(texts, gate=gate, **kw)
+    )
     at = open_app("views/data.py")
     button(at, "Find label errors").click()
     at.run()
