@@ -8,14 +8,21 @@ A dataset version never changes after it is saved, so the result stays valid for
 tab or a restarted server reads the same file. A check left "running" by a process that is gone reads as
 interrupted (the same owner test as runs and searches), and a Cancel is a ``stop.json`` beside it.
 
-The embeddings are CPU work in this process (torch releases the GIL while it computes), so no device lock is
-taken: training runs in its own worker process and both may share the cores.
+The work itself runs in its own process (``python -m core.label_check DATASET_DIR --folds K``), started and
+waited for by the job's thread, as a training run's worker is: importing torch and embedding every row inside
+the server shared the server's GIL with every page it serves (measured in the browser on the loaded 2-core
+machine: the check's thread was still importing torch after 200 s while the page polled). Thread mode
+(``mode="thread"`` or WORKBENCH_JOB_MODE=thread) runs it in this process, for tests. It is CPU work, so no
+device lock is taken.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +31,7 @@ from typing import Any
 
 from core.errors import WorkbenchError
 from core.i18n import message
-from core.jobs import LIVE, BackgroundJob
+from core.jobs import LIVE, PROJECT_ROOT, BackgroundJob, job_mode
 from core.progress import FileStopSignal
 from core.runs import atomic_write_text, owner_alive, owner_fields
 
@@ -136,11 +143,13 @@ def run_check(dataset, folds: int, *, source: str = "default", seed: int = 0) ->
 
 @dataclass(eq=False)
 class LabelCheckJob(BackgroundJob):
-    """One dataset's label check in a daemon thread of this process."""
+    """One dataset's label check: a thread of this process that runs it in a child process (or itself, in
+    thread mode), so the record on disk is the only thing the two share."""
 
     dataset: Any  # core.datasets.Dataset
     folds: int
     source: str = "default"
+    mode: str = "process"
     record: dict[str, Any] | None = None
 
     kind = "label_check"
@@ -150,13 +159,53 @@ class LabelCheckJob(BackgroundJob):
         return str(Path(self.dataset.dir).resolve())
 
     def _work(self) -> None:
-        self.record = run_check(self.dataset, self.folds, source=self.source)
+        if self.mode == "thread":
+            self.record = run_check(self.dataset, self.folds, source=self.source)
+            return
+        folder = Path(self.dataset.dir)
+        cmd = [sys.executable, "-m", "core.label_check", str(folder), "--folds", str(self.folds)]
+        cmd += ["--source", self.source, "--parent", str(os.getpid())]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+        try:
+            with open(folder / STOP_DIR / "worker.log", "ab") as log:
+                code = subprocess.run(
+                    cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                ).returncode
+        except OSError as err:
+            code, why = -1, str(err)
+        else:
+            why = f"exit code {code}"
+        record = read_check(folder) or {}
+        if record.get("state") in ACTIVE or record.get("state") == "interrupted":
+            # It died without its final word (killed, out of memory): say so rather than leave it "running".
+            record.update(state="failed", **message("insight.li.status.crashed", error=why))
+            _save(folder, record)
+        self.record = record
 
     def outcome(self) -> dict[str, Any] | None:
         return self.record
 
 
-def start_check(dataset, folds: int, *, source: str = "default") -> tuple[LabelCheckJob, bool]:
+def _check_in_process(argv: list[str] | None = None) -> int:
+    """``python -m core.label_check DATASET_DIR --folds K``: what a LabelCheckJob runs in its child process."""
+    from core.datasets import DatasetStore
+    from core.worker import _die_with_parent
+
+    parser = argparse.ArgumentParser(prog="python -m core.label_check")
+    parser.add_argument("dataset_dir", type=Path)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--source", default="default")
+    parser.add_argument("--parent", type=int, default=None, help="end when this process ends")
+    args = parser.parse_args(argv)
+    if args.parent:
+        _die_with_parent(args.parent)
+    folder = args.dataset_dir.resolve()
+    dataset = DatasetStore(folder.parent).get(folder.name)
+    return 0 if run_check(dataset, args.folds, source=args.source)["state"] == "finished" else 1
+
+
+def start_check(dataset, folds: int, *, source: str = "default", mode: str | None = None) -> tuple[LabelCheckJob, bool]:
     """Start checking ``dataset``, or return the check of it already working. Returns (job, created).
 
     One check per dataset at a time: a double click, a rerun or a second tab attaches to the running one.
@@ -167,7 +216,7 @@ def start_check(dataset, folds: int, *, source: str = "default") -> tuple[LabelC
         if running is not None and running.is_alive():
             return running, False
         stop_signal(dataset.dir).clear()
-        job = LabelCheckJob(dataset, folds, source)
+        job = LabelCheckJob(dataset, folds, source, mode or job_mode())
         LIVE.add(job.kind, key, job)  # listed before its record says queued, so no reader takes it for orphaned
         queued = {"dataset": dataset.name, "folds": folds, "state": "queued", **owner_fields()}
         _save(dataset.dir, {**queued, **message("insight.li.status.queued")})
@@ -182,3 +231,7 @@ def cancel_check(dataset_dir: Path) -> bool:
         return False
     stop_signal(dataset_dir).set()
     return True
+
+
+if __name__ == "__main__":
+    sys.exit(_check_in_process())

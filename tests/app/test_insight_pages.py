@@ -122,6 +122,7 @@ def test_data_page_review_saves_a_new_version(workspace, tmp_path, monkeypatch):
     # The page is what is tested here (the finder itself is test_insight): a planted embedding puts rows 3 and 8
     # on the wrong side. It holds halfway until the page has shown the check running in the background.
     gate = threading.Event()
+    monkeypatch.setenv("WORKBENCH_JOB_MODE", "thread")  # the check runs in this process, with the patch
     monkeypatch.setattr(
         li, "embed_texts", lambda texts, source="default", **kw: planted_embedding(texts, gate=gate, **kw)
     )
@@ -158,6 +159,7 @@ def _progress_shown(at) -> bool:
 
 
 def test_data_page_says_why_a_check_failed_in_chinese(workspace, tmp_path):
+    # As users run it: the check in its own process (it fails on the data before loading any model).
     dataset = _small_dataset(tmp_path, labels=["positive"] * 20)  # one class: nothing to cross-check
     at = open_app("views/data.py", lang="zh")
     button(at, "查找标注错误").click()

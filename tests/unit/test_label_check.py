@@ -8,6 +8,7 @@ check to a fraction of a second, and waits are on conditions, never on time.
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import numpy as np
@@ -19,6 +20,12 @@ from core import label_check
 from core.datasets import DatasetSettings, DatasetStore
 from core.i18n import status_message
 from tests.conftest import wait_for
+
+
+@pytest.fixture(autouse=True)
+def thread_mode(monkeypatch):
+    """The planted embedding is patched into this process: the checks run here (the last test runs a child)."""
+    monkeypatch.setenv("WORKBENCH_JOB_MODE", "thread")
 
 
 def _dataset(tmp_path, n=20, labels=None):
@@ -154,3 +161,15 @@ def test_folds_out_of_range_fail_with_a_message(workspace, tmp_path, folds):
     dataset = _dataset(tmp_path)
     record = label_check.run_check(dataset, folds)
     assert record["state"] == "failed" and "Folds must be between" in status_message(record, "en")
+
+
+def test_a_check_runs_in_its_own_process_and_reports_there(workspace, tmp_path, monkeypatch):
+    """As the app runs it: a child process (python -m core.label_check) writes the record; here it fails early
+    (one class), so no model is loaded, and the failure reaches the reader in words."""
+    monkeypatch.delenv("WORKBENCH_JOB_MODE")
+    dataset = _dataset(tmp_path, labels=["positive"] * 20)
+    job, created = label_check.start_check(dataset, folds=4)
+    assert created and job.mode == "process"
+    record = job.join(300)
+    assert record["state"] == "failed" and record["pid"] != os.getpid()  # written by the child
+    assert "fewer than two classes" in status_message(label_check.read_check(dataset.dir), "en")
