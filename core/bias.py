@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
+from core.i18n import DEFAULT, message, t
 
 PAIRS_DIR = Path(__file__).resolve().parent.parent / "data" / "bias"
 DEFAULT_PAIRS = {"en": PAIRS_DIR / "pairs_en.csv", "zh": PAIRS_DIR / "pairs_zh.csv"}
@@ -27,10 +28,7 @@ MENTIONS = "mentions the words"
 # A gap this large between a slice's accuracy and the rest is worth a sentence; smaller slices are noise.
 GAP_WORTH_SAYING = 0.05
 MIN_SLICE_ROWS = 10
-CAVEAT = (
-    "A check that finds nothing is not proof of fairness: it only tries the groups, columns and word pairs "
-    "given here, on this data."
-)
+CAVEAT = t("insight.bias.caveat", DEFAULT)  # English; readings carry it in the reader's language (render)
 
 
 # ------------------------------------------------------------------------------------------------ slices
@@ -82,27 +80,39 @@ def slice_metrics(predictions: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     return frame.sort_values("rows", ascending=False).reset_index(drop=True)
 
 
-def slice_reading(frame: pd.DataFrame, column: str) -> str:
-    """One or two plain sentences about the worst slice."""
+def slice_message(frame: pd.DataFrame, column: str) -> dict[str, Any]:
+    """The reading of the slices as a message (key + parameters), so it shows in the reader's language."""
     metric = "accuracy" if "accuracy" in frame else "mean_abs_error"
+    column = str(column)
     if len(frame) < 2:
-        return f"Every row has the same '{column}', so there are no groups to compare. {CAVEAT}"
+        return message("insight.slice.one_group", column=column)
     sized = frame[(frame["rows"] >= MIN_SLICE_ROWS) & frame["gap"].notna()]
     if sized.empty:
-        return f"Every group of '{column}' has fewer than {MIN_SLICE_ROWS} rows: too few to compare. {CAVEAT}"
+        return message("insight.slice.too_small", column=column, min_rows=MIN_SLICE_ROWS)
     # Worse means lower accuracy, or higher error.
     worst = sized.loc[sized["gap"].idxmin() if metric == "accuracy" else sized["gap"].idxmax()]
     gap = abs(float(worst["gap"]))
     if gap < GAP_WORTH_SAYING:
-        return f"No group of '{column}' differs from the rest by {GAP_WORTH_SAYING:.0%} or more. {CAVEAT}"
-    if metric == "accuracy":
-        figures = f"accuracy {worst[metric]:.1%} against {worst['rest']:.1%} on the other rows"
-    else:
-        figures = f"mean error {worst[metric]:.3g} against {worst['rest']:.3g} on the other rows"
-    return (
-        f"The model does worst on '{column}' = '{worst['group']}' ({int(worst['rows'])} rows): {figures}. "
-        f"Look at those rows, and add training examples like them. {CAVEAT}"
+        return message("insight.slice.even", column=column, gap=GAP_WORTH_SAYING)
+    key = "insight.slice.worst_accuracy" if metric == "accuracy" else "insight.slice.worst_error"
+    return message(
+        key,
+        column=column,
+        group=str(worst["group"]),
+        rows=int(worst["rows"]),
+        value=float(worst[metric]),
+        rest=float(worst["rest"]),
     )
+
+
+def render(reading: dict[str, Any], lang: str | None = None) -> str:
+    """A bias reading in ``lang`` (default: the environment's), always followed by the caveat."""
+    return f"{t(reading['message_code'], lang, **reading['message_params'])} {t('insight.bias.caveat', lang)}"
+
+
+def slice_reading(frame: pd.DataFrame, column: str, lang: str | None = None) -> str:
+    """One or two plain sentences about the worst slice, and the caveat."""
+    return render(slice_message(frame, column), lang)
 
 
 # --------------------------------------------------------------------------------------------- swap test
@@ -240,21 +250,26 @@ def swap_test(
     return SwapResult(len(chosen), int(flipped.sum()), float(shift.mean()), examples, per_pair)
 
 
-def swap_reading(result: SwapResult) -> str:
-    """Plain sentences about the swap test, always with the caveat."""
+def swap_message(result: SwapResult) -> dict[str, Any]:
+    """The reading of the swap test as a message (key + parameters)."""
     if result.tested == 0:
-        return f"No text held any of the word pairs, so the swap test could not say anything. {CAVEAT}"
-    head = (
-        f"Swapping the paired words changed the answer for {result.flips} of {result.tested} texts "
-        f"({result.flip_rate:.1%}); the model's confidence moved by {result.mean_shift:.1%} on average."
-    )
+        return message("insight.swap.none")
+    figures = {
+        "flips": result.flips,
+        "tested": result.tested,
+        "rate": result.flip_rate,
+        "shift": result.mean_shift,
+    }
     if result.flip_rate >= 0.05 or result.mean_shift >= 0.1:
-        top = f" The pair that matters most is '{result.per_pair[0]['pair']}'." if result.per_pair else ""
-        return (
-            f"{head} That is a sign of bias: the words alone move the model.{top} Look at the worst examples; "
-            f"balance those words across labels in the training data, or swap-augment it. {CAVEAT}"
-        )
-    return f"{head} The swapped words barely move the model. {CAVEAT}"
+        if result.per_pair:
+            return message("insight.swap.biased_pair", pair=str(result.per_pair[0]["pair"]), **figures)
+        return message("insight.swap.biased", **figures)
+    return message("insight.swap.fair", **figures)
+
+
+def swap_reading(result: SwapResult, lang: str | None = None) -> str:
+    """Plain sentences about the swap test, always with the caveat."""
+    return render(swap_message(result), lang)
 
 
 def bias_report(
@@ -296,7 +311,8 @@ def bias_report(
             raise DataError(f"There is no column '{column}' in the file.", hint=f"Columns: {', '.join(extra)}.")
         sl = slice_metrics(table, groups)
         groups_out = sl.astype(object).where(sl.notna(), None).to_dict(orient="records")  # NaN is not JSON
-        slices[column] = {"groups": groups_out, "reading": slice_reading(sl, column)}
+        reading = slice_message(sl, column)
+        slices[column] = {"groups": groups_out, "reading": render(reading), "reading_message": reading}
     pairs = load_pairs(pairs_path) if pairs_path else default_pairs(table["text"])
     names = bundle.label_names or []
     swapped = swap_test(
@@ -311,8 +327,9 @@ def bias_report(
         "accuracy": report.metrics.get("accuracy"),
         "slices": slices,
         "swap": swapped.to_dict(),
-        "swap_reading": swap_reading(swapped),
-        "caveat": CAVEAT,
+        "swap_reading": render(swap_message(swapped)),
+        "swap_reading_message": swap_message(swapped),
+        "caveat": t("insight.bias.caveat"),
     }
 
 

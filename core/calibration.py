@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError
+from core.i18n import t
 
 UNSURE = "unsure"
 DECISION_KEY = "decision"
@@ -46,16 +47,18 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(sum(b["rows"] * abs(b["confidence"] - b["accuracy"]) for b in table) / max(total, 1))
 
 
-def reading(ece: float) -> str:
-    """One plain sentence about the calibration error."""
+def reading_key(ece: float) -> str:
+    """The catalog key of the plain sentence about the calibration error (its one parameter: ``ece``)."""
     if ece < 0.05:
-        return f"Well calibrated (error {ece:.1%}): when the model says 80%, it is right about 80% of the time."
+        return "insight.calibration.well"
     if ece < 0.15:
-        return f"Roughly calibrated (error {ece:.1%}): read its probabilities as a rough guide, not exact odds."
-    return (
-        f"Poorly calibrated (error {ece:.1%}): its probabilities are not trustworthy as odds; "
-        "use the threshold below rather than the raw percentage."
-    )
+        return "insight.calibration.rough"
+    return "insight.calibration.poor"
+
+
+def reading(ece: float, lang: str | None = None) -> str:
+    """One plain sentence about the calibration error, in ``lang`` (default: the environment's)."""
+    return t(reading_key(ece), lang, ece=ece)
 
 
 @dataclass
@@ -98,10 +101,10 @@ def threshold_effect(p_positive: np.ndarray, is_positive: np.ndarray, decision: 
 def threshold_sweep(p_positive: np.ndarray, is_positive: np.ndarray, band: float, steps: int = 19) -> list[dict]:
     """threshold_effect at thresholds 0.05 ... 0.95: the curves beside the slider."""
     out = []
-    for t in np.linspace(0.05, 0.95, steps):
-        lo_band = min(band, t - 1e-6, 1 - t - 1e-6)  # keep the band inside (0, 1) at the ends
+    for at in np.linspace(0.05, 0.95, steps):
+        lo_band = min(band, at - 1e-6, 1 - at - 1e-6)  # keep the band inside (0, 1) at the ends
         out.append(
-            {"threshold": round(float(t), 3), **threshold_effect(p_positive, is_positive, Decision("p", t, lo_band))}
+            {"threshold": round(float(at), 3), **threshold_effect(p_positive, is_positive, Decision("p", at, lo_band))}
         )
     return out
 

@@ -17,6 +17,7 @@ How, and why this way:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pandas as pd
 from core.errors import DataError
 
 DEFAULT_FOLDS = 5
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -87,8 +89,17 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
     )
 
 
-def embed_texts(texts: list[str], source: str = "default", *, max_length: int = 128, batch_size: int = 64):
-    """Mean-pooled, L2-normalised sentence embeddings from a frozen encoder (no gradient, no head)."""
+def embed_texts(
+    texts: list[str],
+    source: str = "default",
+    *,
+    max_length: int = 128,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+):
+    """Mean-pooled, L2-normalised sentence embeddings from a frozen encoder (no gradient, no head).
+
+    ``progress("embedding", rows done, rows)`` is called after every batch."""
     import torch
     import transformers
 
@@ -104,6 +115,7 @@ def embed_texts(texts: list[str], source: str = "default", *, max_length: int = 
     precision = resolve_precision("auto", dev)
     data = encode_pairs(tokenizer, texts, None, None, max_length)
     out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    done = 0
     with torch.inference_mode(), autocast(dev, precision):
         for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
             batch, _ = collate(data, index, tokenizer.pad_token_id or 0, dev)
@@ -111,21 +123,30 @@ def embed_texts(texts: list[str], source: str = "default", *, max_length: int = 
             mask = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             out[index] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            done += len(index)
+            if progress is not None:
+                progress("embedding", done, len(texts))
     return out
 
 
-def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    """Each row's class probabilities from a logistic regression fitted on the other folds."""
+def out_of_fold_probabilities(
+    features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0, progress: Progress | None = None
+) -> np.ndarray:
+    """Each row's class probabilities from a logistic regression fitted on the other folds
+    (``progress("folds", folds fitted, folds)`` after each)."""
     from sklearn.linear_model import LogisticRegression
 
     from core.search import fold_splits
 
     k = int(labels.max()) + 1
     probs = np.zeros((len(labels), k))
-    for fit, held in fold_splits(labels, folds, seed, stratify=True):
+    splits = fold_splits(labels, folds, seed, stratify=True)
+    for done, (fit, held) in enumerate(splits, start=1):
         model = LogisticRegression(max_iter=1000, C=10.0).fit(features[fit], labels[fit])
         # A fold's training part may lack a rare class: its column stays 0 for those rows.
         probs[np.ix_(held, model.classes_)] = model.predict_proba(features[held])
+        if progress is not None:
+            progress("folds", done, len(splits))
     return probs
 
 
@@ -146,8 +167,12 @@ def find_label_issues(
     folds: int = DEFAULT_FOLDS,
     source: str = "default",
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[LabeledRows, list[LabelIssue]]:
-    """The usable rows of a file and its flagged rows, the most likely wrong first."""
+    """The usable rows of a file and its flagged rows, the most likely wrong first.
+
+    ``progress(stage, done, total)`` reports the rows embedded ("embedding") and the folds fitted ("folds"); a
+    background check (core.label_check) shows it and may raise from it to cancel."""
     if not 2 <= folds <= 20:
         raise DataError("Folds must be between 2 and 20.", hint="5 is a good default.")
     rows = read_labeled(path, text_column, label_column)
@@ -157,8 +182,8 @@ def find_label_issues(
             f"Too few rows to cross-check the labels: {len(rows.labels)} rows, the smallest class has {counts.min()}.",
             hint="Each class needs at least 2 rows, and the file at least twice as many rows as folds.",
         )
-    features = embed_texts(rows.texts, source)
-    probs = out_of_fold_probabilities(features, rows.labels, folds, seed)
+    features = embed_texts(rows.texts, source, progress=progress)
+    probs = out_of_fold_probabilities(features, rows.labels, folds, seed, progress)
     flagged, quality = rank_issues(rows.labels, probs)
     issues = [
         LabelIssue(

@@ -21,10 +21,11 @@ import numpy as np
 
 from core.config import RunConfig, TrainConfig
 from core.errors import WorkbenchError
+from core.i18n import message, t
 from core.runs import atomic_write_text, default_workspace
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
-HELPS = "more data would likely help"
+HELPS = "more data would likely help"  # how the English readings begin (insight.curve.*)
 PLATEAU = "the model has plateaued"
 # The last doubling of the data must still buy this much to call the curve rising: one point of accuracy
 # (or F1), or 2% of the loss.
@@ -32,8 +33,9 @@ MIN_GAIN_SCORE = 0.01
 MIN_GAIN_LOSS = 0.02
 
 
-def curve_reading(rows: list[int], scores: list[float], metric: str = "val_accuracy") -> str:
-    """One sentence: does the score still improve over the last step in data, or has it levelled off?
+def curve_message(rows: list[int], scores: list[float], metric: str = "val_accuracy") -> dict[str, Any]:
+    """One sentence, as a message (key + parameters): does the score still improve over the last step in data,
+    or has it levelled off?
 
     A pure function of the points, so it is tested on crafted curves. The judgement is the gain between the
     last two points: compared with a fixed small amount (an accuracy point, or 2% of a loss), and with the
@@ -41,24 +43,29 @@ def curve_reading(rows: list[int], scores: list[float], metric: str = "val_accur
     """
     points = [(r, s) for r, s in zip(rows, scores) if isinstance(s, (int, float)) and math.isfinite(s)]
     if len(points) < 2:
-        return "Not enough points yet to read the curve."
+        return message("insight.curve.too_few")
     points.sort()
     higher = TrainConfig(early_stopping_metric=metric).metric_higher_is_better
     sign = 1.0 if higher else -1.0
     first, before, last = points[0][1], points[-2][1], points[-1][1]
     gain_last, gain_all = sign * (last - before), sign * (last - first)
     needed = MIN_GAIN_SCORE if higher else MIN_GAIN_LOSS * abs(before)
-    name = metric.removeprefix("val_")
+    figures = {
+        "metric": metric.removeprefix("val_"),
+        "before": float(before),
+        "last": float(last),
+        "rows_before": int(points[-2][0]),
+        "rows_last": int(points[-1][0]),
+    }
     if gain_last >= needed and gain_last >= 0.2 * max(gain_all, 0.0):
-        return (
-            f"{HELPS[0].upper() + HELPS[1:]}: {name} still improved from {before:.3g} to {last:.3g} between "
-            f"{points[-2][0]:,} and {points[-1][0]:,} rows."
-        )
-    return (
-        f"{PLATEAU[0].upper() + PLATEAU[1:]}: {name} moved from {before:.3g} to {last:.3g} between "
-        f"{points[-2][0]:,} and {points[-1][0]:,} rows; better data or a different model will help more than "
-        f"more of the same."
-    )
+        return message("insight.curve.helps", **figures)
+    return message("insight.curve.plateau", **figures)
+
+
+def curve_reading(rows: list[int], scores: list[float], metric: str = "val_accuracy", lang: str | None = None) -> str:
+    """The curve's reading in ``lang`` (default: the environment's)."""
+    msg = curve_message(rows, scores, metric)
+    return t(msg["message_code"], lang, **msg["message_params"])
 
 
 def write_subsets(base: RunConfig, folder: Path, fractions=FRACTIONS, seed: int = 0):
@@ -120,7 +127,7 @@ class CurveStore:
             "id": curve_id,
             "created_at": time.time(),
             "state": "queued",
-            "message": "Waiting to start...",
+            **message("insight.curve.status.queued"),
             "metric": metric,
             "base": base.to_dict(),
             "points": [{"fraction": f, "rows": None, "state": "pending"} for f in sorted(fractions)],
@@ -152,7 +159,7 @@ def run_learning_curve(curve_id: str, registry, store: CurveStore, searches=None
     stop = stop or StopSignal()
     searches = searches or SearchStore(store.root.parent / "searches")
     record = store.get(curve_id)
-    record.update(state="running", message="Training on the smallest share first...")
+    record.update(state="running", **message("insight.curve.status.running"))
     store.save(record)
     try:
         base = RunConfig.from_dict(record["base"])
@@ -183,17 +190,20 @@ def run_learning_curve(curve_id: str, registry, store: CurveStore, searches=None
             point.update(state=trial["state"], score=trial.get("metric"), runs=trial["runs"], search=search["id"])
             store.save(record)
         done = [p for p in record["points"] if p["state"] == "finished"]
-        record["reading"] = curve_reading([p["rows"] for p in done], [p["score"] for p in done], record["metric"])
+        # The English sentence for old readers and the CLI; the key and parameters for the reader's language.
+        reading = curve_message([p["rows"] for p in done], [p["score"] for p in done], record["metric"])
+        record.update(reading=reading["message"], reading_message=reading)
         if stop.is_set():
-            record.update(state="stopped", message="Stopped; the finished points are kept.")
+            record.update(state="stopped", **message("insight.curve.status.stopped"))
         elif len(done) < len(record["points"]):
-            record.update(state="failed", message="Some points did not finish; see their runs.")
+            record.update(state="failed", **message("insight.curve.status.incomplete"))
         else:
-            record.update(state="finished", message="Done.")
+            record.update(state="finished", **message("insight.curve.status.finished"))
     except WorkbenchError as err:
-        record.update(state="failed", message=str(err))
+        record.update(state="failed", **message("insight.curve.status.failed", error=str(err)))
     except Exception as err:  # noqa: BLE001 - the thread must always leave a readable state behind
-        record.update(state="failed", message=f"The learning curve failed: {type(err).__name__}: {str(err)[:300]}")
+        error = f"{type(err).__name__}: {str(err)[:300]}"
+        record.update(state="failed", **message("insight.curve.status.crashed", error=error))
     finally:
         store.save(record)
     return record

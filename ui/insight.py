@@ -10,18 +10,26 @@ import pandas as pd
 import streamlit as st
 
 from ui import keys
+from ui.i18n import language, t
 from ui.safe import md, plot_text
 
-PAIR_SOURCES = ("English (bundled)", "Chinese (bundled)", "English and Chinese", "Type my own pairs")
+# Literal keys (the catalog test finds them in the code); the values the page keeps are the ids.
+TRUE_CLASS = "true class"
+PAIR_SOURCES = {
+    "en": "insight.swap.source.en",
+    "zh": "insight.swap.source.zh",
+    "both": "insight.swap.source.both",
+    "own": "insight.swap.source.own",
+}
 
 
 def insight_sections(run, report) -> None:
     """Called once by the Evaluate page for a classification report."""
-    st.subheader("Can I trust its probabilities? (calibration)")
+    st.subheader(t("insight.calibration.title"))
     calibration_section(run, report)
-    st.subheader("Is it worse for some group? (slices)")
+    st.subheader(t("insight.slice.title"))
     slices_section(report)
-    st.subheader("Do some words alone change its answer? (swap test)")
+    st.subheader(t("insight.swap.title"))
     swap_section(run, report)
 
 
@@ -40,26 +48,28 @@ def calibration_section(run, report) -> None:
     bins = calibration.reliability(probs, labels)
     ece = calibration.expected_calibration_error(probs, labels)
     c1, c2 = st.columns([1, 2])
-    c1.metric("Expected calibration error", f"{ece:.1%}", help="Mean gap between stated confidence and accuracy.")
-    c1.caption(md(calibration.reading(ece)))
+    c1.metric(t("insight.calibration.ece"), f"{ece:.1%}", help=t("insight.calibration.ece.help"))
+    c1.caption(md(calibration.reading(ece, language())))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"dash": "dash"}))
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=t("insight.calibration.perfect"), line={"dash": "dash"})
+    )
     fig.add_trace(
         go.Bar(
             x=[b["confidence"] for b in bins],
             y=[b["accuracy"] for b in bins],
             width=0.08,
-            name="this model",
+            name=t("insight.calibration.this_model"),
             customdata=[b["rows"] for b in bins],
-            hovertemplate="said %{x:.0%}, right %{y:.0%} (%{customdata} rows)<extra></extra>",
+            hovertemplate=t("insight.calibration.hover") + "<extra></extra>",
         )
     )
     fig.update_layout(
-        title="Reliability: stated confidence against how often it was right",
+        title=t("insight.calibration.chart"),
         height=320,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        xaxis={"title": "Stated confidence", "range": [0, 1]},
-        yaxis={"title": "Accuracy", "range": [0, 1]},
+        xaxis={"title": t("insight.calibration.stated"), "range": [0, 1]},
+        yaxis={"title": t("insight.calibration.accuracy"), "range": [0, 1]},
     )
     c2.plotly_chart(fig, key="calibration_reliability")
     if len(names) == 2:
@@ -72,60 +82,72 @@ def threshold_section(run, probs: np.ndarray, labels: np.ndarray, names: list[st
     from core import calibration
 
     saved = calibration.load_decision(run.model_dir)
-    st.markdown("**Decision threshold** (two labels)")
+    st.markdown(t("insight.threshold.title"))
     c = st.columns(3)
     positive = c[0].selectbox(
-        "Positive label",
+        t("insight.threshold.positive"),
         names,
         index=names.index(saved.positive) if saved else 1,
         key=f"thr_pos_{run.id}",
-        help="The label the threshold is about; the other one is said below it.",
+        help=t("insight.threshold.positive.help"),
     )
     threshold = c[1].slider(
-        "Threshold", 0.05, 0.95, saved.threshold if saved else 0.5, 0.01, key=f"thr_{run.id}",
-        help=f"Say '{md(positive)}' when its probability is at or above this.",
+        t("insight.threshold.threshold"), 0.05, 0.95, saved.threshold if saved else 0.5, 0.01, key=f"thr_{run.id}",
+        help=t("insight.threshold.threshold.help", label=md(positive)),
     )  # fmt: skip
     band = c[2].slider(
-        "Unsure band (±)", 0.0, 0.3, saved.band if saved else 0.0, 0.01, key=f"thr_band_{run.id}",
-        help="Answer 'unsure' when the probability is this close to the threshold: fewer mistakes, fewer answers.",
+        t("insight.threshold.band"), 0.0, 0.3, saved.band if saved else 0.0, 0.01, key=f"thr_band_{run.id}",
+        help=t("insight.threshold.band.help"),
     )  # fmt: skip
     band = min(band, threshold - 0.001, 0.999 - threshold)
     pos = names.index(positive)
     decision = calibration.Decision(positive, threshold, band)
     effect = calibration.threshold_effect(probs[:, pos], labels == pos, decision)
     m = st.columns(4)
-    m[0].metric("Precision", f"{effect['precision']:.1%}", help="Of the rows it calls positive, how many are.")
-    m[1].metric("Recall", f"{effect['recall']:.1%}", help="Of the positive rows it answers, how many it finds.")
-    m[2].metric("Accuracy (answered)", f"{effect['accuracy']:.1%}")
-    m[3].metric("Unsure", f"{effect['unsure_share']:.1%}", help="Rows it declines to answer.")
+    m[0].metric(
+        t("insight.threshold.precision"), f"{effect['precision']:.1%}", help=t("insight.threshold.precision.help")
+    )
+    m[1].metric(t("insight.threshold.recall"), f"{effect['recall']:.1%}", help=t("insight.threshold.recall.help"))
+    m[2].metric(t("insight.threshold.answered"), f"{effect['accuracy']:.1%}")
+    m[3].metric(t("insight.threshold.unsure"), f"{effect['unsure_share']:.1%}", help=t("insight.threshold.unsure.help"))
     sweep = pd.DataFrame(calibration.threshold_sweep(probs[:, pos], labels == pos, band))
     fig = go.Figure()
-    for col, name in (("precision", "precision"), ("recall", "recall"), ("unsure_share", "share unsure")):
+    lines = (
+        ("precision", t("insight.threshold.precision")),
+        ("recall", t("insight.threshold.recall")),
+        ("unsure_share", t("insight.threshold.unsure_share")),
+    )
+    for col, name in lines:
         fig.add_trace(go.Scatter(x=sweep["threshold"], y=sweep[col], mode="lines", name=name))
     fig.add_vline(x=threshold, line_dash="dot")
     fig.update_layout(
-        title=f"As the threshold moves (positive: {plot_text(positive[:30])})",
+        title=t("insight.threshold.chart", label=plot_text(positive[:30])),
         height=300,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        xaxis={"title": "Threshold"},
-        yaxis={"title": "Share", "range": [0, 1.02]},
+        xaxis={"title": t("insight.threshold.threshold")},
+        yaxis={"title": t("insight.threshold.share"), "range": [0, 1.02]},
     )
     st.plotly_chart(fig, key="calibration_sweep")
     c1, c2 = st.columns(2)
-    if c1.button("Save this threshold with the model", icon=":material/save:", key=f"thr_save_{run.id}"):
+    if c1.button(t("insight.threshold.save"), icon=":material/save:", key=f"thr_save_{run.id}"):
         with _same_evaluation(run):
             calibration.save_decision(run.model_dir, decision)
-        st.toast("Saved: the Playground, Compare and `predict` now answer with this threshold.")
+        st.toast(t("insight.threshold.saved_toast"))
         saved = decision
     if saved is not None:
         st.caption(
-            md(f"Saved with the model: '{saved.positive}' at {saved.threshold:.2f}, unsure within ±{saved.band:.2f}.")
+            t(
+                "insight.threshold.saved",
+                label=md(saved.positive),
+                threshold=float(saved.threshold),
+                band=float(saved.band),
+            )
         )
-        if c2.button("Remove the saved threshold", key=f"thr_clear_{run.id}"):
+        if c2.button(t("insight.threshold.remove"), key=f"thr_clear_{run.id}"):
             with _same_evaluation(run):
                 calibration.clear_decision(run.model_dir)
             st.rerun()
-    st.caption("Choose the threshold on validation data, not on the test split you report scores on.")
+    st.caption(t("insight.threshold.note"))
 
 
 @contextlib.contextmanager
@@ -148,70 +170,74 @@ def slices_section(report) -> None:
 
     table = report.predictions
     extra = [c for c in table.columns if c not in bias._EVAL_COLUMNS and not str(c).startswith("p(")]
-    options = [bias.LENGTH_BUCKET, "true class", *extra, bias.MENTIONS]
+    # The built-in groupings are named in the reader's language; the file's own columns keep their names.
+    builtin = {
+        bias.LENGTH_BUCKET: t("insight.slice.by.length"),
+        TRUE_CLASS: t("insight.slice.by.class"),
+        bias.MENTIONS: t("insight.slice.by.mentions"),
+    }
+    options = [bias.LENGTH_BUCKET, TRUE_CLASS, *extra, bias.MENTIONS]
     c1, c2 = st.columns([1, 2])
     column = c1.selectbox(
-        "Group the rows by",
+        t("insight.slice.by"),
         options,
+        format_func=lambda c: builtin.get(c, str(c)),
         key="slice_by",
-        help="A column of the evaluated file (e.g. source, a user attribute), the text length, or words.",
+        help=t("insight.slice.by.help"),
     )
     if column == bias.MENTIONS:
-        words = c2.text_input("Words (comma-separated)", "he, him, his", key="slice_words")
-        try:
-            groups = bias.mentions(table["text"], [w.strip() for w in words.split(",")])
-        except Exception as err:  # noqa: BLE001 - a plain message beside the box
-            st.info(md(str(err)))
+        words = c2.text_input(t("insight.slice.words"), "he, him, his", key="slice_words")
+        if not [w for w in words.split(",") if w.strip()]:
+            st.info(t("insight.slice.words.none"))
             return
+        groups = bias.mentions(table["text"], [w.strip() for w in words.split(",")])
     elif column == bias.LENGTH_BUCKET:
         groups = bias.length_buckets(table["text"])
-    elif column == "true class":
+    elif column == TRUE_CLASS:
         groups = table["label_name"]
     else:
         groups = table[column]
     if not extra:
-        c2.caption("Evaluate on a new file to group by its other columns (e.g. a source or an attribute).")
+        c2.caption(t("insight.slice.no_columns"))
     sliced = bias.slice_metrics(table, groups)
     fig = go.Figure(
         go.Bar(
             x=[plot_text(str(g)[:30]) for g in sliced["group"]],
             y=sliced["accuracy"],
             text=sliced["rows"],
-            name="accuracy",
+            name=t("insight.calibration.accuracy"),
         )
     )
-    fig.update_traces(texttemplate="%{text} rows", textposition="outside")
+    fig.update_traces(texttemplate=t("insight.slice.bar_rows"), textposition="outside")
     fig.update_layout(
-        title=f"Accuracy per group of {plot_text(str(column)[:40])}",
+        title=t("insight.slice.chart", column=plot_text(builtin.get(column, str(column))[:40])),
         height=300,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        yaxis={"title": "Accuracy", "range": [0, 1.1]},
+        yaxis={"title": t("insight.calibration.accuracy"), "range": [0, 1.1]},
         xaxis={"type": "category"},
     )
     st.plotly_chart(fig, key="slices_chart")
     st.dataframe(sliced.round(4), hide_index=True, width="stretch")
-    st.caption(md(bias.slice_reading(sliced, column)))
+    st.caption(md(bias.slice_reading(sliced, builtin.get(column, str(column)), language())))
 
 
 # --------------------------------------------------------------------------------------------- swap test
-def _pairs(choice: str, typed: str) -> list[tuple[str, str]]:
+def _pairs(choice: str, typed: str) -> tuple[list[tuple[str, str]], str]:
+    """(the word pairs, the reason none can be used: '' when they can)."""
     from core import bias
-    from core.errors import DataError
 
-    if choice == PAIR_SOURCES[3]:
+    if choice == "own":
         pairs = []
         for i, line in enumerate(typed.splitlines(), start=1):
             if not line.strip():
                 continue
             a, _, b = line.partition(",")
             if not a.strip() or not b.strip():
-                raise DataError(f"Line {i}: write two words separated by a comma, e.g. he,she.")
+                return [], t("insight.swap.typed.bad_line", line=i)
             pairs.append((a.strip(), b.strip()))
-        if not pairs:
-            raise DataError("Type at least one pair, e.g. he,she.")
-        return pairs
-    langs = {"English (bundled)": ["en"], "Chinese (bundled)": ["zh"]}.get(choice, ["en", "zh"])
-    return [p for lang in langs for p in bias.load_pairs(bias.DEFAULT_PAIRS[lang])]
+        return pairs, "" if pairs else t("insight.swap.typed.none")
+    langs = {"en": ["en"], "zh": ["zh"]}.get(choice, ["en", "zh"])
+    return [p for lang in langs for p in bias.load_pairs(bias.DEFAULT_PAIRS[lang])], ""
 
 
 def swap_section(run, report) -> None:
@@ -220,24 +246,25 @@ def swap_section(run, report) -> None:
     from ui.state import load_bundle
 
     c1, c2 = st.columns([1, 2])
-    choice = c1.radio("Word pairs", PAIR_SOURCES, key="swap_source")
+    choice = c1.radio(
+        t("insight.swap.pairs"), list(PAIR_SOURCES), format_func=lambda c: t(PAIR_SOURCES[c]), key="swap_source"
+    )
     typed = ""
-    if choice == PAIR_SOURCES[3]:
-        typed = c2.text_area("One pair per line", "he,she\n他,她", key="swap_typed", height=120)
+    if choice == "own":
+        typed = c2.text_area(t("insight.swap.typed"), "he,she\n他,她", key="swap_typed", height=120)
     else:
-        c2.caption("Bundled lists: pronouns, family words, titles and names (data/bias/pairs_en.csv, pairs_zh.csv).")
-    try:
-        pairs = _pairs(choice, typed)
-    except Exception as err:  # noqa: BLE001 - a plain message beside the box
-        st.info(md(str(err)))
+        c2.caption(t("insight.swap.bundled"))
+    pairs, problem = _pairs(choice, typed)
+    if problem:
+        st.info(md(problem))
         return
     key = (run.id, len(report.predictions), tuple(pairs))
-    if st.button("Run the swap test", icon=":material/swap_horiz:", key="swap_run"):
+    if st.button(t("insight.swap.run"), icon=":material/swap_horiz:", key="swap_run"):
         bundle = load_bundle(run)
         max_length = run.config().train.max_length
-        with st.spinner("Scoring every text with the words swapped..."):
+        with st.spinner(t("insight.swap.running")):
             result = bias.swap_test(
-                lambda t: predict_proba(bundle, t, max_length=max_length),
+                lambda texts: predict_proba(bundle, texts, max_length=max_length),
                 report.predictions["text"].astype(str).tolist(),
                 pairs,
                 report.label_names,
@@ -248,12 +275,16 @@ def swap_section(run, report) -> None:
         return
     result = saved[1]
     m = st.columns(3)
-    m[0].metric("Texts with a pair word", f"{result.tested:,}")
-    m[1].metric("Answer changed", f"{result.flip_rate:.1%}", help=f"{result.flips:,} of {result.tested:,} texts.")
-    m[2].metric("Mean probability shift", f"{result.mean_shift:.1%}")
-    st.caption(md(bias.swap_reading(result)))
+    m[0].metric(t("insight.swap.tested"), f"{result.tested:,}")
+    m[1].metric(
+        t("insight.swap.changed"),
+        f"{result.flip_rate:.1%}",
+        help=t("insight.swap.changed.help", flips=int(result.flips), tested=int(result.tested)),
+    )
+    m[2].metric(t("insight.swap.shift"), f"{result.mean_shift:.1%}")
+    st.caption(md(bias.swap_reading(result, language())))
     if result.per_pair:
         st.dataframe(pd.DataFrame(result.per_pair), hide_index=True, width="stretch")
     if result.worst:
-        st.markdown("**Largest shifts**")
+        st.markdown(t("insight.swap.worst"))
         st.dataframe(pd.DataFrame(result.worst), hide_index=True, width="stretch")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.i18n import status_message
 from ui.format import state_badge
+from ui.i18n import language, t
 from ui.safe import md, plot_text
 from ui.state import registry, workspace
 
@@ -29,17 +31,12 @@ def learning_curve_panel(base, metric: str) -> None:
     """A button that starts a curve with the settings above (the first value of each), and the latest curve."""
     from core.learning_curve import FRACTIONS
 
-    st.subheader("Would more data help? (learning curve)")
-    st.caption(
-        "Trains the model above on "
-        + ", ".join(f"{f:.0%}" for f in FRACTIONS)
-        + " of the training rows (the first value of each setting above), scores each on the same validation "
-        "rows and reads the curve. Four runs: about as long as two full trainings."
-    )
-    if st.button("Draw the learning curve", icon=":material/show_chart:", key="lc_start"):
+    st.subheader(t("insight.curve.title"))
+    st.caption(t("insight.curve.intro", shares=t("insight.curve.list_separator").join(f"{f:.0%}" for f in FRACTIONS)))
+    if st.button(t("insight.curve.start"), icon=":material/show_chart:", key="lc_start"):
         _, created = runner().start(base, metric)
         if not created:
-            st.info("A learning curve is already being drawn; it is shown below.")
+            st.info(t("insight.curve.already"))
     latest = runner().store.latest()
     if latest is not None:
         active = latest["state"] in ACTIVE and runner().active()
@@ -51,8 +48,13 @@ def _show(curve_id: str) -> None:
 
     record = runner().store.get(curve_id)
     done = [p for p in record["points"] if p["state"] == "finished"]
-    st.markdown(f"Learning curve {md(record['id'])} {state_badge(record['state'])}  \n{md(record['message'])}")
-    st.progress(len(done) / len(record["points"]), text=f"{len(done)} of {len(record['points'])} points")
+    state = state_badge(record["state"])
+    st.markdown(
+        t("insight.curve.heading", id=md(record["id"]), state=state, message=md(status_message(record, language())))
+    )
+    st.progress(
+        len(done) / len(record["points"]), text=t("insight.curve.progress", done=len(done), total=len(record["points"]))
+    )
     if done:
         metric = record["metric"]
         fig = go.Figure(
@@ -61,18 +63,19 @@ def _show(curve_id: str) -> None:
                 y=[p["score"] for p in done],
                 mode="lines+markers",
                 text=[f"{p['fraction']:.0%}" for p in done],
-                hovertemplate="%{x:,} rows (%{text}): %{y:.4g}<extra></extra>",
+                hovertemplate=t("insight.curve.hover") + "<extra></extra>",
             )
         )
         fig.update_layout(
-            title=f"{plot_text(metric)} against training rows",
+            title=t("insight.curve.chart", metric=plot_text(metric)),
             height=320,
             margin={"l": 60, "r": 20, "t": 50, "b": 50},
-            xaxis={"title": "Training rows", "type": "log"},
+            xaxis={"title": t("insight.curve.rows"), "type": "log"},
             yaxis={"title": plot_text(metric)},
         )
         st.plotly_chart(fig, key=f"lc_{curve_id}")
-    if record.get("reading"):
-        st.info(md(record["reading"]))
-    if record["state"] in ACTIVE and runner().active() and st.button("Stop the learning curve", key="lc_stop"):
+    reading = record.get("reading_message") or {"message": record.get("reading")}  # a curve drawn before keys
+    if reading.get("message"):
+        st.info(md(status_message(reading, language())))
+    if record["state"] in ACTIVE and runner().active() and st.button(t("insight.curve.stop"), key="lc_stop"):
         runner().stop()

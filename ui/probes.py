@@ -5,18 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from core.probes import MAX_PROBES, describe, latest_probes, probe_history
+from ui.i18n import t
 from ui.safe import plot_text
 
 
 def probe_inputs(task: str, key_prefix: str) -> dict:
     """The Train form's probe box: up to five inputs, one per line; returns {"probe_texts": [...]}."""
-    with st.expander("Probe sentences (optional): watch the model change its mind"):
+    generation = task == "generation"
+    with st.expander(t("insight.probes.expander")):
         raw = st.text_area(
-            f"Up to {MAX_PROBES} inputs, one per line",
+            t("insight.probes.box", n=MAX_PROBES),
             key=f"{key_prefix}probe_texts",
-            placeholder="The plot was a delight.\nI want my money back." if task != "generation" else "Once upon a",
-            help="At every validation the model answers these; the live panel shows how its answers change. "
-            + ("For generation: its greedy continuation." if task == "generation" else "Its class probabilities."),
+            placeholder=t("insight.probes.placeholder.generation" if generation else "insight.probes.placeholder"),
+            help=t("insight.probes.help.generation" if generation else "insight.probes.help"),
         )
     return {"probe_texts": [line.strip() for line in raw.splitlines() if line.strip()]}
 
@@ -28,10 +29,10 @@ def probes_live(records: list, run_id: str) -> None:
         return
     import plotly.graph_objects as go
 
-    st.markdown("**Probe sentences**")
+    st.markdown(t("insight.probes.title"))
     latest = latest_probes(records)
     st.dataframe(
-        [{"probe": r["text"], f"answer at step {r['step']}": describe(r)} for r in latest],
+        [{"probe": r["text"], t("insight.probes.answer_at", step=r["step"]): describe(r)} for r in latest],
         hide_index=True,
         width="stretch",
     )
@@ -50,12 +51,12 @@ def probes_live(records: list, run_id: str) -> None:
             )
         )
     fig.update_layout(
-        title="Probability of each probe's current answer",
+        title=t("insight.probes.chart"),
         height=300,
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
         legend={"orientation": "h", "y": -0.25},
-        yaxis={"range": [0, 1], "title": "Probability"},
-        xaxis={"title": "Optimizer step"},
+        yaxis={"range": [0, 1], "title": t("insight.probes.probability")},
+        xaxis={"title": t("insight.probes.step")},
     )
     st.plotly_chart(fig, key=f"probes_{run_id}")
 
@@ -67,7 +68,7 @@ def probes_across_runs(runs: list) -> None:
         for r in latest_probes(run.metrics()):
             answers.setdefault(r["text"], {})[run.id] = describe(r)
     if not answers:
-        st.caption("None of these runs pinned probe sentences (set them on the Train form).")
+        st.caption(t("insight.probes.none"))
         return
     st.dataframe(
         [{"probe": text, **{run.id: got.get(run.id, "–") for run in runs}} for text, got in answers.items()],

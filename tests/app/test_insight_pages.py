@@ -13,7 +13,7 @@ from core.runs import RunStore
 from core.training import train
 from tests.app.conftest import button, no_exception, open_app, widget
 from tests.app.test_train_page import _dataset, _fill_form
-from tests.conftest import tiny_run_config
+from tests.conftest import tiny_run_config, wait_for
 
 
 def test_probe_box_on_the_train_form_goes_into_the_config(workspace, toy_csv, tiny_bert_dir):
@@ -82,7 +82,7 @@ def test_evaluate_saves_a_threshold_and_runs_the_swap_test(trained):
         assert decision is not None and decision.band == 0.1 and decision.positive == "positive"
         assert any(m.label == "Expected calibration error" for m in at.metric)  # still evaluated after the save
 
-        widget(at.radio, "Word pairs").set_value("Type my own pairs")
+        widget(at.radio, "Word pairs").set_value("own")
         at.run()
         widget(at.text_area, "One pair per line").set_value("film,movie")
         at.run()
@@ -96,29 +96,45 @@ def test_evaluate_saves_a_threshold_and_runs_the_swap_test(trained):
         clear_decision(run.model_dir)
 
 
-def test_data_page_review_saves_a_new_version(workspace, tmp_path, monkeypatch):
-    import core.label_issues as li
-
-    rows = [(f"text {i}", "positive" if i % 2 else "negative") for i in range(20)]
+def _small_dataset(tmp_path, labels=None):
+    labels = labels or ["positive" if i % 2 else "negative" for i in range(20)]
     path = tmp_path / "small.csv"
-    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    pd.DataFrame({"text": [f"text {i}" for i in range(20)], "label": labels}).to_csv(path, index=False)
     settings = DatasetSettings(task="classification", text_column="text", label_column="label")
-    DatasetStore().save("small", path, "small.csv", settings, rows=20)
+    return DatasetStore().save("small", path, "small.csv", settings, rows=20)
 
-    # The page is what is tested here (the finder itself is test_insight): a fixed embedding that separates the
-    # classes by every row's given label, except rows 3 and 8 (1-based), planted on the wrong side.
-    def planted(texts, source="default"):
-        import numpy as np
 
-        ids = np.array([int(t.split()[1]) for t in texts])
-        side = np.where(ids % 2 == 1, 1.0, -1.0)
-        side[[2, 7]] *= -1
-        return np.stack([side, np.ones(len(ids))], axis=1)
+def _check_ended(dataset):
+    from core.label_check import ACTIVE, read_check
 
-    monkeypatch.setattr(li, "embed_texts", planted)
+    record = read_check(dataset.dir)
+    return record if record and record["state"] not in ACTIVE else None
+
+
+def test_data_page_review_saves_a_new_version(workspace, tmp_path, monkeypatch):
+    import threading
+
+    import core.label_issues as li
+    from tests.unit.test_label_check import planted_embedding
+
+    dataset = _small_dataset(tmp_path)
+    original = pd.read_csv(dataset.path)
+    # The page is what is tested here (the finder itself is test_insight): a planted embedding puts rows 3 and 8
+    # on the wrong side. It holds halfway until the page has shown the check running in the background.
+    gate = threading.Event()
+    monkeypatch.setenv("WORKBENCH_JOB_MODE", "thread")  # the check runs in this process, with the patch
+    monkeypatch.setattr(
+        li, "embed_texts", lambda texts, source="default", **kw: planted_embedding(texts, gate=gate, **kw)
+    )
     at = open_app("views/data.py")
     button(at, "Find label errors").click()
     at.run()
+    no_exception(at)
+    wait_for(lambda: _progress_shown(at), "the page to show the rows embedded so far")
+    assert button(at, "Cancel the check") and button(at, "Find label errors").disabled
+    gate.set()
+    wait_for(lambda: _check_ended(dataset), "the check to end")
+    at = open_app("views/data.py")  # a fresh session: the result is read from beside the dataset
     no_exception(at)
     editor = next(d for d in at.dataframe if d.key == "li_editor_small_keep")  # st.data_editor
     assert sorted(editor.value["row"]) == [3, 8]
@@ -132,8 +148,27 @@ def test_data_page_review_saves_a_new_version(workspace, tmp_path, monkeypatch):
     assert new.parent == "small"
     saved = pd.read_parquet(new.path)
     assert saved.loc[2, "label"] == "positive" and saved.loc[7, "label"] == "negative"  # the suggestions
-    assert pd.read_csv(DatasetStore().get("small").path).equals(pd.DataFrame(rows, columns=["text", "label"]))
+    assert pd.read_csv(DatasetStore().get("small").path).equals(original)
     assert button(at, "Train with the new version")
+
+
+def _progress_shown(at) -> bool:
+    """Rerun the page (as its polling fragment would) and look for the check's progress bar."""
+    at.run()
+    return any("of 20 rows" in p.proto.text for p in at.get("progress"))
+
+
+def test_data_page_says_why_a_check_failed_in_chinese(workspace, tmp_path):
+    # As users run it: the check in its own process (it fails on the data before loading any model).
+    dataset = _small_dataset(tmp_path, labels=["positive"] * 20)  # one class: nothing to cross-check
+    at = open_app("views/data.py", lang="zh")
+    button(at, "查找标注错误").click()
+    at.run()
+    wait_for(lambda: _check_ended(dataset), "the check to end")
+    at.run()
+    no_exception(at)
+    [error] = [e.value for e in at.error]
+    assert error.startswith("标注检查失败") and "fewer than two classes" in error
 
 
 def test_tune_page_offers_the_learning_curve(workspace, toy_csv):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import bias, calibration, learning_curve, probes
+from core import bias, calibration, i18n, learning_curve, probes
 from core.cli import main
 from core.config import RunConfig
 from core.errors import ConfigError, DataError
@@ -130,6 +130,24 @@ def test_slice_metrics_name_a_planted_weak_group():
     assert "'source' = 'mail'" in reading and "50.0%" in reading and bias.CAVEAT in reading
     even = bias.slice_metrics(pd.DataFrame({"correct": [True, False] * 30}), pd.Series(["a", "b", "c"] * 20))
     assert "No group" in bias.slice_reading(even, "x")
+    # The same reading for a Chinese reader: the key and its figures, and the caveat in Chinese.
+    zh = bias.slice_reading(table, "source", "zh")
+    assert "“source” = “mail”（20 行）" in zh and "50.0%" in zh and zh.endswith(i18n.t("insight.bias.caveat", "zh"))
+    stored = bias.slice_message(table, "source")
+    assert stored["message_code"] == "insight.slice.worst_accuracy" and json.loads(json.dumps(stored)) == stored
+
+
+def test_readings_are_stored_as_keys_and_read_in_the_readers_language():
+    curve = learning_curve.curve_message([100, 1000], [0.6, 0.8])
+    assert curve["message_code"] == "insight.curve.helps" and json.loads(json.dumps(curve)) == curve
+    assert i18n.status_message(curve, "en") == curve["message"]
+    assert i18n.status_message(curve, "zh").startswith("更多数据很可能有帮助") and "1,000" in i18n.status_message(
+        curve, "zh"
+    )
+    assert calibration.reading(0.3, "zh").startswith("校准较差（误差 30.0%）")
+    assert calibration.reading(0.01, "en").startswith("Well calibrated (error 1.0%)")
+    fair = bias.SwapResult(10, 0, 0.01, [], [])
+    assert "几乎不影响模型" in bias.swap_reading(fair, "zh") and "barely move" in bias.swap_reading(fair, "en")
 
 
 def test_bundled_pair_lists_load(tmp_path):
@@ -226,6 +244,9 @@ def test_learning_curve_cli_trains_each_share_through_the_search(
     vals = {runs.get(p["runs"][0]).config().data.validation_path for p in record["points"]}
     assert len(vals) == 1  # the same validation set for every point
     assert record["reading"].lower().startswith((learning_curve.HELPS, learning_curve.PLATEAU))
+    stored = learning_curve.CurveStore(workspace / "curves").get(record["id"])
+    assert stored["reading_message"]["message"] == record["reading"]
+    assert i18n.status_message(stored, "zh") == "已完成。"
 
 
 # ----------------------------------------------------------------------------------------------- probes
