@@ -18,7 +18,6 @@ ESTIMATE = "estimate"  # the Train page's last estimate, with the settings it wa
 PREDICTIONS = "predictions"  # the Playground's last predictions, with the texts they were made for
 EVALUATED = "evaluated"  # the (run, split) pairs the Evaluate page has scored in this tab
 SWAP_RESULT = "swap_result"  # Evaluate's last counterfactual swap test, with the run and pairs it was made for
-LABEL_ISSUES_CHECKED = "li_checked"  # the dataset whose rows the label-error finder has checked in this tab
 LABEL_ISSUES_DEFAULT = "li_default"  # the label review table's starting decisions (relabel / keep / drop)
 TAB_HIDDEN = "tab_hidden"  # the live panel's hook last reported this tab hidden: timed fragments declare no timer
 LABEL_ISSUES_SAVED = "li_saved"  # the new dataset version the label review just saved, to offer "Train on it"

@@ -85,7 +85,7 @@ def test_chinese_browser_from_a_gbk_upload_to_a_prediction(server, page_zh, tmp_
         wait_ready(page)
     page.get_by_role("button", name=zh("trainpage.start")).click()
     wait_ready(page)
-    page.locator("h3").filter(has_text="已完成").wait_for(timeout=180_000)
+    page.locator("h3").filter(has_text="已完成").wait_for()
     wait_ready(page)
     shot(page, "zh-3-train")
 

@@ -36,7 +36,7 @@ def test_label_errors_then_a_live_run_with_probes(server, page, tiny_bert_dir):
     page.goto(f"{server.url}/data")
     wait_ready(page)
     page.get_by_role("button", name="Find label errors").click()
-    page.get_by_text("look mislabelled").wait_for(timeout=300_000)  # embeds every row on a shared 2-core CPU
+    page.get_by_text("look mislabelled").wait_for()  # embeds every row: the 300 s backstop is for a shared 2-core CPU
     wait_ready(page)
     shot(page, "insight-1-flagged")
     page.get_by_role("button", name="Accept every suggestion").click()
@@ -72,13 +72,12 @@ def test_label_errors_then_a_live_run_with_probes(server, page, tiny_bert_dir):
     wait_ready(page)
     page.get_by_role("button", name="Start training").click()
     wait_ready(page)
-    page.get_by_text("Probe sentences", exact=True).wait_for(timeout=120_000)
+    page.get_by_text("Probe sentences", exact=True).wait_for()
     shot(page, "insight-4-probes-early")
-    page.get_by_text("Step 120 of 120").wait_for(timeout=300_000)
+    page.get_by_text("Step 120 of 120").wait_for()
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')].some(p => (p._fullData || [])"
-        ".some(t => String(t.name).includes('→') && t.x.length >= 10))",
-        timeout=60_000,
+        ".some(t => String(t.name).includes('→') && t.x.length >= 10))"
     )
     shot(page, "insight-5-probes-finished")
     run_dir = next((server.workspace / "runs").iterdir())
@@ -86,7 +85,7 @@ def test_label_errors_then_a_live_run_with_probes(server, page, tiny_bert_dir):
     assert sum(r.get("event") == "probes" for r in records) == 12  # every 10 of 120 steps
 
     # Evaluate the new model: calibration, the threshold with its unsure band, slices, then the swap test.
-    page.get_by_text("Training finished").wait_for(timeout=120_000)
+    page.get_by_text("Training finished").wait_for()
     page.get_by_role("button", name="Evaluate it").click()
     wait_ready(page)
     page.get_by_role("button", name="Evaluate", exact=True).click()
