@@ -137,53 +137,7 @@ QUERY[nav.TRAIN] = {"dataset": DATASET}
 # English that comes from another engineer's helper (issue 16 is split by file owner), by a piece of its text. The
 # test fails on any other English, and on a piece listed here that no longer shows (then remove it from the list).
 WAITING_TEXTS = {
-    nav.DATA.path: {
-        piece: "ui/label_review.py (insight2)"
-        for piece in ("Find label errors", "Cross-checks every label", "Dataset to check", "More folds")
-    },
-    nav.TRAIN.path: {
-        piece: "ui/probes.py (insight2)"
-        for piece in (
-            "inputs, one per line",
-            "live panel shows how its answers change",
-            "The plot was a delight",
-            "I want my money back",
-            "Probe sentences",
-        )
-    },
-    nav.TUNE.path: {
-        "Would more data help": "ui/learning_curve.py (insight2)",
-        "Draw the learning curve": "ui/learning_curve.py (insight2)",
-        "Trains the model above on": "ui/learning_curve.py (insight2)",
-    },
-    nav.EVALUATE.path: {
-        piece: "ui/insight.py (insight2)"
-        for piece in (
-            "calibration",
-            "slices",
-            "swap test",
-            "Well calibrated",
-            "threshold",
-            "Evaluate on a new file to group",
-            "no groups to compare",
-            "Bundled lists",
-            "Group the rows by",
-            "calibration error",
-            "Of the rows it calls",
-            "rows it answers",
-            "Rows it declines",
-            "Type my own pairs",
-            "Reliability",
-            "per group of",
-            "evaluated file",
-            "at or above this",
-            "stated confidence",
-        )
-    },
-    nav.COMPARE.path: {
-        "pinned probe sentences": "ui/probes.py (insight2)",
-        "Some classes are found far less often": "core/diagnose.py (defaults2)",
-    },
+    nav.COMPARE.path: {"Some classes are found far less often": "core/diagnose.py (defaults2)"},
 }
 
 
