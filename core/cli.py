@@ -12,7 +12,7 @@ from typing import Any
 
 from core import i18n
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, field_docs
-from core.defaults import recommended_train_settings
+from core.defaults import defaults_for, model_outline
 from core.errors import WorkbenchError
 from core.i18n import error_text, state_key
 
@@ -82,14 +82,10 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
             )
         except (WorkbenchError, TypeError):
             rows = None  # a bad data setting is reported below, by the config's own validation
+        # The model's size and longest input, read from its config as the page does (None if unreadable).
+        outline = model_outline(source, task, _runs_root(args), bool(given.get("model.trust_remote_code")))
         raw["train"].update(
-            recommended_train_settings(
-                task,
-                source,
-                rows,
-                method=method,
-                distill=bool(given.get("model.teacher_run")),
-            )
+            defaults_for(task, source, rows, method=method, outline=outline, distill=bool(given.get("model.teacher_run")))
         )
     for key, value in given.items():
         section, name = key.split(".", 1)
@@ -99,11 +95,17 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict(raw)
 
 
-def _store(args):
-    from core.runs import RunStore, default_workspace
+def _runs_root(args) -> Path:
+    from core.runs import default_workspace
 
-    root = Path(args.workspace) / "runs" if args.workspace else default_workspace() / "runs"
-    return RunStore(root)
+    workspace = getattr(args, "workspace", None)
+    return Path(workspace) / "runs" if workspace else default_workspace() / "runs"
+
+
+def _store(args):
+    from core.runs import RunStore
+
+    return RunStore(_runs_root(args))
 
 
 def cmd_check(args) -> int:

@@ -103,6 +103,53 @@ def recommended_train_settings(
     }
 
 
+def train_rows_after_split(rows: int | None, val_fraction: float, test_fraction: float) -> int | None:
+    """Training rows left of ``rows`` once the validation and test shares are held out (None if unknown)."""
+    if not rows:
+        return None
+    return max(1, int(rows * (1 - val_fraction - test_fraction)))
+
+
+def defaults_for(
+    task: str,
+    source: str,
+    train_rows: int | None,
+    *,
+    method: str = "full",
+    outline=None,
+    distill: bool = False,
+) -> dict[str, Any]:
+    """The Train page's and the CLI's defaults from the same facts: task, source, method, rows and the model.
+
+    ``outline`` is the model's ``core.inference.ModelOutline`` (its size and longest input), or None where it
+    could not be read; ``model_outline`` gets it for the CLI, the page has it already.
+    """
+    params = getattr(outline, "parameters", None)
+    settings = recommended_train_settings(task, source, train_rows, method=method, params=params, distill=distill)
+    positions = getattr(outline, "max_positions", None)
+    if positions:
+        settings["max_length"] = min(settings["max_length"], positions)
+    if train_rows and task != "generation":
+        # About 40 points on the live curve: a 20-step run logs every step, a long one every 10.
+        steps = train_rows / settings["batch_size"] * settings["epochs"]
+        from core.config import TrainConfig  # core.config imports this module: read at call time
+
+        settings["log_every"] = int(min(max(steps // 40, 1), TrainConfig.log_every))
+    return settings
+
+
+def model_outline(source: str, task: str, runs_root=None, trust_remote_code: bool = False):
+    """The model's outline (from its config, on the meta device: milliseconds) or None if it cannot be read;
+    a model that cannot be loaded is reported later, by the pre-flight check, with its own message."""
+    from core.errors import WorkbenchError
+    from core.inference import outline_model
+
+    try:
+        return outline_model(source, task, runs_root=runs_root, trust_remote_code=trust_remote_code)
+    except (WorkbenchError, OSError, ValueError):
+        return None
+
+
 def _round(lr: float) -> float:
     """Two significant digits: 3.7e-05, not 3.6742346e-05, in the form and in config.json."""
     return float(f"{lr:.2g}")

@@ -6,7 +6,8 @@ import dataclasses
 
 import streamlit as st
 
-from core.config import TrainConfig, recommended_train_settings
+from core.config import TrainConfig
+from core.defaults import defaults_for, train_rows_after_split
 from ui import keys, nav
 from ui.format import duration
 from ui.forms import field_widget, fields_grid, follow_defaults, task_name
@@ -234,19 +235,10 @@ def choose_method(task: str, shape) -> dict:
 
 def train_settings(task: str, source: str, shape, dataset, method: str = "full", distill: bool = False) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    train_rows = None
-    if dataset.rows:
-        train_rows = int(dataset.rows * (1 - dataset.settings.val_fraction - dataset.settings.test_fraction))
-    # The same function as the CLI's: by task, method, model size and data size.
-    defaults.update(
-        recommended_train_settings(task, source, train_rows, method=method, params=shape.parameters, distill=distill)
-    )
-    defaults["max_length"] = min(defaults["max_length"], shape.max_positions)
-    if dataset.rows and task != "generation":
-        # About 40 points on the live curve: a 20-step run logs every step, a long one every 10.
-        s = dataset.settings
-        steps = dataset.rows * (1 - s.val_fraction - s.test_fraction) / defaults["batch_size"] * defaults["epochs"]
-        defaults["log_every"] = int(min(max(steps // 40, 1), defaults["log_every"]))
+    s = dataset.settings
+    train_rows = train_rows_after_split(dataset.rows, s.val_fraction, s.test_fraction)
+    # The same function and facts as the CLI's: task, method, model outline (size, length), data size.
+    defaults.update(defaults_for(task, source, train_rows, method=method, outline=shape, distill=distill))
     prefix = f"tc_{task}_{source}_"
     follow_defaults(defaults, prefix)  # a new method brings its defaults, except into fields the user changed
     values = fields_grid(TrainConfig, MAIN_FIELDS, defaults, prefix, task=task, columns=4)

@@ -57,6 +57,33 @@ def test_the_cli_uses_the_same_function_with_the_method_and_the_rows(tmp_path):
     assert _config_from_args(args).train.learning_rate == 2e-4
 
 
+def test_the_cli_passes_the_models_size_and_length_like_the_page(tmp_path, minilm_dir):
+    """A big model (read from its config, no weights needed) gets the big-model defaults from the CLI too."""
+    from transformers import AutoTokenizer, BertConfig
+
+    from core.defaults import defaults_for, model_outline
+
+    big = tmp_path / "big-bert"
+    BertConfig(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192,
+               max_position_embeddings=64).save_pretrained(big)  # fmt: skip
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(big)
+    outline = model_outline(str(big), "classification")
+    assert outline.parameters > 1_000_000_000 and outline.max_positions == 64
+    sample = SAMPLES / "sentiment.csv"
+    args = build_parser().parse_args(["train", "--data", str(sample), "--model", str(big), "--method", "lora"])
+    cfg = _config_from_args(args)
+    # The page's call with the same facts: the outline it shows and the rows of its dataset record.
+    page = defaults_for("classification", str(big), 320, method="lora", outline=outline)
+    minilm = model_outline("default", "classification")
+    small = defaults_for("classification", "default", 320, method="lora", outline=minilm)
+    assert cfg.train.learning_rate == page["learning_rate"] < small["learning_rate"]
+    assert cfg.train.batch_size == page["batch_size"] < small["batch_size"]
+    assert cfg.train.max_length == page["max_length"] == 64  # capped at the model's longest input
+    assert cfg.train.log_every == page["log_every"]
+    # A model that cannot be read gives the size-free defaults (the pre-flight check reports the model).
+    assert model_outline(str(tmp_path / "nothing"), "classification") is None
+
+
 # ----------------------------------------------------------------------------------------------- they learn
 def _train(workspace, data, model, settings):
     from core.config import RunConfig
