@@ -71,6 +71,14 @@ class BudgetedLR(LambdaLR):
         self._last: float | None = None
         super().__init__(optimizer, plan)
 
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Time the steps on ``clock``: the training loop's budget clock, which leaves out evaluation time.
+
+        Timed on a plain clock, the plan counted the evaluations and the setup before the first step that the
+        loop does not count against the budget, so it ended early and the last steps trained at a rate of zero.
+        """
+        self.clock, self._last = clock, None
+
     def step(self, epoch=None) -> None:  # noqa: D401 - torch's signature
         now = self.clock()
         if self._last is not None and self.last_epoch >= 0:

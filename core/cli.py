@@ -230,11 +230,11 @@ def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: in
             **{k: v for k, v in result.results.items() if k in ("validation", "test")},
         }
         findings = _diagnosis(run)
-        summary["diagnosis"] = [{"kind": f.kind, "title": f.title, "detail": f.detail} for f in findings]
+        summary["diagnosis"] = [f.to_dict() for f in findings]
         if not args.quiet:
             from core.diagnose import format_findings
 
-            print(format_findings(findings, str(run.dir / "config.json")), flush=True)
+            print(format_findings(findings, str(run.dir / "config.json"), run.id), flush=True)
         print(json.dumps(summary))
     return 0 if result.state in ENDED_WELL else 1
 
@@ -409,6 +409,17 @@ def cmd_merge(args) -> int:
     run = _store(args).get(args.run)
     out = merge_adapter(run.model_dir, Path(args.out))
     print(json.dumps({"run": run.id, "merged": str(out)}))
+    return 0
+
+
+def cmd_keep_best(args) -> int:
+    """A finished run's best checkpoint becomes its model, scored again (the overfitting diagnosis's fix)."""
+    from core.best_checkpoint import keep_best_checkpoint, model_step_of
+
+    run = _store(args).get(args.run)
+    results = keep_best_checkpoint(run)
+    scores = {k: v for k, v in results.items() if k in ("validation", "test")}
+    print(json.dumps({"run": run.id, "model_step": model_step_of(run), **scores}))
     return 0
 
 
@@ -760,6 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("run", help="Run id of a LoRA run")
     m.add_argument("--out", required=True, help="Folder to write the merged model")
     m.set_defaults(func=cmd_merge)
+
+    kb = sub.add_parser("keep-best", help="Make a finished run's best checkpoint its model, and score it again.")
+    kb.add_argument("run", help="Run id")
+    kb.set_defaults(func=cmd_keep_best)
 
     s = sub.add_parser("search", help="Grid or random search over learning rate, batch size, epochs, weight decay.")
     s.add_argument("--space", action="append", metavar="NAME=V1,V2", help="Values to try, e.g. learning_rate=1e-4,3e-4")

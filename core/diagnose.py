@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.curves import curve_frames, start_record
+from core.i18n import DEFAULT
 
 CHANCE_BAND = 0.1
 """A loss within 10% of ln(classes) is a loss at chance."""
@@ -33,14 +34,31 @@ CLASS_GAP = 0.3
 MAX_EPOCHS = 20.0
 
 
+def _text(parts: list[tuple[str, dict[str, Any]]], lang: str | None) -> str:
+    from core.i18n import t
+
+    return "".join(t(key, lang, **params) for key, params in parts)
+
+
 @dataclass
 class Fix:
-    """One click: ``action`` 'retrain' (the run's config with ``train``/``model`` changed) or 'stop_keep_best'."""
+    """One click: ``action`` 'retrain' (the run's config with ``train``/``model`` changed), 'stop_keep_best'
+    (a live run) or 'keep_best_checkpoint' (a finished run's best checkpoint becomes its model)."""
 
-    label: str
+    label_key: str
+    label_params: dict[str, Any] = field(default_factory=dict)
     action: str = "retrain"
     train: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, lang: str | None = None) -> str:
+        """The button's words in ``lang`` (default: the environment's)."""
+        return _text([(self.label_key, self.label_params)], lang)
+
+    @property
+    def label(self) -> str:
+        """In English (run names, logs)."""
+        return self.text(DEFAULT)
 
     def cli_options(self) -> str:
         """The same change as options of ``python -m core train --config <run>/config.json``."""
@@ -53,14 +71,39 @@ class Fix:
 
 @dataclass
 class Finding:
+    """One finding, stored as catalog keys and parameters (core.i18n) so it reads in the reader's language."""
+
     kind: str
     """diverged, stuck, overfitting, underfitting, class_gap or healthy."""
     level: str
     """problem, warning or ok."""
-    title: str
-    detail: str
+    title_key: str
+    detail: list[tuple[str, dict[str, Any]]]
+    """The detail's sentences: (key, parameters) pairs, shown one after the other."""
     fixes: list[Fix] = field(default_factory=list)
     best_step: int | None = None
+
+    def title_text(self, lang: str | None = None) -> str:
+        return _text([(self.title_key, {})], lang)
+
+    def detail_text(self, lang: str | None = None) -> str:
+        return _text(self.detail, lang)
+
+    @property
+    def title(self) -> str:
+        """In English (logs, the CLI's JSON summary)."""
+        return self.title_text(DEFAULT)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What is stored: the English words, and the keys and parameters to show them in another language."""
+        return {
+            "kind": self.kind,
+            "level": self.level,
+            "title": self.title,
+            "detail": self.detail_text(DEFAULT),
+            "title_key": self.title_key,
+            "detail_parts": [[key, params] for key, params in self.detail],
+        }
 
 
 def diagnose(
@@ -72,10 +115,13 @@ def diagnose(
     message: str = "",
     label_names: list[str] | None = None,
     frames: tuple | None = None,
+    best_checkpoint_step: int | None = None,
 ) -> list[Finding]:
     """Findings for one run; ``state`` 'running' judges a run still training (no 'train longer' yet).
 
     ``frames`` is ``curve_frames(records)`` where the caller has it already (the live page shares one per run).
+    ``best_checkpoint_step``: the step of a finished run's best evaluation when its checkpoint is kept and is not
+    already the model (core.best_checkpoint): overfitting then offers to make it the model.
     """
     train, evals = frames if frames is not None else curve_frames(records)
     head = start_record(records)
@@ -95,7 +141,7 @@ def diagnose(
         stuck = _stuck(losses, steps, total, finished, len(label_names), tc, mc, results, evals, head)
         if stuck:
             return [stuck]
-    over = _overfitting(train, evals, finished)
+    over = _overfitting(train, evals, finished, best_checkpoint_step, results.get("model_step"))
     if over:
         found.append(over)
     elif finished and state == "finished":
@@ -106,13 +152,15 @@ def diagnose(
     if gap:
         found.append(gap)
     if not found and finished and len(losses):
-        found.append(Finding("healthy", "ok", "No problem found", _healthy_detail(train, evals)))
+        found.append(Finding("healthy", "ok", "diagnose.healthy.title", [_healthy_detail(train, evals)]))
     return found
 
 
 def diagnose_run(run) -> list[Finding]:
-    """``diagnose`` over a run folder (metrics, results, config, status and label names)."""
+    """``diagnose`` over a run folder (metrics, results, config, status, label names and checkpoints)."""
     import json
+
+    from core.best_checkpoint import best_checkpoint, best_step_of
 
     status = run.status()
     labels_path = run.data_dir / "labels.json"
@@ -120,6 +168,7 @@ def diagnose_run(run) -> list[Finding]:
         label_names = json.loads(labels_path.read_text(encoding="utf-8")).get("label_names")
     except (OSError, ValueError):
         label_names = None
+    finished = status.get("state") == "finished"
     return diagnose(
         run.metrics(),
         run.config().to_dict(),
@@ -127,6 +176,7 @@ def diagnose_run(run) -> list[Finding]:
         state=status.get("state", "finished"),
         message=status.get("message", ""),
         label_names=label_names,
+        best_checkpoint_step=best_step_of(run) if finished and best_checkpoint(run) else None,
     )
 
 
@@ -142,14 +192,23 @@ def fixed_config(config, fix: Fix, name_suffix: str = ""):
     return RunConfig.from_dict(raw)
 
 
-def format_findings(findings: list[Finding], config_path: str = "CONFIG") -> str:
+def format_findings(
+    findings: list[Finding], config_path: str = "CONFIG", run_id: str = "RUN", lang: str | None = None
+) -> str:
     """Plain text for the command line: one paragraph per finding, with the fix as a command."""
+    from core.i18n import t
+
     lines = []
     for f in findings:
-        lines.append(f"[{f.level}] {f.title}: {f.detail}")
+        lines.append(f"[{f.level}] {f.title_text(lang)}: {f.detail_text(lang)}")
         for fix in f.fixes:
             if fix.action == "retrain":
-                lines.append(f"    fix ({fix.label}): python -m core train --config {config_path} {fix.cli_options()}")
+                command = f"python -m core train --config {config_path} {fix.cli_options()}"
+            elif fix.action == "keep_best_checkpoint":
+                command = f"python -m core keep-best {run_id}"
+            else:
+                continue
+            lines.append("    " + t("diagnose.cli.fix", lang, fix=fix.text(lang), command=command))
     return "\n".join(lines)
 
 
@@ -165,16 +224,10 @@ def _lr(tc: dict[str, Any]) -> float:
 
 def _diverged(losses, tc, message: str, task: str, label_names) -> Finding | None:
     lower = _round(_lr(tc) / 10)
-    fix = [Fix(f"Retrain with learning rate {lower:g}", train={"learning_rate": lower})]
+    fix = [Fix("diagnose.fix.lower_lr", {"lr": lower}, train={"learning_rate": lower})]
     if "NaN" in message or "infinite" in message:
-        return Finding(
-            "diverged",
-            "problem",
-            "Training diverged",
-            f"The loss became NaN or infinite: the learning rate {_lr(tc):g} is too high for this model and data. "
-            f"Try {lower:g}.",
-            fix,
-        )
+        detail = [("diagnose.diverged.nan", {"lr": _lr(tc), "lower": lower})]
+        return Finding("diverged", "problem", "diagnose.diverged.title", detail, fix)
     if len(losses) < 6:
         return None
     start, low, end = float(np.mean(losses[:3])), float(np.min(losses)), float(np.mean(losses[-3:]))
@@ -182,15 +235,8 @@ def _diverged(losses, tc, message: str, task: str, label_names) -> Finding | Non
         task == "classification" and label_names and end > 1.5 * math.log(max(len(label_names), 2)) + 0.1
     )
     if (end > start * 1.1 and end > 2 * low) or worse_than_guessing:
-        return Finding(
-            "diverged",
-            "problem",
-            "The learning rate is too high",
-            f"The loss fell to {low:.3g}, then climbed back to {end:.3g}, above where it started ({start:.3g}): "
-            f"the steps are too large and the model is thrown off what it learned. Try a learning rate of "
-            f"{lower:g} (now {_lr(tc):g}).",
-            fix,
-        )
+        params = {"low": low, "end": end, "start": start, "lower": lower, "lr": _lr(tc)}
+        return Finding("diverged", "problem", "diagnose.lr_high.title", [("diagnose.lr_high.detail", params)], fix)
     return None
 
 
@@ -216,33 +262,28 @@ def _stuck(losses, steps, total, finished, classes, tc, mc, results, evals, head
         method=method,
         distill=bool(mc.get("teacher_run")),
     )
-    causes, fixes = [], []
+    detail = [("diagnose.stuck.detail", {"loss": float(np.mean(tail)), "classes": classes, "chance": chance})]
+    if accuracy is not None:
+        detail.append(("diagnose.stuck.accuracy", {"accuracy": accuracy}))
+    detail.append(("diagnose.stuck.causes", {}))
+    fixes = []
     if _lr(tc) < 0.5 * wanted["learning_rate"]:
-        causes.append(
-            f"the learning rate {_lr(tc):g} is far below what the {method} method needs ({wanted['learning_rate']:g})"
-        )
+        detail.append(("diagnose.stuck.cause.lr", {"lr": _lr(tc), "method": method, "wanted": wanted["learning_rate"]}))
         fixes.append(
             Fix(
-                f"Retrain with learning rate {wanted['learning_rate']:g}",
+                "diagnose.fix.lr",
+                {"lr": wanted["learning_rate"]},
                 train={"learning_rate": wanted["learning_rate"], "epochs": max(wanted["epochs"], tc.get("epochs", 1))},
             )
         )
     rows = head.get("train_examples")
     if rows is not None and rows < 50 * classes:
-        causes.append(f"there are only {rows} training rows for {classes} classes")
-    causes.append("the labels may not match the texts (shuffled, or the wrong column chosen as the label)")
-    shown = f"; validation accuracy {accuracy:.2f}" if accuracy is not None else ""
-    return Finding(
-        "stuck",
-        "problem",
-        "Nothing was learned",
-        f"The training loss stayed at {float(np.mean(tail)):.3f}, which is ln({classes}) = {chance:.3f}: what a "
-        f"model that guesses gets{shown}. Likely causes: " + "; ".join(causes) + ".",
-        fixes,
-    )
+        detail.append(("diagnose.stuck.cause.rows", {"rows": rows, "classes": classes}))
+    detail.append(("diagnose.stuck.cause.labels", {}))
+    return Finding("stuck", "problem", "diagnose.stuck.title", detail, fixes)
 
 
-def _overfitting(train, evals, finished: bool) -> Finding | None:
+def _overfitting(train, evals, finished: bool, kept_step: int | None, model_step: int | None) -> Finding | None:
     if "val_loss" not in evals or len(evals) < 3:
         return None
     val = evals["val_loss"].to_numpy(dtype=float)
@@ -256,21 +297,18 @@ def _overfitting(train, evals, finished: bool) -> Finding | None:
         return None  # both rising is not memorising: the divergence check looks at that
     fixes = [
         Fix(
-            "Retrain with early stopping (keeps the best model)",
+            "diagnose.fix.early_stopping",
             train={"early_stopping_patience": 2, "early_stopping_metric": "val_loss"},
         )
     ]
+    detail = [("diagnose.overfitting.detail", {"step": best_step, "best": float(val[best]), "last": float(val[-1])})]
     if not finished:
-        fixes.insert(0, Fix("Stop and keep best", action="stop_keep_best"))
-    return Finding(
-        "overfitting",
-        "warning",
-        "The model is memorising the training data (overfitting)",
-        f"The best model was at step {best_step} (validation loss {val[best]:.3f}). After it, the validation loss "
-        f"rose to {val[-1]:.3f} while the training loss kept falling.",
-        fixes,
-        best_step=best_step,
-    )
+        fixes.insert(0, Fix("diagnose.fix.stop_keep_best", action="stop_keep_best"))
+    elif kept_step is not None:
+        fixes.insert(0, Fix("diagnose.fix.keep_best_checkpoint", {"step": kept_step}, action="keep_best_checkpoint"))
+    if finished and model_step is not None:
+        detail.append(("diagnose.overfitting.model_is_best", {"step": model_step}))
+    return Finding("overfitting", "warning", "diagnose.overfitting.title", detail, fixes, best_step=best_step)
 
 
 def _underfitting(train, evals, tc, head) -> Finding | None:
@@ -290,18 +328,13 @@ def _underfitting(train, evals, tc, head) -> Finding | None:
     epochs = float(tc.get("epochs") or 1.0)
     if tc.get("max_steps"):
         more = {"max_steps": int(tc["max_steps"]) * 2}
-        what = f"{more['max_steps']} steps"
+        what = ("diagnose.more_steps", {"steps": more["max_steps"]})
     else:
         more = {"epochs": min(MAX_EPOCHS, max(epochs + 1, epochs * 2))}
-        what = f"{more['epochs']:g} epochs"
-    return Finding(
-        "underfitting",
-        "warning",
-        "Still improving: train longer",
-        f"The loss was still falling clearly when the run ended, so more training will likely give a better model. "
-        f"Try {what} (this run: {epochs:g} epochs).",
-        [Fix(f"Retrain with {what}", train=more)],
-    )
+        what = ("diagnose.more_epochs", {"epochs": more["epochs"]})
+    detail = [("diagnose.underfitting.detail", {}), what, ("diagnose.underfitting.this_run", {"epochs": epochs})]
+    fix = Fix("diagnose.fix.more_steps" if "max_steps" in more else "diagnose.fix.more_epochs", what[1], train=more)
+    return Finding("underfitting", "warning", "diagnose.underfitting.title", detail, [fix])
 
 
 def _class_gap(records, results, label_names) -> Finding | None:
@@ -315,13 +348,8 @@ def _class_gap(records, results, label_names) -> Finding | None:
     hi, lo = int(np.argmax(recall)), int(np.argmin(recall))
     if recall[hi] - recall[lo] <= CLASS_GAP:
         return None
-    return Finding(
-        "class_gap",
-        "warning",
-        "Some classes are found far less often",
-        f"The model recognises '{names[hi]}' in {recall[hi]:.0%} of cases but '{names[lo]}' in only "
-        f"{recall[lo]:.0%}. Add examples of '{names[lo]}', check that its labels are right, or train longer.",
-    )
+    params = {"high": str(names[hi]), "high_recall": recall[hi], "low": str(names[lo]), "low_recall": recall[lo]}
+    return Finding("class_gap", "warning", "diagnose.class_gap.title", [("diagnose.class_gap.detail", params)])
 
 
 def _loss_near(train, step: int) -> float:
@@ -332,13 +360,11 @@ def _loss_near(train, step: int) -> float:
     return float(window.mean()) if len(window) else math.nan
 
 
-def _healthy_detail(train, evals) -> str:
+def _healthy_detail(train, evals) -> tuple[str, dict[str, Any]]:
     if "val_loss" in evals and len(evals):
-        return (
-            f"The validation loss went from {evals['val_loss'].iloc[0]:.3f} to {evals['val_loss'].iloc[-1]:.3f} "
-            f"over {len(evals)} evaluations and ended at (or near) its best: the run learned and settled."
-        )
-    return "The training loss fell and settled."
+        params = {"first": evals["val_loss"].iloc[0], "last": evals["val_loss"].iloc[-1], "n": len(evals)}
+        return "diagnose.healthy.detail", {k: float(v) if k != "n" else int(v) for k, v in params.items()}
+    return "diagnose.healthy.detail_train", {}
 
 
 def _round(lr: float) -> float:

@@ -376,6 +376,8 @@ class Recipe:
             on=fastpath.enabled(tc.fast_path),
         )
         self.scheduler = components.build_scheduler(self.optimizer, tc, total_steps)
+        if hasattr(self.scheduler, "use_clock"):  # a time budget's plan times the loop's own budget clock
+            self.scheduler.use_clock(lambda: time.perf_counter() - self.s.started)
         self.step = TrainStep(
             model,
             bundle.model,
@@ -619,16 +621,19 @@ class Recipe:
         keep_best = (tc.early_stopping_patience > 0 or self.stop.keep_best) and p.best_step
         if not (run.checkpoints_dir / f"step-{p.step:06d}").exists():
             self.save_checkpoint()
+        weights_step = p.step
         if keep_best and p.best_step != p.step:
             best = run.checkpoints_dir / f"step-{p.best_step:06d}"
             if best.exists():
                 load_weights(self.bundle.model, best)
+                weights_step = p.best_step
                 message += f" Restored the best model (step {p.best_step})."
         writer.set_status(**i18n.message("run.status.saving"))
         trim_host_memory()
         tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
         try:
-            save_model(self.bundle, tmp, {"run_id": run.id, "step": p.step, "best_step": p.best_step})
+            save_model(self.bundle, tmp, {"run_id": run.id, "step": p.step, "best_step": p.best_step,
+                                         "weights_step": weights_step})  # fmt: skip
         except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)  # a half-saved model must not be mistaken for one
             if isinstance(err, OSError) and err.errno == errno.ENOSPC:

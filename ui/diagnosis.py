@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.diagnose import Finding, diagnose, fixed_config
+from ui.i18n import language, t
 from ui.safe import md
 
 _ICON = {"problem": ":material/error:", "warning": ":material/warning:", "ok": ":material/check_circle:"}
@@ -15,7 +16,10 @@ def show_diagnosis(run, records=None, *, frames=None, key: str = "") -> None:
 
     ``records`` and ``frames`` (the curve tables) are passed where the page has them already.
     """
+    from core.best_checkpoint import best_checkpoint, best_step_of
+
     status = run.status()
+    finished = status.get("state") == "finished"
     findings = diagnose(
         run.metrics() if records is None else records,
         run.config_dict(),
@@ -24,7 +28,13 @@ def show_diagnosis(run, records=None, *, frames=None, key: str = "") -> None:
         message=status.get("message", ""),
         label_names=label_names_of(run),
         frames=frames,
+        best_checkpoint_step=best_step_of(run) if finished and best_checkpoint(run) else None,
     )
+    from ui import keys
+
+    done = st.session_state.get(keys.DIAGNOSIS_DONE)
+    if done and done[0] == run.id:
+        st.success(st.session_state.pop(keys.DIAGNOSIS_DONE)[1], icon=":material/check_circle:")
     for i, finding in enumerate(findings):
         _finding(run, finding, f"{key}{run.id}_{i}")
 
@@ -41,22 +51,25 @@ def label_names_of(run) -> list[str] | None:
 
 def _finding(run, finding: Finding, key: str) -> None:
     box = {"problem": st.error, "warning": st.warning}.get(finding.level, st.success)
-    # Details can hold class names from the user's data: escaped (ui.safe.md), shown as typed.
-    box(f"**{md(finding.title)}.** {md(finding.detail)}", icon=_ICON.get(finding.level))
+    lang = language()
+    # Details can hold class names from the user's data: every part's parameters escaped (ui.safe.md).
+    parts = [(k, {n: md(v) if isinstance(v, str) else v for n, v in p.items()}) for k, p in finding.detail]
+    detail = "".join(t(k, **p) for k, p in parts)
+    box(t("diagnosis.finding", title=md(finding.title_text(lang)), detail=detail), icon=_ICON.get(finding.level))
     if not finding.fixes:
         return
     cols = st.columns(len(finding.fixes))
     for col, (j, fix) in zip(cols, enumerate(finding.fixes)):
-        if col.button(fix.label, key=f"fix_{key}_{j}", help=md(_help(fix))):
+        if col.button(fix.text(lang), key=f"fix_{key}_{j}", help=md(_help(fix))):
             _apply(run, fix)
 
 
 def _help(fix) -> str:
     if fix.action == "stop_keep_best":
-        return "Stop this run now and keep the model of its best evaluation."
-    return "Start a new run with the same data and settings, changed as follows: " + ", ".join(
-        f"{k} = {v}" for k, v in {**fix.model, **fix.train}.items()
-    )
+        return t("diagnosis.help.stop_keep_best")
+    if fix.action == "keep_best_checkpoint":
+        return t("diagnosis.help.keep_best_checkpoint", **fix.label_params)
+    return t("diagnosis.help.retrain", changes=", ".join(f"{k} = {v}" for k, v in {**fix.model, **fix.train}.items()))
 
 
 def _apply(run, fix) -> None:
@@ -68,15 +81,26 @@ def _apply(run, fix) -> None:
 
     if fix.action == "stop_keep_best":
         registry().stop(run.id, keep_best=True)
-        st.toast("Stopping; the best model will be kept.")
+        st.toast(t("diagnosis.toast.stopping"))
         return
+    if fix.action == "keep_best_checkpoint":
+        from core.best_checkpoint import keep_best_checkpoint
+
+        try:
+            with st.spinner(t("diagnosis.doing.keep_best")):
+                keep_best_checkpoint(run)
+        except WorkbenchError as err:
+            show_error(err, t("diagnosis.doing.keep_best"))
+            return
+        st.session_state[keys.DIAGNOSIS_DONE] = (run.id, t("diagnosis.toast.kept", **fix.label_params))
+        st.rerun()
     try:
         config = fixed_config(run.config(), fix, name_suffix=fix.label.lower())
         preflight(config, run_store().root)
     except WorkbenchError as err:
-        show_error(err, "preparing the fixed run")
+        show_error(err, t("diagnosis.doing.retrain"))
         return
     job, created = registry().start(config)
     if not created:
-        st.session_state[keys.FLASH] = f"A run is already training on this device ({job.run_id}); wait or stop it."
+        st.session_state[keys.FLASH] = t("diagnosis.flash.busy", run=job.run_id)
     st.switch_page(nav.TRAIN.path, query_params={RUN_PARAM: job.run_id})

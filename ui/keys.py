@@ -8,6 +8,7 @@ from __future__ import annotations
 
 FLASH = "flash"  # a warning the Train page shows once, after the rerun that follows Start or Resume
 TUNE_FLASH = "tune_flash"  # the same on the Tune page
+DIAGNOSIS_DONE = "diagnosis_done"  # (run id, message) of a diagnosis fix applied in place, shown after the rerun
 TRAIN_DATASET = "train_dataset"  # the dataset the Train page opens with (set by Home's sample and the Data page)
 SIDEBAR_LINES = "sidebar_lines"  # how many elements the sidebar's running-job fragment wrote last time
 SHOW_FORM = "show_form"  # the Train page's "Set up a new run" toggle (Home folds it when it opens the page)
