@@ -64,16 +64,17 @@ def write_data(folder: Path, rows: int) -> dict[str, Path]:
 
 def run_case(store, task: str, method: str, data: Path, rows: int, extra_model: dict | None = None) -> dict:
     from core.config import RunConfig
-    from core.defaults import recommended_train_settings
+    from core.defaults import defaults_for, model_outline
     from core.training import train
 
     model = {"task": task, "method": "full" if method == "distill" else method, **(extra_model or {})}
     if method == "freeze":
         model.update(freeze_layers=3, freeze_embeddings=True)  # what the Train page offers: half the layers
     source = model.get("source", "default")
-    settings = recommended_train_settings(
-        task, source, int(rows * 0.8), method=model["method"], distill=method == "distill"
-    )
+    # What the CLI and the Train page give: the same facts (rows, the model's outline) into the same function.
+    outline = model_outline(source, task, store.root)
+    settings = defaults_for(task, source, int(rows * 0.8), method=model["method"], outline=outline,
+                            distill=method == "distill")  # fmt: skip
     config = RunConfig.from_dict({"data": {"train_path": str(data)}, "model": model, "train": settings})
     run = store.create(config)
     clock = _PhaseClock()
@@ -136,7 +137,11 @@ def main() -> None:
         extra: dict = {}
         if method == "distill":
             if teacher is None:
-                teacher = run_case(store, "classification", "full", data["classification"], args.rows)["run"]
+                teacher_row = run_case(store, "classification", "full", data["classification"], args.rows)
+                teacher_row.update(method="full (the teacher)", load=round(common.load_average(), 2))
+                rows.append(teacher_row)
+                print(json.dumps(teacher_row), flush=True)
+                teacher = teacher_row["run"]
             extra = {"teacher_run": teacher, "student_layers": 3}
         if task == "generation" and method in ("prefix", "prompt", "lora", "full"):
             if base is None:

@@ -87,6 +87,9 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         raw["train"].update(
             defaults_for(task, source, rows, method=method, outline=outline, distill=bool(given.get("model.teacher_run")))
         )
+        if method in ("lora", "qlora") and outline is not None:  # the rank and layers the page's form shows
+            raw["model"].update(lora_r=outline.lora_rank, lora_alpha=outline.lora_alpha)
+            raw["model"]["lora_targets"] = list(outline.lora_default)
     for key, value in given.items():
         section, name = key.split(".", 1)
         raw[section][name] = value

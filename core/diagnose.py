@@ -224,7 +224,7 @@ def _lr(tc: dict[str, Any]) -> float:
 
 def _diverged(losses, tc, message: str, task: str, label_names) -> Finding | None:
     lower = _round(_lr(tc) / 10)
-    fix = [Fix("diagnose.fix.lower_lr", {"lr": lower}, train={"learning_rate": lower})]
+    fix = [Fix("diagnose.fix.lr", {"lr": lower}, train={"learning_rate": lower})]
     if "NaN" in message or "infinite" in message:
         detail = [("diagnose.diverged.nan", {"lr": _lr(tc), "lower": lower})]
         return Finding("diverged", "problem", "diagnose.diverged.title", detail, fix)

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.defaults import recommended_lora
 from core.errors import TASKS, ModelError
 
 
@@ -26,6 +27,8 @@ class ModelOutline:
     lora_default: list[str]
     max_positions: int
     parameters: int
+    lora_rank: int = 8
+    lora_alpha: int = 16
 
 
 def outline_model(source: str, task: str, *, runs_root: Path | None = None, trust_remote_code: bool = False):
@@ -84,13 +87,17 @@ def outline_model(source: str, task: str, *, runs_root: Path | None = None, trus
         ) from None
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
     limits = [int(x) for n in ("max_position_embeddings", "n_positions") if isinstance(x := getattr(config, n, 0), int)]
+    candidates = models.lora_target_candidates(model)
+    lora = recommended_lora(task, source, candidates)  # LoRA's rank and layers where this model wants others
     return ModelOutline(
         source=source,
         task=task,
         description=description,
         layers=int(layers),
-        lora_candidates=models.lora_target_candidates(model),
-        lora_default=models.default_lora_targets(model),
+        lora_candidates=candidates,
+        lora_default=lora.get("lora_targets") or models.default_lora_targets(model),
+        lora_rank=lora.get("lora_r", 8),
+        lora_alpha=lora.get("lora_alpha", 16),
         # The generation default is built with as many positions as the run's max length asks for.
         max_positions=8192 if source == "default" and task == "generation" else max([*limits, 0]) or 512,
         parameters=sum(p.numel() for p in model.parameters()),

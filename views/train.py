@@ -193,15 +193,18 @@ def choose_method(task: str, shape) -> dict:
     elif method in ("lora", "qlora"):
         c = st.columns(4)
         out["lora_r"] = int(
-            c[0].number_input(t("trainpage.lora.rank"), 1, 512, 8, key="lora_r", help=t("trainpage.lora.rank.help"))
+            c[0].number_input(
+                t("trainpage.lora.rank"), 1, 512, shape.lora_rank, key=f"lora_r_{shape.source}",
+                help=t("trainpage.lora.rank.help"),
+            )
         )
         out["lora_alpha"] = int(
             c[1].number_input(
                 t("trainpage.lora.alpha"),
                 1,
                 4096,
-                16,
-                key="lora_alpha",
+                shape.lora_alpha,
+                key=f"lora_alpha_{shape.source}",
                 help=t("trainpage.lora.alpha.help"),
             )
         )

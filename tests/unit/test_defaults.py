@@ -84,6 +84,22 @@ def test_the_cli_passes_the_models_size_and_length_like_the_page(tmp_path, minil
     assert model_outline(str(tmp_path / "nothing"), "classification") is None
 
 
+def test_lora_on_the_from_scratch_model_adapts_every_linear_layer_in_the_cli_and_the_form():
+    from core.defaults import model_outline
+
+    stories = str(SAMPLES / "stories.txt")
+    outline = model_outline("default", "generation")  # what the page's LoRA fields start from
+    cfg = _config_from_args(build_parser().parse_args(["train", "--data", stories, "--task", "generation",
+                                                       "--method", "lora"]))  # fmt: skip
+    assert (cfg.model.lora_r, cfg.model.lora_alpha) == (outline.lora_rank, outline.lora_alpha) == (32, 64)
+    assert sorted(cfg.model.lora_targets) == sorted(outline.lora_default) == ["c_attn", "c_fc", "c_proj"]
+    given = ["train", "--data", stories, "--task", "generation", "--method", "lora", "--lora-r", "4"]
+    assert _config_from_args(build_parser().parse_args(given)).model.lora_r == 4  # the user's option wins
+    # A pretrained model keeps LoRA's usual rank and attention projections.
+    minilm = model_outline("default", "classification")
+    assert (minilm.lora_rank, minilm.lora_default) == (8, ["query", "value"])
+
+
 # ----------------------------------------------------------------------------------------------- they learn
 def _train(workspace, data, model, settings):
     from core.config import RunConfig
@@ -145,13 +161,22 @@ def test_generation_methods_learn_with_their_defaults(workspace):
     """From scratch (full, freeze, LoRA), then prefix and prompt tuning of that model on the QA pairs."""
     stories, qa = SAMPLES / "stories.txt", SAMPLES / "qa.csv"
     base = None
+    from core.defaults import model_outline, recommended_lora
+
+    outline = model_outline("default", "generation")
+    # The LoRA the page's form and the CLI give this model: rank 32 on every linear layer of the blocks.
+    assert recommended_lora("generation", "default", outline.lora_candidates)["lora_r"] == outline.lora_rank == 32
+    assert set(outline.lora_default) == {"c_attn", "c_proj", "c_fc"}
     for method in ("full", "lora"):
         settings = recommended_train_settings("generation", "default", 1000, method=method)
-        run, result = _train(workspace, stories, {"task": "generation", "method": method}, settings)
+        model = {"task": "generation", "method": method}
+        if method == "lora":
+            model.update(lora_r=outline.lora_rank, lora_alpha=outline.lora_alpha, lora_targets=outline.lora_default)
+        run, result = _train(workspace, stories, model, settings)
         vocab = 4096  # the tiny GPT-2's BPE: a model that knows nothing has perplexity about this
-        # LoRA on a from-scratch model learns only through its low-rank adapters on random weights: well above
-        # chance (437 measured against 4,096) but not as far as full fine-tuning (below a twentieth of it).
-        bound = vocab / 20 if method == "full" else vocab / 5
+        # LoRA on a from-scratch model learns only through adapters on random weights: rank 8 on c_attn alone
+        # reached 437; rank 32 on every linear layer 128 (a loaded machine, seed 0). Full fine-tuning: below a twentieth.
+        bound = vocab / 20 if method == "full" else vocab / 24  # 171: 128 with a third of margin
         assert result.results["test"]["perplexity"] < bound, (method, result.results["test"])
         base = base or run
     before = evaluate_run(base, file=qa).metrics["perplexity"]
