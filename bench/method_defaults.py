@@ -164,17 +164,17 @@ def main() -> None:
         common.table(
             rows,
             [
-                ("task", "task", "{}"),
-                ("method", "method", "{}"),
-                ("lr", "lr", "{:.0e}"),
-                ("epochs", "epochs", "{:g}"),
-                ("batch", "batch", "{}"),
-                ("steps", "steps", "{}"),
-                ("metric", "metric", "{}"),
-                ("score", "score", "{:.3f}"),
-                ("train_s", "train s", "{:.0f}"),
-                ("pause_share", "eval+ckpt", "{:.1%}"),
-                ("load", "load", "{:.1f}"),
+                ("task", "task", ""),
+                ("method", "method", ""),
+                ("lr", "lr", ".0e"),
+                ("epochs", "epochs", "g"),
+                ("batch", "batch", ""),
+                ("steps", "steps", ""),
+                ("metric", "metric", ""),
+                ("score", "score", ".3f"),
+                ("train_s", "train s", ".0f"),
+                ("pause_share", "eval+ckpt", ".1%"),
+                ("load", "load", ".1f"),
             ],
         )
     )
