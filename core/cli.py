@@ -85,7 +85,9 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         # The model's size and longest input, read from its config as the page does (None if unreadable).
         outline = model_outline(source, task, _runs_root(args), bool(given.get("model.trust_remote_code")))
         raw["train"].update(
-            defaults_for(task, source, rows, method=method, outline=outline, distill=bool(given.get("model.teacher_run")))
+            defaults_for(
+                task, source, rows, method=method, outline=outline, distill=bool(given.get("model.teacher_run"))
+            )
         )
         if method in ("lora", "qlora") and outline is not None:  # the rank and layers the page's form shows
             raw["model"].update(lora_r=outline.lora_rank, lora_alpha=outline.lora_alpha)

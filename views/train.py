@@ -194,7 +194,11 @@ def choose_method(task: str, shape) -> dict:
         c = st.columns(4)
         out["lora_r"] = int(
             c[0].number_input(
-                t("trainpage.lora.rank"), 1, 512, shape.lora_rank, key=f"lora_r_{shape.source}",
+                t("trainpage.lora.rank"),
+                1,
+                512,
+                shape.lora_rank,
+                key=f"lora_r_{shape.source}",
                 help=t("trainpage.lora.rank.help"),
             )
         )

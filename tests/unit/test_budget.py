@@ -31,7 +31,6 @@ class FakeClock:
             self.now += self.per_eval  # evaluations take time the budget does not count
 
 
-
 def test_plan_decays_to_zero_at_the_steps_the_budget_allows():
     clock = FakeClock(per_step=2.0)
     model = torch.nn.Linear(2, 1)
