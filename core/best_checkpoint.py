@@ -61,19 +61,14 @@ def keep_best_checkpoint(run, device: str = "cpu") -> dict[str, Any]:
     from core.training import replace_folder
 
     if run.status().get("state") != "finished" or not run.has_model():
-        raise TrainingError(
-            f"Run '{run.id}' has not finished: its best model is kept when it stops.",
-            hint="Use 'Stop and keep best' while it trains.",
-        )
+        raise TrainingError("error.keep_best.not_finished", hint="error.hint.keep_best.live", run=run.id)
     best = best_step_of(run)
     folder = best_checkpoint(run)
     if folder is None:
         if best is not None and model_step_of(run) == best:
-            raise TrainingError(f"The model of run '{run.id}' is already its best checkpoint (step {best}).")
+            raise TrainingError("error.keep_best.already", run=run.id, step=best)
         raise TrainingError(
-            f"Run '{run.id}' has no checkpoint of its best evaluation"
-            + (f" (step {best})." if best is not None else "."),
-            hint="Retrain with early stopping: it saves a checkpoint at each evaluation and keeps the best one.",
+            "error.keep_best.no_checkpoint", hint="error.hint.keep_best.early_stopping", run=run.id, step=best or 0
         )
     meta = json.loads((run.model_dir / META_FILE).read_text(encoding="utf-8"))
     tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
