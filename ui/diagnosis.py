@@ -34,7 +34,8 @@ def show_diagnosis(run, records=None, *, frames=None, key: str = "") -> None:
 
     done = st.session_state.get(keys.DIAGNOSIS_DONE)
     if done and done[0] == run.id:
-        st.success(st.session_state.pop(keys.DIAGNOSIS_DONE)[1], icon=":material/check_circle:")
+        step = int(st.session_state.pop(keys.DIAGNOSIS_DONE)[1])
+        st.success(t("diagnosis.toast.kept", step=step), icon=":material/check_circle:")
     for i, finding in enumerate(findings):
         _finding(run, finding, f"{key}{run.id}_{i}")
 
@@ -60,7 +61,8 @@ def _finding(run, finding: Finding, key: str) -> None:
         return
     cols = st.columns(len(finding.fixes))
     for col, (j, fix) in zip(cols, enumerate(finding.fixes)):
-        if col.button(fix.text(lang), key=f"fix_{key}_{j}", help=md(_help(fix))):
+        # The words are the catalog's, filled with numbers (steps, epochs, a rate): no outside text to escape.
+        if col.button(md(fix.text(lang)), key=f"fix_{key}_{j}", help=md(_help(fix))):
             _apply(run, fix)
 
 
@@ -92,7 +94,7 @@ def _apply(run, fix) -> None:
         except WorkbenchError as err:
             show_error(err, t("diagnosis.doing.keep_best"))
             return
-        st.session_state[keys.DIAGNOSIS_DONE] = (run.id, t("diagnosis.toast.kept", **fix.label_params))
+        st.session_state[keys.DIAGNOSIS_DONE] = (run.id, fix.label_params["step"])
         st.rerun()
     try:
         config = fixed_config(run.config(), fix, name_suffix=fix.label.lower())

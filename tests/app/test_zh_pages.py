@@ -134,11 +134,6 @@ def zh(zh_workspace, monkeypatch) -> Path:
 OUTSIDE = ("run-full", "run-lora", "positive", "negative", DATASET, "文本", "标签", "toy.csv", TYPED)
 QUERY = {nav.EVALUATE: {"run": "run-full"}, nav.PLAYGROUND: {"run": "run-lora"}, nav.RUNS: {"run": "run-lora"}}
 QUERY[nav.TRAIN] = {"dataset": DATASET}
-# English that comes from another engineer's helper (issue 16 is split by file owner), by a piece of its text. The
-# test fails on any other English, and on a piece listed here that no longer shows (then remove it from the list).
-WAITING_TEXTS = {
-    nav.COMPARE.path: {"Some classes are found far less often": "core/diagnose.py (defaults2)"},
-}
 
 
 def drive(at, ref: nav.PageRef, evaluate: str = "开始评估"):
@@ -160,13 +155,7 @@ def test_every_page_in_chinese_has_no_english_prose(zh, ref):
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     found = leftovers(at, OUTSIDE)
-    waiting = WAITING_TEXTS.get(ref.path, {})
-    unexplained = [f for f in found if not any(piece in f for piece in waiting)]
-    assert not unexplained, f"English left on {ref.title} in Chinese:\n" + "\n".join(unexplained)
-    translated = [piece for piece in waiting if not any(piece in f for f in found)]
-    assert not translated, f"now in Chinese, remove from WAITING_TEXTS: {translated}"
-    if found:
-        pytest.xfail("English from other engineers' files: " + "; ".join(sorted(set(waiting.values()))))
+    assert not found, f"English left on {ref.title} in Chinese:\n" + "\n".join(found)
 
 
 def test_the_detector_finds_english_on_the_english_pages(zh):
