@@ -30,14 +30,16 @@ STAGING_GRACE_S = 3600.0
 _MAX_NAME = 60
 _MAX_SHOWN_NAME = 120
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# Letters and digits of any script (a Chinese user names a dataset 评论样例), "_", "." and "-": no separators,
+# spaces, control, bidi or format characters.
+_UNSAFE = re.compile(r"[^\w.-]+")
 # Device names Windows refuses as file names; harmless elsewhere, but a shared workspace may move.
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 def safe_name(raw: str, fallback: str = "dataset") -> str:
     """A folder/file name that cannot escape its parent: last path part only, safe characters, no leading dot."""
-    text = str(raw or "").replace("\\", "/").split("/")[-1]
+    text = unicodedata.normalize("NFC", str(raw or "")).replace("\\", "/").split("/")[-1]
     text = _UNSAFE.sub("-", text.strip())
     text = re.sub(r"-{2,}", "-", text).strip("-. ")[:_MAX_NAME].strip("-. ")
     if not text or text.split(".")[0].lower() in _RESERVED:

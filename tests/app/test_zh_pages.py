@@ -22,7 +22,7 @@ from ui import nav
 
 ROOT = Path(__file__).resolve().parents[2]
 ZH_SAMPLE = ROOT / "data" / "samples" / "sentiment_zh.csv"
-DATASET = "reviews-zh"  # (a Chinese name is stored as "dataset" today: core.datasets.safe_name keeps ASCII)
+DATASET = "评论样例"  # a Chinese dataset name is kept as it is
 TYPED = "这家餐厅的味道很好，服务也很热情。"
 
 # Terms a Chinese page keeps in Latin letters, as Chinese practitioners write them: names of models, methods,

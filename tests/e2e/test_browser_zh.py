@@ -113,7 +113,7 @@ def zh(key: str, **params) -> str:
 TITLE_KEYS = {ref.path: "app.title" if ref == nav.HOME else f"nav.page.{ref.path[6:-3]}" for ref in nav.ALL}
 
 
-DATASET = "reviews-zh"  # a Chinese name would be stored as "dataset" today (core.datasets.safe_name keeps ASCII)
+DATASET = "reviews-zh"
 # Streamlit loads a widget's code the first time the page shows one, with a grey placeholder until then.
 WIDGETS_LOADED = """() => !document.querySelector("[data-testid='stSkeleton'], [data-testid='stAppSkeleton']")"""
 # Every chart on the page has drawn its SVG (plotly draws after the script run has ended).

@@ -38,6 +38,13 @@ def test_safe_name_never_escapes_or_hides(hostile):
     assert name.lower() != "con"
 
 
+def test_safe_name_keeps_letters_of_every_script():
+    assert safe_name("评论样例") == "评论样例"
+    assert safe_name("レビュー 2024.csv") == "レビュー-2024.csv"
+    assert safe_name("評論\u202e/../x") == "x"  # the last path part only
+    assert safe_name("好评\u202e差评") == "好评-差评"  # a bidi control is not a letter
+
+
 def test_save_hostile_names_stay_inside_the_store(workspace):
     store = DatasetStore()
     for hostile in ("../../outside", "/abs/path/evil", "..", "x/../../../y"):
