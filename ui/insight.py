@@ -208,7 +208,8 @@ def slices_section(report) -> None:
             name=t("insight.calibration.accuracy"),
         )
     )
-    fig.update_traces(texttemplate=t("insight.slice.bar_rows"), textposition="outside")
+    # Plotly's own template field, given as the parameter: the catalog's text keeps str.format's {n}.
+    fig.update_traces(texttemplate=t("insight.slice.bar_rows", n="%{text}"), textposition="outside")
     fig.update_layout(
         title=t("insight.slice.chart", column=plot_text(builtin.get(column, str(column))[:40])),
         height=300,
@@ -217,8 +218,20 @@ def slices_section(report) -> None:
         xaxis={"type": "category"},
     )
     st.plotly_chart(fig, key="slices_chart")
-    st.dataframe(sliced.round(4), hide_index=True, width="stretch")
+    st.dataframe(sliced.round(4).rename(columns=_slice_columns()), hide_index=True, width="stretch")
     st.caption(md(bias.slice_reading(sliced, builtin.get(column, str(column)), language())))
+
+
+def _slice_columns() -> dict[str, str]:
+    """The slice table's headers in the reader's language."""
+    return {
+        "group": t("insight.slice.col.group"),
+        "rows": t("insight.slice.col.rows"),
+        "accuracy": t("insight.slice.col.accuracy"),
+        "mean_abs_error": t("insight.slice.col.mean_abs_error"),
+        "rest": t("insight.slice.col.rest"),
+        "gap": t("insight.slice.col.gap"),
+    }
 
 
 # --------------------------------------------------------------------------------------------- swap test

@@ -81,6 +81,11 @@ def test_evaluate_saves_a_threshold_and_runs_the_swap_test(trained):
         decision = load_decision(run.model_dir)
         assert decision is not None and decision.band == 0.1 and decision.positive == "positive"
         assert any(m.label == "Expected calibration error" for m in at.metric)  # still evaluated after the save
+        # The slice chart's bar labels are plotly's template filled with the catalog's words, not the key.
+        (chart,) = [c for c in at.get("plotly_chart") if c.proto.id and "slices_chart" in c.proto.id]
+        assert json.loads(chart.proto.spec)["data"][0]["texttemplate"] == "%{text} rows"
+        slices = next(df.value for df in at.dataframe if "the other rows" in df.value.columns)
+        assert list(slices.columns) == ["group", "rows", "accuracy", "the other rows", "gap"]
 
         widget(at.radio, "Word pairs").set_value("own")
         at.run()
