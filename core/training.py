@@ -290,7 +290,9 @@ class RunState:
 
     progress: Progress = field(default_factory=Progress)
     state: str = "finished"  # finished | stopped | budget | early
-    message: str = "Training finished."
+    # How the run ended, as a catalog message (key, then a hint key or None, then parameters), so the Runs page
+    # says it in the reader's language.
+    ending: tuple[str, str | None, dict[str, Any]] = ("run.status.finished", None, {})
     started: float = 0.0  # perf_counter at the start, moved forward by evaluation time
     window: _Window | None = None
     last_good: dict[str, Any] | None = None  # the last metrics line written
@@ -457,10 +459,10 @@ class Recipe:
             # Every process must leave the loop at the same step, or the others wait forever in a collective.
             stop_now, over_budget = _agree(stop_now, over_budget, self.device)
         if stop_now:
-            s.state, s.message = "stopped", "Stopped by the user."
+            s.state, s.ending = "stopped", ("run.status.stopped_by_user", None, {})
         elif over_budget:
             s.state = "budget"
-            s.message = f"Time budget of {tc.time_budget_min:g} minutes reached; the model so far was kept."
+            s.ending = ("run.status.budget_reached", None, {"minutes": tc.time_budget_min})
         return not s.running
 
     def train_step(self, global_index: np.ndarray, closes: bool, b_index: int) -> bool:
@@ -562,7 +564,7 @@ class Recipe:
             fast_path=self.fast.on,
         )
         if scores is None:
-            s.state, s.message = "stopped", "Stopped by the user during evaluation."
+            s.state, s.ending = "stopped", ("run.status.stopped_in_evaluation", None, {})
             return
         names = self.prepared.label_names
         metrics = {f"val_{k}": v for k, v in metrics_from_scores(scores, self.val_data, self.task, names).items()}
@@ -580,10 +582,8 @@ class Recipe:
         s.window.t += time.perf_counter() - t_eval
         if tc.early_stopping_patience and p.bad_evals >= tc.early_stopping_patience:
             s.state = "early"
-            s.message = (
-                f"Early stopping: {tc.early_stopping_metric} did not improve for "
-                f"{tc.early_stopping_patience} evaluations; the best (step {p.best_step}) was kept."
-            )
+            params = {"metric": tc.early_stopping_metric, "patience": tc.early_stopping_patience, "step": p.best_step}
+            s.ending = ("run.status.early_stopped", None, params)
 
     def _improved(self, value: float) -> bool:
         best = self.s.progress.best_metric
@@ -612,12 +612,12 @@ class Recipe:
         run, writer, s, p, tc = self.run, self.writer, self.s, self.s.progress, self.tc
         if writer is None:
             state = "finished" if s.state in ("finished", "budget", "early") else s.state
-            return TrainResult(run.id, state, s.message, p.step)
+            return TrainResult(run.id, state, i18n.message(s.ending[0], s.ending[1], **s.ending[2])["message"], p.step)
         if p.step == 0:
             writer.set_status("stopped", **i18n.message("run.status.stopped_empty"))
             return TrainResult(run.id, "stopped", "nothing to keep")
         s.window.check(p.step)
-        message = s.message
+        key, hint, params = s.ending
         keep_best = (tc.early_stopping_patience > 0 or self.stop.keep_best) and p.best_step
         if not (run.checkpoints_dir / f"step-{p.step:06d}").exists():
             self.save_checkpoint()
@@ -627,7 +627,7 @@ class Recipe:
             if best.exists():
                 load_weights(self.bundle.model, best)
                 weights_step = p.best_step
-                message += f" Restored the best model (step {p.best_step})."
+                hint, params = "run.status.restored_best", {**params, "best": p.best_step}
         writer.set_status(**i18n.message("run.status.saving"))
         trim_host_memory()
         tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
@@ -655,8 +655,9 @@ class Recipe:
             results.update(comparison_results(run, self.device))  # student vs teacher, only for a distilled run
         run.write_results(results)
         write_model_card(run.model_dir)  # again, now with the scores
-        writer.set_status(final_state, message=message)
-        return TrainResult(run.id, final_state, message, p.step, p.train_seconds, results["samples_per_s"],
+        ending = i18n.message(key, hint, **params)
+        writer.set_status(final_state, **ending)
+        return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, results["samples_per_s"],
                            results["tokens_per_s"], results)  # fmt: skip
 
     def _final_scores(self) -> dict[str, Any]:

@@ -132,6 +132,18 @@ def test_a_status_message_stored_by_the_engine_shows_in_the_readers_language(tmp
     assert status_message(run.status(), "zh") == "Copying the files..."
 
 
+def test_how_a_run_ended_is_stored_as_a_message_the_reader_gets_in_chinese(tmp_path, toy_csv, tiny_bert_dir):
+    from core.training import train
+
+    config = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=3, eval_every=1, early_stopping_patience=1)
+    run = RunStore(tmp_path / "runs").create(config)
+    result = train(config, run)
+    status = run.status()
+    assert status["message"] == result.message and status["message_code"].startswith("run.status.")
+    chinese = status_message(status, "zh")
+    assert chinese != status["message"] and not re.search(r"[A-Za-z]{4,}", chinese.replace("val_loss", ""))
+
+
 def test_a_run_found_interrupted_says_so_in_chinese(tmp_path, toy_csv):
     store = RunStore(tmp_path / "runs")
     run = store.create(tiny_run_config(toy_csv, "default"))
