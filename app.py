@@ -33,32 +33,38 @@ def _running_job() -> None:
 def _running_job_body() -> None:
     from ui.state import active_runs, interrupted_runs
 
-    written = _running_job_lines(active_runs(), interrupted_runs())
-    # Overwrite every place the last pass used. Elements a pass no longer writes are only removed when the whole
-    # script run ends, so a finished run's progress bar and button stayed on screen (greyed) under the new
-    # "No training running." for as long as the page took: seconds on a busy Train page. Empties replace them at once.
-    for _ in range(st.session_state.get(keys.SIDEBAR_LINES, 0) - written):
-        st.empty()
-    st.session_state[keys.SIDEBAR_LINES] = written
+    runs, interrupted = active_runs(), interrupted_runs()
+    shape = [run.id for run in runs], [run.id for run in interrupted]
+    needed = (0 if runs else 1) + 3 * len(runs) + 2 * len(interrupted)
+    last_shape, last_needed = st.session_state.get(keys.SIDEBAR_LINES, (None, 0))
+    # Elements arrive in the browser one by one, and the ones a pass no longer writes are only removed when the
+    # whole script run ends: written in order, "No training running." stood above a finished run's progress bar
+    # and button for as long as the page took (seconds on a busy Train page). So when the runs shown change, every
+    # place the last pass used is emptied first and only then filled: old and new lines never show together.
+    # (When the same runs show, emptying first would only make the lines blink.)
+    if shape == last_shape:  # the same lines with new numbers: each replaces itself in place
+        slots = iter([st] * needed)
+    else:  # creating an st.empty() at a place empties it at once
+        slots = iter([st.empty() for _ in range(max(needed, last_needed))])
+    _running_job_lines(runs, interrupted, slots)
+    st.session_state[keys.SIDEBAR_LINES] = (shape, needed)
 
 
-def _running_job_lines(runs: list, interrupted: list) -> int:
-    """Write the lines; return how many elements they took."""
+def _running_job_lines(runs: list, interrupted: list, slots) -> None:
     if not runs:
-        st.caption(t("sidebar.none"))
+        next(slots).caption(t("sidebar.none"))
     for run in runs:
         status = run.status()
         step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
-        st.markdown(t("sidebar.training", run=md_code(run.id)))
+        next(slots).markdown(t("sidebar.training", run=md_code(run.id)))
         progress = t("sidebar.progress", step=md(step), total=md(total or "?"))
-        st.progress(min(step / total, 1.0) if total else 0.0, text=progress)
-        if st.button(t("common.open_live"), key=f"sidebar_open_{run.id}"):
+        next(slots).progress(min(step / total, 1.0) if total else 0.0, text=progress)
+        if next(slots).button(t("common.open_live"), key=f"sidebar_open_{run.id}"):
             st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
     for run in interrupted:  # its process is gone: said at once, not after a restart
-        st.markdown(t("sidebar.interrupted", run=md_code(run.id)))
-        if st.button(t("sidebar.resume"), key=f"sidebar_cut_{run.id}"):
+        next(slots).markdown(t("sidebar.interrupted", run=md_code(run.id)))
+        if next(slots).button(t("sidebar.resume"), key=f"sidebar_cut_{run.id}"):
             st.switch_page(nav.RUNS.path, query_params={"run": run.id})
-    return (0 if runs else 1) + 3 * len(runs) + 2 * len(interrupted)
 
 
 def run() -> None:

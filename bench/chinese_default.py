@@ -2,7 +2,7 @@
 
 Each run goes through the command line (``python -m core train``) with the default settings (batch 16, 10%
 validation, 10% test, split seed 42) and the epochs asked for; ``--as-app`` uses instead what the Train page
-fills in for a 400-row set (core.config.recommended_train_settings: 5 epochs, warmup 6%), so the figure is what a
+fills in for a 400-row set (core.defaults.recommended_train_settings: 5 epochs, warmup 6%), so the figure is what a
 new user of the app sees. Prints one line per run: sample, epochs, validation and test accuracy, seconds.
 
     .venv/bin/python bench/chinese_default.py                 # --epochs 1 3 --workspace /tmp/zh-bench
@@ -49,7 +49,7 @@ def main() -> None:
     epochs_list = args.epochs
     if args.as_app:
         sys.path.insert(0, str(ROOT))
-        from core.config import recommended_train_settings
+        from core.defaults import recommended_train_settings
 
         rec = recommended_train_settings("classification", "default", train_rows=320)
         epochs_list = [rec["epochs"]]

@@ -64,7 +64,8 @@ def write_data(folder: Path, rows: int) -> dict[str, Path]:
 
 def run_case(store, task: str, method: str, data: Path, rows: int, extra_model: dict | None = None) -> dict:
     from core.config import RunConfig
-    from core.defaults import defaults_for, model_outline
+    from core.defaults import defaults_for
+    from core.inference import model_outline
     from core.training import train
 
     model = {"task": task, "method": "full" if method == "distill" else method, **(extra_model or {})}

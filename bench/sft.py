@@ -3,7 +3,7 @@
     .venv/bin/python bench/sft.py [--minutes 3] [--rows 6000] [--only response_padded,all_padded,response_packed]
 
 The task: "Reverse: w1 w2 w3" -> "w3 w2 w1" (3 words by default, --words 3-5 for more, from a list of 120). Each configuration trains the
-built-in tiny GPT-2 from scratch with the recommended generation settings (core.config.recommended_train_settings)
+built-in tiny GPT-2 from scratch with the recommended generation settings (core.defaults.recommended_train_settings)
 for at most ``--minutes`` of training on this machine's cores, then answers 200 prompts it never saw (greedy) and
 reports exact match, the share of answers that ended with the stop token, and training tokens/s. Configurations:
 
@@ -77,7 +77,8 @@ def write_data(
 
 
 def run_config(args: dict[str, Any]) -> dict[str, Any]:
-    from core.config import RunConfig, recommended_train_settings
+    from core.config import RunConfig
+    from core.defaults import recommended_train_settings
     from core.generation import GenerationSettings, generate_with_stops
     from core.models import load_for_inference
     from core.runs import RunStore

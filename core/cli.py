@@ -12,9 +12,10 @@ from typing import Any
 
 from core import i18n
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, field_docs
-from core.defaults import defaults_for, model_outline
+from core.defaults import defaults_for
 from core.errors import WorkbenchError
 from core.i18n import error_text, state_key
+from core.inference import model_outline
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 ALIASES = {"train_path": ["--data"], "source": ["--model"], "learning_rate": ["--lr"]}

@@ -395,10 +395,6 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[
     return out
 
 
-# The defaults by task, method, model size and data size live in core.defaults; kept importable from here.
-from core.defaults import recommended_train_settings  # noqa: E402, F401
-
-
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each dataclass field (shown as help in the CLI and the UI)."""
     import ast

@@ -141,7 +141,7 @@ def defaults_for(
     """The Train page's and the CLI's defaults from the same facts: task, source, method, rows and the model.
 
     ``outline`` is the model's ``core.inference.ModelOutline`` (its size and longest input), or None where it
-    could not be read; ``model_outline`` gets it for the CLI, the page has it already.
+    could not be read; ``core.inference.model_outline`` gets it for the CLI, the page has it already.
     """
     params = getattr(outline, "parameters", None)
     settings = recommended_train_settings(task, source, train_rows, method=method, params=params, distill=distill)
@@ -151,22 +151,10 @@ def defaults_for(
     if train_rows and task != "generation":
         # About 40 points on the live curve: a 20-step run logs every step, a long one every 10.
         steps = train_rows / settings["batch_size"] * settings["epochs"]
-        from core.config import TrainConfig  # core.config imports this module: read at call time
+        from core.config import TrainConfig
 
         settings["log_every"] = int(min(max(steps // 40, 1), TrainConfig.log_every))
     return settings
-
-
-def model_outline(source: str, task: str, runs_root=None, trust_remote_code: bool = False):
-    """The model's outline (from its config, on the meta device: milliseconds) or None if it cannot be read;
-    a model that cannot be loaded is reported later, by the pre-flight check, with its own message."""
-    from core.errors import WorkbenchError
-    from core.inference import outline_model
-
-    try:
-        return outline_model(source, task, runs_root=runs_root, trust_remote_code=trust_remote_code)
-    except (WorkbenchError, OSError, ValueError):
-        return None
 
 
 def _round(lr: float) -> float:

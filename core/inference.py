@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.defaults import recommended_lora
-from core.errors import TASKS, ModelError
+from core.errors import TASKS, ModelError, WorkbenchError
 
 
 @dataclass
@@ -224,3 +224,12 @@ def _labels(labels: list[str], lang: str | None = None, shown: int = 5) -> str:
     quoted = t("describe.list_separator", lang).join(t("describe.quoted", lang, name=name) for name in labels[:shown])
     more = t("describe.more", lang, n=len(labels) - shown) if len(labels) > shown else ""
     return t("describe.labels", lang, n=len(labels), names=quoted, more=more)
+
+
+def model_outline(source: str, task: str, runs_root=None, trust_remote_code: bool = False):
+    """The model's outline (from its config, on the meta device: milliseconds) or None if it cannot be read;
+    a model that cannot be loaded is reported later, by the pre-flight check, with its own message."""
+    try:
+        return outline_model(source, task, runs_root=runs_root, trust_remote_code=trust_remote_code)
+    except (WorkbenchError, OSError, ValueError):
+        return None

@@ -128,7 +128,8 @@ def _lr(value: float) -> str:
 
 
 def search_form() -> None:
-    from core.config import ModelConfig, RunConfig, TrainConfig, recommended_train_settings
+    from core.config import ModelConfig, RunConfig, TrainConfig
+    from core.defaults import recommended_train_settings
     from core.search import SearchConfig, SearchSpace
 
     datasets = dataset_store().list()

@@ -61,7 +61,8 @@ def test_the_cli_passes_the_models_size_and_length_like_the_page(tmp_path, minil
     """A big model (read from its config, no weights needed) gets the big-model defaults from the CLI too."""
     from transformers import AutoTokenizer, BertConfig
 
-    from core.defaults import defaults_for, model_outline
+    from core.defaults import defaults_for
+    from core.inference import model_outline
 
     big = tmp_path / "big-bert"
     BertConfig(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192,
@@ -85,7 +86,7 @@ def test_the_cli_passes_the_models_size_and_length_like_the_page(tmp_path, minil
 
 
 def test_lora_on_the_from_scratch_model_adapts_every_linear_layer_in_the_cli_and_the_form():
-    from core.defaults import model_outline
+    from core.inference import model_outline
 
     stories = str(SAMPLES / "stories.txt")
     outline = model_outline("default", "generation")  # what the page's LoRA fields start from
@@ -161,7 +162,8 @@ def test_generation_methods_learn_with_their_defaults(workspace):
     """From scratch (full, freeze, LoRA), then prefix and prompt tuning of that model on the QA pairs."""
     stories, qa = SAMPLES / "stories.txt", SAMPLES / "qa.csv"
     base = None
-    from core.defaults import model_outline, recommended_lora
+    from core.defaults import recommended_lora
+    from core.inference import model_outline
 
     outline = model_outline("default", "generation")
     # The LoRA the page's form and the CLI give this model: rank 32 on every linear layer of the blocks.
