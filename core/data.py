@@ -853,11 +853,13 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
     # A separate validation/test file may hold one class only; class-count rules apply to training data.
     available = [str(c) for c in frame.columns]
     label = None if task == "generation" else columns.label
-    roles = (
+    roles = [
         ("error.role.text", columns.text),
         ("error.role.text_pair", columns.text_pair),
         ("error.role.label", label),
-    )
+    ]
+    if task == "generation":  # a chat's instruction and system columns must exist too
+        roles += [("error.role.instruction", columns.instruction), ("error.role.system", columns.system)]
     for role, name in roles:
         if name is not None and name not in available:
             raise DataError(
@@ -870,17 +872,6 @@ def _validate(frame: pd.DataFrame, columns: ColumnChoice, task: str, path_name: 
             )
     if columns.text_pair is not None and columns.text_pair == columns.text:
         raise DataError("error.data.pair_same", hint="error.hint.pair_columns", column=columns.text_pair)
-    if task == "generation" and (columns.instruction or columns.system):
-        for role, name in (("error.role.instruction", columns.instruction), ("error.role.system", columns.system)):
-            if name is not None and name not in available:
-                raise DataError(
-                    "error.data.no_such_column",
-                    hint="error.hint.available_columns",
-                    column=name,
-                    role=role,
-                    name=path_name,
-                    available=", ".join(available),
-                )
     # Alpaca's input is often empty: then the instruction is the prompt.
     _check_text_column(frame, columns.instruction or columns.text, path_name)
     if columns.text_pair is not None:
