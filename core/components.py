@@ -14,6 +14,7 @@ import numpy as np
 
 from core.config import RunConfig
 from core.errors import TrainingError
+from core.hf import load_transformers
 
 RESTART_CYCLES = 3  # cosine_with_restarts: the learning rate falls to zero and jumps back this many times
 
@@ -105,13 +106,14 @@ def build_optimizer(model, cfg, device):
         return torch.optim.Adam(groups, lr=cfg.learning_rate, fused=fused)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum)
+    load_transformers()
     from transformers.optimization import Adafactor
 
     return Adafactor(groups, lr=cfg.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
 
 
 def build_scheduler(optimizer, cfg, total_steps: int):
-    from transformers import get_scheduler
+    get_scheduler = load_transformers().get_scheduler
 
     if cfg.time_budget_min:  # warmup and decay fitted to the steps the budget allows (core/budget.py)
         from core.budget import budgeted_scheduler

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.hf import load_transformers
+
 _LEVELS = 1 << 16  # mask resolution: p is honoured to within 1/65,536
 _LOCK = threading.Lock()
 
@@ -129,6 +131,7 @@ def use_fast_attention_dropout() -> Callable[[], None] | None:
     installed it undoes it. None when transformers has no attention registry.
     """
     global _STOCK_SDPA, _ATTENTION_USERS
+    load_transformers()
     try:
         from transformers import AttentionInterface
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -168,6 +171,7 @@ class TanhGELU(torch.nn.Module):
 
 def use_fused_gelu(model: torch.nn.Module) -> int:
     """Swap transformers' Python tanh-GELU modules for TanhGELU (no weights: saved models are unchanged)."""
+    load_transformers()
     try:
         from transformers.activations import FastGELUActivation, NewGELUActivation
     except ImportError:

@@ -34,9 +34,11 @@ class ModelOutline:
 def outline_model(source: str, task: str, *, runs_root: Path | None = None, trust_remote_code: bool = False):
     """Check that ``source`` can be loaded for ``task`` and describe it; a clear ModelError when it cannot."""
     import torch
-    import transformers
 
     from core import models
+    from core.hf import load_transformers
+
+    transformers = load_transformers()
 
     models.check_remote_code(trust_remote_code)
     models.quiet_transformers()

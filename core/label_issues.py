@@ -101,12 +101,13 @@ def embed_texts(
 
     ``progress("embedding", rows done, rows)`` is called after every batch."""
     import torch
-    import transformers
 
     from core import models
     from core.batching import collate, encode_pairs, length_grouped_batches
     from core.device import autocast, resolve_device, resolve_precision
+    from core.hf import load_transformers
 
+    transformers = load_transformers()
     models.quiet_transformers()
     path = models.minilm_path() if source == "default" else models.resolve_source(source)[0]
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)

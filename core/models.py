@@ -15,6 +15,7 @@ from typing import Any
 
 from core import i18n
 from core.errors import ModelError
+from core.hf import load_transformers
 
 META_FILE = "workbench.json"
 DEFAULT_CLASSIFIER = "MiniLM-L6 (pretrained sentence encoder, 22.7M parameters, offline)"
@@ -166,14 +167,14 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 def quiet_transformers() -> None:
     """Load reports and progress bars are for developers; users see our own messages."""
-    import transformers
+    transformers = load_transformers()
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
 
 def _auto_class(task: str):
-    import transformers
+    transformers = load_transformers()
 
     quiet_transformers()
 
@@ -199,7 +200,7 @@ def _head_kwargs(task: str, label_names: list[str] | None) -> dict[str, Any]:
 def _load_pretrained(
     path_or_id: str, task: str, label_names, trust_remote_code: bool, is_local: bool, quantize_4bit: bool = False
 ):
-    import transformers
+    transformers = load_transformers()
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if quantize_4bit:
@@ -235,7 +236,8 @@ def _short(err: Exception) -> str:
 def train_bpe_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE tokenizer trained on the user's own text (well under a second for a few MB)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+
+    PreTrainedTokenizerFast = load_transformers().PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -264,7 +266,9 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int):
 def build_tiny_gpt2(texts: list[str], max_length: int, seed: int):
     """The offline generation default: a small GPT-2 from config with a tokenizer trained on ``texts``."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+
+    transformers = load_transformers()
+    GPT2Config, GPT2LMHeadModel = transformers.GPT2Config, transformers.GPT2LMHeadModel
 
     tokenizer = train_bpe_tokenizer(texts, TINY_GPT2["vocab_size"])
     config = GPT2Config(
@@ -433,6 +437,7 @@ def default_lora_targets(model) -> list[str]:
 
 
 def apply_lora(model, task: str, *, r: int, alpha: int, dropout: float, targets: list[str]):
+    load_transformers()
     from peft import LoraConfig, TaskType, get_peft_model
 
     available = lora_target_candidates(model)
@@ -487,6 +492,7 @@ def keep_first_layers(model, n: int) -> None:
 
 def apply_virtual_tokens(bundle: ModelBundle, method: str, num_virtual_tokens: int):
     """Prefix tuning (learned keys/values in every layer) or prompt tuning (learned input embeddings) via peft."""
+    load_transformers()
     from peft import PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
 
     if bundle.task != "generation":
@@ -531,6 +537,7 @@ def prepare_for_method(bundle: ModelBundle, model_cfg) -> ModelBundle:
         bundle.max_positions -= virtual_token_count(bundle.model)
     elif model_cfg.method in ("lora", "qlora"):
         if model_cfg.method == "qlora":
+            load_transformers()
             from peft import prepare_model_for_kbit_training
 
             bundle.model = prepare_model_for_kbit_training(
@@ -591,7 +598,7 @@ def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | N
 
 def load_for_inference(folder: Path, *, merge: bool = False, device: str = "cpu") -> ModelBundle:
     """Load a model we saved (full model or LoRA adapter) for prediction or generation."""
-    import transformers
+    transformers = load_transformers()
 
     quiet_transformers()
     folder = Path(folder)

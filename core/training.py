@@ -33,6 +33,7 @@ from core import components, evalplan, i18n
 from core.config import RunConfig
 from core.errors import TrainingError, WorkbenchError
 from core.events import MetricsSink
+from core.hf import load_transformers
 
 # The loop's own types live in a light module (jobs, search and the CLI import them without the loop);
 # they are re-exported here because train() takes and returns them.
@@ -343,9 +344,7 @@ class Recipe:
             raise TrainingError("error.training.no_checkpoint", hint="error.hint.start_again")
         bundle = components.build_run_model(config, prepared, run.dir.parent)
         if latest is not None and mc.source == "default" and task == "generation":
-            from transformers import AutoTokenizer
-
-            bundle.tokenizer = AutoTokenizer.from_pretrained(latest)  # the BPE trained for this run
+            bundle.tokenizer = load_transformers().AutoTokenizer.from_pretrained(latest)  # the BPE trained for this run
         self.bundle = bundle = models.prepare_for_method(bundle, mc)
         if latest is not None:
             load_weights(bundle.model, latest)
@@ -859,6 +858,7 @@ def load_weights(model, folder: Path) -> None:
 
     folder = Path(folder)
     if (folder / "adapter_model.safetensors").exists():
+        load_transformers()
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))

@@ -156,9 +156,10 @@ def counting_tokenizer():
 
 @st.cache_resource(show_spinner=False)
 def _counting_tokenizer():
-    from transformers import AutoTokenizer
-
+    from core.hf import load_transformers
     from core.models import minilm_path, quiet_transformers
+
+    AutoTokenizer = load_transformers().AutoTokenizer
 
     quiet_transformers()
     return AutoTokenizer.from_pretrained(minilm_path())
