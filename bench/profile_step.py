@@ -1,4 +1,4 @@
-"""Where one training step's time goes (MiniLM classifier, batch 16, the benchmark's reviews), per variant.
+"""Where one training step's time goes (MiniLM classifier, batch 16, the benchmark's reviews or --data short), per variant.
 
     .venv/bin/python bench/profile_step.py [--steps 40] [--variants bf16,bf16_frozen_emb,...] [--trace out.json]
     .venv/bin/python bench/profile_step.py --thread-table --variants bf16_fastdrop_sparse_emb_pad8 --steps 24
@@ -141,6 +141,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--variants", default="fp32,bf16,bf16_frozen_emb")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--data", choices=("reviews", "short"), default="reviews", help="short: issue 15's ~20-word sentences"
+    )
     p.add_argument("--trace", help="write a torch.profiler Chrome trace of a few steps of the first variant")
     p.add_argument(
         "--thread-table",
@@ -167,7 +170,8 @@ def main() -> None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     rng = random.Random(0)
-    rows = [common.review(rng) for _ in range(opts.steps * 16)]
+    make = common.short_sentence if opts.data == "short" else common.review
+    rows = [make(rng) for _ in range(opts.steps * 16)]
     texts, labels = [t for t, _ in rows], [y for _, y in rows]
     variants = opts.variants.split(",")
     if opts.thread_table:

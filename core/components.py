@@ -55,9 +55,13 @@ def build_run_model(config: RunConfig, prepared, runs_root: Path | None):
 
 def encode_split(bundle, frame, task: str, max_length: int):
     """Tokenize a split once: for generation a corpus in packed blocks, prompt/response and chats as labelled
-    examples (core.sft); one row per example otherwise."""
+    examples (core.sft); one row per example otherwise.
+
+    Never longer than the model's positions: prefix and prompt tuning take some of them for their virtual tokens
+    after the run's max_length was checked (and the defaults set it to all of them)."""
     from core.batching import encode_pairs
 
+    max_length = min(max_length, bundle.max_positions)
     if task == "generation":
         from core.sft import encode_for_run
 

@@ -293,6 +293,22 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("method", ["prefix", "prompt"])
+def test_virtual_tokens_fit_in_a_max_length_as_long_as_the_model(workspace, toy_corpus, tiny_gpt2_dir, method):
+    """The defaults set max_length to the model's positions (128 here), and the virtual tokens take some of them:
+    blocks of the full 128 tokens crashed the first step ("index out of range" in the position embeddings)."""
+    config = RunConfig.from_dict(
+        {
+            "data": {"train_path": str(toy_corpus)},
+            "model": {"source": str(tiny_gpt2_dir), "task": "generation", "method": method, "num_virtual_tokens": 4},
+            "train": {"max_steps": 2, "batch_size": 2, "learning_rate": 3e-2, "max_length": 128, "seed": 0},
+        }
+    )
+    run, result = _train(workspace, config)
+    assert result.steps == 2
+    assert math.isfinite(run.metrics()[-1].get("val_loss", float("nan")))
+
+
 # Prompt tuning needs a far larger rate than fine-tuning (Lester et al. 2021 used 0.3).
 @pytest.mark.parametrize(("method", "lr"), [("prefix", 3e-2), ("prompt", 0.3)])
 def test_prefix_and_prompt_tuning_learn_only_virtual_tokens(workspace, toy_corpus, tiny_gpt2_dir, captured, method, lr):
