@@ -61,7 +61,8 @@ def _finding(run, finding: Finding, key: str) -> None:
         return
     cols = st.columns(len(finding.fixes))
     for col, (j, fix) in zip(cols, enumerate(finding.fixes)):
-        # The words are the catalog's, filled with numbers (steps, epochs, a rate): no outside text to escape.
+        # Buttons render markdown: the catalog's words (filled with numbers) are escaped like every label, so a
+        # translation's '*' or '_' shows as typed.
         if col.button(md(fix.text(lang)), key=f"fix_{key}_{j}", help=md(_help(fix))):
             _apply(run, fix)
 
