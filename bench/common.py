@@ -240,20 +240,28 @@ def read_csv(path: Path) -> tuple[list[str], list[str]]:
 
 
 # ----------------------------------------------------------------------------------------------- hardware
-def matmul_peak(dtype_name: str, n: int = 1024, seconds: float = 2.0) -> float:
-    """Best-of FLOP/s of square matmuls (sizes around the model's) on all threads torch uses."""
+def matmul_peak(dtype_name: str, n: int = 1024, seconds: float = 2.0, device: str = "cpu") -> float:
+    """Best-of FLOP/s of square matmuls (sizes around the model's) on all threads torch uses, or on a GPU
+    (``device="cuda"``: larger sizes, timed after the device has finished)."""
     import torch
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sizes = (n // 2, n, 2 * n) if device == "cpu" else (2 * n, 4 * n, 8 * n)
     best = 0.0
-    for size in (n // 2, n, 2 * n):
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for size in sizes:
+        a = torch.randn(size, size, dtype=dtype, device=device)
+        b = torch.randn(size, size, dtype=dtype, device=device)
         for _ in range(2):
             a @ b
+        sync()
         reps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / 3:
             a @ b
             reps += 1
+            if device != "cpu" and reps % 16 == 0:
+                sync()
+        sync()
         best = max(best, 2 * size**3 * reps / (time.perf_counter() - t0))
     return best
 

@@ -52,6 +52,7 @@ def engine(args: dict[str, Any]) -> dict[str, Any]:
                 "max_length": MAX_LEN,
                 "warmup_steps": _warmup_steps(args["n_train"]),
                 "weight_decay": DECAY,
+                "device": args.get("device", "cpu"),
                 **overrides,
             },
         }
@@ -114,7 +115,7 @@ def _trainer(args: dict[str, Any], *, padding: str, grouped: bool, bf16: bool) -
             max_grad_norm=1.0,
             lr_scheduler_type="linear",
             seed=SEED,
-            use_cpu=True,
+            use_cpu=args.get("device", "cpu") == "cpu",
             bf16=bf16,
             optim="adamw_torch_fused",
             train_sampling_strategy="group_by_length" if grouped else "random",
@@ -175,6 +176,12 @@ def main() -> None:
     parser.add_argument("--baseline", default="trainer_fp32", choices=list(CONFIGS), help="ratios are against this")
     parser.add_argument("--engine-train", default="{}", help="JSON overrides of the engine's train settings")
     parser.add_argument("--engine-model", default="{}", help="JSON overrides of the engine's model settings")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where both sides train (cuda: the engine's device setting and the Trainer's, bench/gpu.sh)",
+    )
     opts = parser.parse_args()
 
     import json
@@ -199,13 +206,14 @@ def main() -> None:
         "real_tokens": sum(lengths),
         "train": json.loads(opts.engine_train),
         "model": json.loads(opts.engine_model),
+        "device": opts.device,
     }
     print(
         f"data ({opts.data}): {opts.train} train / {opts.val} validation texts, {sum(lengths) / len(lengths):.1f} tokens "
         f"per review (max {max(lengths)}), {sum(lengths):,} real tokens per epoch",
         flush=True,
     )
-    peaks = {"fp32": common.matmul_peak("fp32"), "bf16": common.matmul_peak("bf16")}
+    peaks = {k: common.matmul_peak(k, device=opts.device) for k in ("fp32", "bf16")}
     runs: dict[str, list[dict]] = {name: [] for name in opts.only.split(",")}
     for round_no in range(max(1, opts.rounds)):
         for name in runs:
@@ -222,7 +230,7 @@ def main() -> None:
     # Each configuration's median run by speed (the lower middle one for an even count).
     rows = [sorted(outs, key=lambda o: o["samples_per_s"])[(len(outs) - 1) // 2] for outs in runs.values()]
     # Peaks again after the runs: the best of both is the fairest ceiling on a shared machine.
-    peaks = {k: max(v, common.matmul_peak(k)) for k, v in peaks.items()}
+    peaks = {k: max(v, common.matmul_peak(k, device=opts.device)) for k, v in peaks.items()}
     best = next((r for r in rows if r["config"] == LABELS[opts.baseline]), None)
     for r in rows:
         r["ratio"] = r["samples_per_s"] / best["samples_per_s"] if best else None

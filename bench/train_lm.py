@@ -52,7 +52,11 @@ def engine(args: dict[str, Any]) -> dict[str, Any]:
         {
             "data": _data_config(args),
             "model": {"source": "default", "task": "generation"},
-            "train": {**_train_settings(args["n_blocks"]), **args.get("train", {})},
+            "train": {
+                **_train_settings(args["n_blocks"]),
+                "device": args.get("device", "cpu"),
+                **args.get("train", {}),
+            },
         }
     )
     with tempfile.TemporaryDirectory() as ws:
@@ -104,7 +108,7 @@ def _trainer(args: dict[str, Any], *, bf16: bool) -> dict[str, Any]:
             lr_scheduler_type="cosine",
             max_grad_norm=1.0,
             seed=SEED,
-            use_cpu=True,
+            use_cpu=args.get("device", "cpu") == "cpu",
             bf16=bf16,
             optim="adamw_torch_fused",
             eval_strategy="no",
@@ -145,6 +149,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=6000, help="training reviews (one paragraph each)")
     parser.add_argument("--only", default=",".join(DEFAULT))
     parser.add_argument("--engine-train", default="{}", help="JSON overrides of the engine's train settings")
+    parser.add_argument("--baseline", default="trainer_fp32", choices=list(CONFIGS), help="ratios are against this")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where both sides train (cuda: the engine's device setting and the Trainer's, bench/gpu.sh)",
+    )
     opts = parser.parse_args()
 
     import json
@@ -162,6 +173,7 @@ def main() -> None:
         "train_txt": str(train_txt),
         "val_txt": str(val_txt),
         "train": json.loads(opts.engine_train),
+        "device": opts.device,
     }
     prepared = prepare_data(DataConfig(**_data_config(args)), "generation")
     model, tok = build_tiny_gpt2(prepared.train["text"].astype(str).tolist(), BLOCK, SEED)
@@ -175,7 +187,7 @@ def main() -> None:
         f"({n_blocks * BLOCK:,} tokens), vocab {len(tok)}",
         flush=True,
     )
-    peaks = {"fp32": common.matmul_peak("fp32"), "bf16": common.matmul_peak("bf16")}
+    peaks = {k: common.matmul_peak(k, device=opts.device) for k in ("fp32", "bf16")}
     rows = []
     for name in opts.only.split(","):
         load = common.load_average()
@@ -183,8 +195,8 @@ def main() -> None:
         out.update(config=LABELS[name], load_before=load, gflops=flops / out["train_s"] / 1e9)
         rows.append(out)
         print(f"  {name}: {out['tokens_per_s']:.0f} tokens/s, val loss {out['val_loss']:.4f}", flush=True)
-    peaks = {k: max(v, common.matmul_peak(k)) for k, v in peaks.items()}
-    base = next((r for r in rows if r["config"] == LABELS["trainer_fp32"]), None)
+    peaks = {k: max(v, common.matmul_peak(k, device=opts.device)) for k, v in peaks.items()}
+    base = next((r for r in rows if r["config"] == LABELS[opts.baseline]), None)
     for r in rows:
         r["ratio"] = r["tokens_per_s"] / base["tokens_per_s"] if base else None
         r["mfu_bf16"] = 100 * r["gflops"] * 1e9 / peaks["bf16"]
@@ -199,7 +211,7 @@ def main() -> None:
         ("process_s", "wall s", ".1f"),
         ("peak_rss_mb", "peak RSS MB", ".0f"),
         ("val_loss", "val loss", ".4f"),
-        ("ratio", "× Trainer fp32", ".2f"),
+        ("ratio", f"× {opts.baseline}", ".2f"),
         ("gflops", "GFLOP/s", ".0f"),
         ("mfu_fp32", "% fp32 peak", ".0f"),
         ("mfu_bf16", "% bf16 peak", ".0f"),

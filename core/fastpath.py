@@ -13,10 +13,12 @@ fraction of that time. The figures for this and every other speed-up here are in
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -264,6 +266,46 @@ def language_model_loss(model, batch: dict, labels: torch.Tensor | None = None, 
     if fast and labels.device.type == "cpu":
         return causal_lm_loss(model(**batch).logits, labels)
     return model(**batch, labels=labels).loss
+
+
+# A bf16 twin is made for models up to this size (it holds a second copy of the weights, at half their fp32 size).
+TWIN_MAX_PARAMS = 350_000_000
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its bf16 twin, gone with the model
+
+
+def bf16_twin(model, *, device, precision: str):
+    """The model to score with under ``precision``: on a CPU at bf16, a copy of ``model`` whose weights are bf16,
+    with ``model``'s current weights copied in (made once per model, refreshed at each call); else ``model``.
+
+    Scoring under autocast casts the inputs of every layer norm, softmax and activation back and forth between
+    fp32 and bf16; a bf16 model does none of that. A validation pass of MiniLM over 872 short sentences took
+    1.79 s under autocast and 1.27 s on the twin (the matmuls are bf16 in both). Training keeps fp32 weights: this
+    is for no-grad passes only, which run without autocast on the twin. The twin is the model's own class
+    (deep-copied), so every architecture and adapter scores the same way.
+    """
+    import torch
+
+    if device.type != "cpu" or precision != "bf16":
+        return model
+    params = list(model.parameters())
+    if not params or any(p.dtype != torch.float32 for p in params) or sum(p.numel() for p in params) > TWIN_MAX_PARAMS:
+        return model
+    with _LOCK:
+        twin = _TWINS.get(model)
+        if twin is not None and len(list(twin.parameters())) != len(params):
+            twin = None  # the model changed shape since (an adapter merged, a head replaced): copy it again
+        if twin is None:
+            try:
+                twin = copy.deepcopy(model).to(torch.bfloat16).eval()
+            except Exception:  # noqa: BLE001 - a model that cannot be copied is scored as it is, under autocast
+                return model
+            _TWINS[model] = twin
+        with torch.no_grad():
+            for source, target in zip(model.parameters(), twin.parameters(), strict=True):
+                target.copy_(source)
+            for source, target in zip(model.buffers(), twin.buffers(), strict=True):
+                target.copy_(source)
+    return twin
 
 
 class SparseRowAdamW:

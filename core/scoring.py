@@ -45,11 +45,14 @@ def _score(model, data, task: str, batch_size: int, pad_id: int, device, precisi
 
     from core.batching import collate, length_grouped_batches, pad_multiple
     from core.device import autocast
-    from core.fastpath import language_model_loss
+    from core.fastpath import bf16_twin, language_model_loss
 
     total_loss, total_n, tokens = 0.0, 0, 0
     outputs = [None] * len(data)
-    with torch.inference_mode(), autocast(device, precision):
+    # On a CPU at bf16 the fast path scores a bf16 copy of the model, without autocast (fastpath.bf16_twin).
+    twin = bf16_twin(model, device=device, precision=precision) if fast_path else model
+    model, context = (model, autocast(device, precision)) if twin is model else (twin, autocast(device, "fp32"))
+    with torch.inference_mode(), context:
         for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
             if stop is not None and stop.is_set():
                 return None

@@ -20,10 +20,13 @@ from ui.state import registry, run_store, select_run
 # Each refresh costs the browser and the server a fixed share of CPU, even when nothing changed (a fragment rerun
 # and its render; see bench/live_page.py): on 2 cores a refresh every 2 s took a quarter of a core from training.
 REFRESH_S = 4.0
-# The curves are redrawn at most this often while a run trains (the numbers above them every REFRESH_S), and at
-# once when an evaluation arrives or the run ends. An unchanged figure is not drawn again: the browser keeps an
-# element whose content hash has not changed (Streamlit 1.6x), so between redraws the charts cost it nothing.
-CHART_REFRESH_S = 8.0
+# The curves have a fragment of their own, which reruns this often while a run trains (the numbers above them
+# every REFRESH_S); the run's end redraws them at once. Plotly's drawing was the largest share of the browser's
+# work on the live page (a JavaScript profile: about 130 ms a drawing of the two charts), and a figure that is
+# sent again in a rerun costs the browser about as much as a new one, so the numbers' refresh must not send them.
+# Measured with bench/live_page.py --synthetic 60: the browser took 0.14 cores with both in one fragment and the
+# curves redrawn every 8 s, 0.09 with this.
+CHART_REFRESH_S = 15.0
 LIVE_POINTS = 600  # points per live curve: a chart a few hundred pixels wide shows no more
 
 # Reports whether the browser tab is hidden. Streamlit's run_every is a plain setInterval in the page, which keeps
@@ -58,14 +61,16 @@ def _figures(metrics_path: str, version: int, x: str, log_y: bool, lang: str):
     return loss, charts.learning_rate(shown, x=x, lang=lang)
 
 
-def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False, chart_version: int | None = None):
+def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False, chart_version: int | None = None,
+              figures: bool = True):  # fmt: skip
     """(records, train table, eval table, loss figure, learning-rate figure) for one run, shared by all sessions.
 
-    ``chart_version``: the snapshot whose figures to show (an earlier one keeps the charts as they were drawn).
+    ``chart_version``: the snapshot whose figures to show (an earlier one keeps the charts as they were drawn);
+    ``figures=False``: the tables alone (the figures are None).
     """
     feed = _feed(str(run.metrics_path))
     version, records, train, evals = feed.frames(fresh)
-    if not (len(train) or len(evals)):
+    if not figures or not (len(train) or len(evals)):
         return records, train, evals, None, None
     shown = version if chart_version is None else chart_version
     loss, lr = _figures(str(run.metrics_path), shown, x, log_y, language())
@@ -81,7 +86,9 @@ def chart_version(run_id: str, version: int, evaluations: int, active: bool) -> 
         drawn is None
         or not active
         or evaluations != drawn["evaluations"]
-        or (version != drawn["version"] and now - drawn["at"] >= CHART_REFRESH_S)
+        # The curves' timer fires every CHART_REFRESH_S; a drawing a little younger than that counts as due (timers
+        # drift), or the new points would wait for the next tick.
+        or (version != drawn["version"] and now - drawn["at"] >= 0.9 * CHART_REFRESH_S)
     ):
         drawn = {"version": version, "evaluations": evaluations, "at": now}
         st.session_state[keys.live_charts(run_id)] = drawn
@@ -95,7 +102,7 @@ def live_panel(run_id: str) -> None:
 
     # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh is work
     # in the server that competes with training for the CPU (and, for a thread job, the GIL): refresh every
-    # 2 s, and share the metrics reading and the figures between sessions (live_view).
+    # REFRESH_S, and share the metrics reading and the figures between sessions (live_view).
     @st.fragment(run_every=REFRESH_S if active and not paused else None)
     def panel() -> None:
         # A timed rerun runs this body alone, outside the page's guard: it needs its own.
@@ -116,12 +123,8 @@ def live_panel(run_id: str) -> None:
             if hidden:
                 st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
                 return
-        x = st.session_state.get(keys.x_axis(run.id), "step")
-        log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
         fresh = state not in ACTIVE
-        version, _, _, evals_now = _feed(str(run.metrics_path)).frames(fresh)
-        shown = chart_version(run.id, version, len(evals_now), active=not fresh)
-        records, train, evals, loss_fig, lr_fig = live_view(run, x, log_y, fresh=fresh, chart_version=shown)
+        records, train, evals, _, _ = live_view(run, fresh=fresh, figures=False)
         head = start_record(records)
         st.markdown(t("live.heading", run=md_code(run.id), badge=state_badge(state)))
         if status.get("message"):
@@ -161,9 +164,28 @@ def live_panel(run_id: str) -> None:
         # Scores and the next steps come before the charts: after a run, "what now" must not be below the fold.
         if state == RunStatus.FINISHED or (state == RunStatus.STOPPED and run.has_model()):
             _finished(run)
-        if len(train) or len(evals):
+        if not (len(train) or len(evals)) and state in ACTIVE:
+            st.info(t("live.preparing"))
+
+    # The curves have a fragment and a timer of their own: a numbers refresh does not send the figures again (a
+    # figure sent again costs the browser about as much as a new one), and the curves are drawn every
+    # CHART_REFRESH_S while the run trains. The run's end reruns the whole page, which draws the last points.
+    @st.fragment(run_every=CHART_REFRESH_S if active and not paused else None)
+    def curves() -> None:
+        with guarded("showing the run"):
+            if active and st.session_state.get(keys.TAB_HIDDEN):
+                return
+            state = run.status()["state"]
+            x = st.session_state.get(keys.x_axis(run.id), "step")
+            log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
+            fresh = state not in ACTIVE
+            version, _, train, evals = _feed(str(run.metrics_path)).frames(fresh)
+            if not (len(train) or len(evals)):
+                return
+            shown = chart_version(run.id, version, len(evals), active=not fresh)
+            _, _, _, loss_fig, lr_fig = live_view(run, x, log_y, fresh=fresh, chart_version=shown)
             c1, c2 = st.columns([1, 1])
-            # The figures were built above from these widgets' values (a change reruns the fragment at once).
+            # The figures were built above from these widgets' values (a change reruns this fragment at once).
             c1.radio(
                 t("live.x_axis"),
                 ["step", "epoch"],
@@ -174,10 +196,9 @@ def live_panel(run_id: str) -> None:
             c2.toggle(t("live.log_scale"), key=keys.log_scale(run.id))
             st.plotly_chart(loss_fig, key=f"loss_{run.id}")
             st.plotly_chart(lr_fig, key=f"lr_{run.id}")
-        elif state in ACTIVE:
-            st.info(t("live.preparing"))
 
     panel()
+    curves()
 
 
 # Literal keys (not built from the metric's name) so the catalog test finds each of them in the code.

@@ -1,10 +1,12 @@
-"""The live panel sends the browser only what changed: an unchanged chart is the same bytes (so the browser, which
-keeps an element whose hash has not changed, does not redraw it), curves are redrawn at most every CHART_REFRESH_S
-while a run trains (at once for a new evaluation or when it ends), and a hidden tab draws nothing."""
+"""The live panel sends the browser only what changed: the curves have a fragment and a slower timer of their own
+(the numbers' refresh sends no figure), an unchanged chart is the same bytes, curves are redrawn at most every
+CHART_REFRESH_S while a run trains (at their next refresh for a new evaluation, at once when it ends), and a hidden
+tab draws nothing."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import subprocess
 import sys
@@ -85,6 +87,46 @@ def test_charts_are_redrawn_only_with_new_points_and_at_most_every_few_seconds(p
     at.run()
     with_eval = charts(at)
     assert with_eval != redrawn and len(json.loads(with_eval[0])["data"]) == 2  # training and validation loss
+
+
+def test_the_numbers_refresh_sends_no_figure_and_the_curves_refresh_more_slowly(played, monkeypatch):
+    """Which fragment draws the charts, and each fragment's timer (a figure sent again costs the browser about as
+    much as a new drawing: bench/live_page.py --synthetic)."""
+    import streamlit
+
+    real_fragment, real_chart = streamlit.fragment, streamlit.plotly_chart
+    timers: dict[str, float | None] = {}
+    running: list[str] = []
+    drawn_in: list[str | None] = []
+
+    def fragment(func=None, *, run_every=None):
+        def wrap(body):
+            timers[body.__name__] = run_every
+
+            @functools.wraps(body)  # the same name and module: Streamlit tells fragments apart by them
+            def inner(*args, **kwargs):
+                running.append(body.__name__)
+                try:
+                    return body(*args, **kwargs)
+                finally:
+                    running.pop()
+
+            return real_fragment(inner, run_every=run_every)
+
+        return wrap(func) if func is not None else wrap
+
+    def chart(*args, **kwargs):
+        drawn_in.append(running[-1] if running else None)
+        return real_chart(*args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "fragment", fragment)
+    monkeypatch.setattr(streamlit, "plotly_chart", chart)
+    played.log(3)
+    at = open_app("views/train.py", run=played.run.id)
+    no_exception(at)
+    assert len(charts(at)) == 2
+    assert (timers["panel"], timers["curves"]) == (REFRESH_S, CHART_REFRESH_S) and CHART_REFRESH_S > REFRESH_S
+    assert drawn_in and set(drawn_in) == {"curves"}
 
 
 def test_the_run_ending_draws_its_last_points_at_once(played, feed_clock):

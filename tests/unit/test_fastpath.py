@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -432,3 +433,57 @@ def test_causal_lm_loss_with_prompt_tuning_matches_peft():
     assert logits.shape[1] == 16  # the virtual tokens come first
     stock = model(input_ids=ids, attention_mask=mask, labels=ids).loss
     assert torch.allclose(causal_lm_loss(logits, ids), stock, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ bf16 scoring
+def _encoded(rows: int, seed: int, lm: bool = False):
+    from core.batching import Encoded
+
+    g = np.random.default_rng(seed)
+    ids = [list(g.integers(5, 290, size=int(g.integers(3, 20)))) for _ in range(rows)]
+    return Encoded(ids, None, None if lm else g.integers(0, 2, size=rows), max_length=64)
+
+
+def _scores(model, data, task: str, fast: bool):
+    from core.scoring import score_encoded
+
+    return score_encoded(model, data, task, batch_size=8, pad_id=0, device=torch.device("cpu"), precision="bf16",
+                         fast_path=fast)  # fmt: skip
+
+
+def test_bf16_scoring_uses_a_refreshed_bf16_twin_and_scores_as_autocast_does():
+    from core.fastpath import _TWINS, bf16_twin
+
+    model, data = _tiny_bert(), _encoded(40, seed=1)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    fast, stock = _scores(model, data, "classification", True), _scores(model, data, "classification", False)
+    twin = _TWINS[model]
+    assert {p.dtype for p in twin.parameters()} == {torch.bfloat16} and not twin.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # the model itself is untouched
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert np.allclose(fast.logits, stock.logits, atol=0.05) and abs(fast.loss - stock.loss) < 0.02
+    assert (fast.logits.argmax(1) == stock.logits.argmax(1)).mean() >= 0.95
+
+    # New weights (as after training steps) reach the same twin at the next scoring.
+    with torch.no_grad():
+        model.classifier.weight.mul_(-3.0)
+    again, stock_again = _scores(model, data, "classification", True), _scores(model, data, "classification", False)
+    assert _TWINS[model] is twin
+    assert not np.allclose(again.logits, fast.logits, atol=0.05)
+    assert np.allclose(again.logits, stock_again.logits, atol=0.1)
+
+    # Only on a CPU at bf16: elsewhere the model itself.
+    assert bf16_twin(model, device=torch.device("cpu"), precision="fp32") is model
+    assert bf16_twin(model, device=torch.device("meta"), precision="bf16") is model
+
+
+def test_bf16_twin_scores_a_language_model_and_follows_a_changed_shape():
+    from core.fastpath import _TWINS
+
+    model, data = _tiny_gpt2(), _encoded(24, seed=2, lm=True)
+    fast, stock = _scores(model, data, "generation", True), _scores(model, data, "generation", False)
+    assert abs(fast.loss - stock.loss) < 0.02 * stock.loss and fast.tokens == stock.tokens
+    first = _TWINS[model]
+    model.lm_head = torch.nn.Linear(32, 300, bias=True)  # one more parameter than the twin has
+    _scores(model, data, "generation", True)
+    assert _TWINS[model] is not first and len(list(_TWINS[model].parameters())) == len(list(model.parameters()))
