@@ -461,7 +461,7 @@ def test_bf16_scoring_uses_a_refreshed_bf16_twin_and_scores_as_autocast_does():
     assert {p.dtype for p in twin.parameters()} == {torch.bfloat16} and not twin.training
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # the model itself is untouched
     assert {p.dtype for p in model.parameters()} == {torch.float32}
-    assert np.allclose(fast.logits, stock.logits, atol=0.05) and abs(fast.loss - stock.loss) < 0.02
+    assert np.allclose(fast.logits, stock.logits, atol=0.01) and abs(fast.loss - stock.loss) < 0.002
     assert (fast.logits.argmax(1) == stock.logits.argmax(1)).mean() >= 0.95
 
     # New weights (as after training steps) reach the same twin at the next scoring.
@@ -470,7 +470,7 @@ def test_bf16_scoring_uses_a_refreshed_bf16_twin_and_scores_as_autocast_does():
     again, stock_again = _scores(model, data, "classification", True), _scores(model, data, "classification", False)
     assert _TWINS[model] is twin
     assert not np.allclose(again.logits, fast.logits, atol=0.05)
-    assert np.allclose(again.logits, stock_again.logits, atol=0.1)
+    assert np.allclose(again.logits, stock_again.logits, atol=0.01)
 
     # Only on a CPU at bf16: elsewhere the model itself.
     assert bf16_twin(model, device=torch.device("cpu"), precision="fp32") is model
@@ -482,7 +482,7 @@ def test_bf16_twin_scores_a_language_model_and_follows_a_changed_shape():
 
     model, data = _tiny_gpt2(), _encoded(24, seed=2, lm=True)
     fast, stock = _scores(model, data, "generation", True), _scores(model, data, "generation", False)
-    assert abs(fast.loss - stock.loss) < 0.02 * stock.loss and fast.tokens == stock.tokens
+    assert abs(fast.loss - stock.loss) < 0.002 * stock.loss and fast.tokens == stock.tokens
     first = _TWINS[model]
     model.lm_head = torch.nn.Linear(32, 300, bias=True)  # one more parameter than the twin has
     _scores(model, data, "generation", True)
