@@ -49,9 +49,10 @@ def _score(model, data, task: str, batch_size: int, pad_id: int, device, precisi
 
     total_loss, total_n, tokens = 0.0, 0, 0
     outputs = [None] * len(data)
-    # On a CPU at bf16 the fast path scores a bf16 copy of the model, without autocast (fastpath.bf16_twin).
-    twin = bf16_twin(model, device=device, precision=precision) if fast_path else model
-    model, context = (model, autocast(device, precision)) if twin is model else (twin, autocast(device, "fp32"))
+    # On a CPU at bf16 the fast path scores a bf16 copy of the model, which needs no autocast (fastpath.bf16_twin).
+    scored = bf16_twin(model, device=device, precision=precision) if fast_path else model
+    context = autocast(device, precision if scored is model else "fp32")
+    model = scored
     with torch.inference_mode(), context:
         for index in length_grouped_batches(data.lengths, batch_size, 0, shuffle=False):
             if stop is not None and stop.is_set():

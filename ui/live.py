@@ -22,7 +22,7 @@ from ui.state import registry, run_store, select_run
 REFRESH_S = 4.0
 # The curves have a fragment of their own, which reruns this often while a run trains (the numbers above them
 # every REFRESH_S); the run's end redraws them at once. Plotly's drawing was the largest share of the browser's
-# work on the live page (a JavaScript profile: about 130 ms a drawing of the two charts), and a figure that is
+# JavaScript on the live page (a profile during training: 0.2 to 1 s a drawing of the two charts), and a figure that is
 # sent again in a rerun costs the browser about as much as a new one, so the numbers' refresh must not send them.
 # Measured with bench/live_page.py --synthetic 60: the browser took 0.14 cores with both in one fragment and the
 # curves redrawn every 8 s, 0.09 with this.
@@ -61,16 +61,14 @@ def _figures(metrics_path: str, version: int, x: str, log_y: bool, lang: str):
     return loss, charts.learning_rate(shown, x=x, lang=lang)
 
 
-def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False, chart_version: int | None = None,
-              figures: bool = True):  # fmt: skip
+def live_view(run, x: str = "step", log_y: bool = False, fresh: bool = False, chart_version: int | None = None):
     """(records, train table, eval table, loss figure, learning-rate figure) for one run, shared by all sessions.
 
-    ``chart_version``: the snapshot whose figures to show (an earlier one keeps the charts as they were drawn);
-    ``figures=False``: the tables alone (the figures are None).
+    ``chart_version``: the snapshot whose figures to show (an earlier one keeps the charts as they were drawn).
     """
     feed = _feed(str(run.metrics_path))
     version, records, train, evals = feed.frames(fresh)
-    if not figures or not (len(train) or len(evals)):
+    if not (len(train) or len(evals)):
         return records, train, evals, None, None
     shown = version if chart_version is None else chart_version
     loss, lr = _figures(str(run.metrics_path), shown, x, log_y, language())
@@ -124,7 +122,7 @@ def live_panel(run_id: str) -> None:
                 st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
                 return
         fresh = state not in ACTIVE
-        records, train, evals, _, _ = live_view(run, fresh=fresh, figures=False)
+        _, records, train, evals = _feed(str(run.metrics_path)).frames(fresh)
         head = start_record(records)
         st.markdown(t("live.heading", run=md_code(run.id), badge=state_badge(state)))
         if status.get("message"):
@@ -175,15 +173,14 @@ def live_panel(run_id: str) -> None:
         with guarded("showing the run"):
             if active and st.session_state.get(keys.TAB_HIDDEN):
                 return
-            state = run.status()["state"]
+            # While the timer runs the run was training at the page's last full run; its end reruns the whole page.
             x = st.session_state.get(keys.x_axis(run.id), "step")
             log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
-            fresh = state not in ACTIVE
-            version, _, train, evals = _feed(str(run.metrics_path)).frames(fresh)
+            version, _, train, evals = _feed(str(run.metrics_path)).frames(fresh=not active)
             if not (len(train) or len(evals)):
                 return
-            shown = chart_version(run.id, version, len(evals), active=not fresh)
-            _, _, _, loss_fig, lr_fig = live_view(run, x, log_y, fresh=fresh, chart_version=shown)
+            shown = chart_version(run.id, version, len(evals), active=active)
+            loss_fig, lr_fig = _figures(str(run.metrics_path), shown, x, log_y, language())
             c1, c2 = st.columns([1, 1])
             # The figures were built above from these widgets' values (a change reruns this fragment at once).
             c1.radio(
