@@ -34,6 +34,11 @@ def _running_job_body() -> None:
     from ui.state import active_runs, interrupted_runs
 
     runs, interrupted = active_runs(), interrupted_runs()
+    if not runs and st.session_state.get(keys.SIDEBAR_TICKING):
+        # The bar of the run that ended asked for this rerun. Only a whole run gives the sidebar its timer back
+        # (it looks for runs another process starts).
+        st.session_state[keys.SIDEBAR_TICKING] = False
+        st.rerun()
     shape = [run.id for run in runs], [run.id for run in interrupted]
     needed = (0 if runs else 1) + 3 * len(runs) + 2 * len(interrupted)
     last_shape, last_needed = st.session_state.get(keys.SIDEBAR_LINES, (None, 0))
@@ -51,14 +56,23 @@ def _running_job_body() -> None:
 
 
 def _running_job_lines(runs: list, interrupted: list, slots) -> None:
+    from ui import live_api
+
+    ticker = bool(runs) and live_api.available()  # each bar moves by itself (serve.py)
     if not runs:
         next(slots).caption(t("sidebar.none"))
     for run in runs:
-        status = run.status()
-        step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
         next(slots).markdown(t("sidebar.training", run=md_code(run.id)))
-        progress = t("sidebar.progress", step=md(step), total=md(total or "?"))
-        next(slots).progress(min(step / total, 1.0) if total else 0.0, text=progress)
+        if ticker:
+            from ui import live_ticker
+
+            with next(slots).container():
+                live_ticker.sidebar_bar(run.id)
+        else:
+            status = run.status()
+            step, total = status.get("step", 0) or 0, status.get("total_steps") or 0
+            progress = t("sidebar.progress", step=md(step), total=md(total or "?"))
+            next(slots).progress(min(step / total, 1.0) if total else 0.0, text=progress)
         if next(slots).button(t("common.open_live"), key=f"sidebar_open_{run.id}"):
             st.switch_page(nav.TRAIN.path, query_params={"run": run.id})
     for run in interrupted:  # its process is gone: said at once, not after a restart
@@ -73,12 +87,18 @@ def run() -> None:
     with st.sidebar:
         language_switch()
     with st.sidebar, guarded("reading the running job"):
+        from ui import live_api
         from ui.state import active_runs
 
         # Poll while something trains, rarely otherwise (a CLI job started elsewhere still shows up), and not at
         # all while the tab is hidden (the live panel's hook says so; its report on return reruns the whole page).
         # Every timed rerun costs the browser a fixed share of a core (bench/live_page.py), so not too often.
-        every = None if st.session_state.get(keys.TAB_HIDDEN) else 10.0 if active_runs() else 30.0
+        # With the live route (serve.py), a training run's bar moves by itself (ui/live_ticker.py) and its end
+        # reruns the sidebar: no timer while something trains.
+        training = bool(active_runs())
+        ticking = training and live_api.available()
+        st.session_state[keys.SIDEBAR_TICKING] = ticking
+        every = None if st.session_state.get(keys.TAB_HIDDEN) or ticking else 10.0 if training else 30.0
         st.fragment(run_every=every)(_running_job)()
     page.run()
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/live_page.py [--rows 2400] [--reps 2] [--conditions live,runs,closed]
 
-One `streamlit run app.py` server (as the browser tests start it) on a fresh workspace, one headless Chromium
+One `streamlit run serve.py` server (as start.sh starts it; ``--script app.py`` for the page without the live
+route) on a fresh workspace, one headless Chromium
 driven by Playwright. Each trial trains the same fixed-size job (the default MiniLM on the short sentences of
 ``bench/train_classifier.py --data short``, one epoch, batch 16, logging about 40 points as the Train page sets
 it) through the CLI into the server's workspace, while the browser is in one of three conditions:
@@ -18,7 +19,9 @@ logged steps) for SECONDS per trial, and counts the browser's and the server's C
 of watching hardly depend on how loaded the machine is, so this mode compares the page's levers on a shared
 machine, where training times do not.
 
-Conditions alternate (A B C A B C ...) so drift in the machine's load hits all of them. Training time is the run's
+The trainer is paused from the moment its run exists until the page has loaded and settled (in the app the page is
+open before Start; ``--no-pause`` lets the loading overlap the first steps). Conditions alternate (A B C A B C ...)
+so drift in the machine's load hits all of them. Training time is the run's
 own ``train_seconds`` (results.json: the training loop, evaluations excluded). CPU seconds are counted with psutil
 over the training window (first logged step to the end of training): the Chromium process tree, the Streamlit
 server, and the trainer. "cores" = CPU seconds / training seconds. The 1-minute load average is printed with each
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,7 +88,14 @@ class CpuMeter:
 def chromium_tree() -> list:
     import psutil
 
-    return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in p.name().lower():
+                found.append(p)
+        except psutil.NoSuchProcess:  # a renderer that ended between the listing and the look at its name
+            continue
+    return found
 
 
 def process_tree(pid: int) -> list:
@@ -97,8 +108,11 @@ def process_tree(pid: int) -> list:
         return []
 
 
-def open_condition(browser, server, condition: str, run_id: str):
-    """(context, page) with the browser in ``condition`` for the run ``run_id``; (None, None) for ``closed``."""
+def open_condition(browser, server, condition: str, run_id: str, timed: bool = False):
+    """(context, page) with the browser in ``condition`` for the run ``run_id``; (None, None) for ``closed``.
+
+    ``timed``: the page refreshes through timed fragments (app.py), which say in a caption that a hidden tab is
+    paused; served with the live route (serve.py), the browser's own refresh stops with no caption."""
     if condition == "closed":
         return None, None
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -107,7 +121,8 @@ def open_condition(browser, server, condition: str, run_id: str):
     page.wait_for_selector(READY, timeout=120_000)
     if condition == "hidden":
         page.evaluate(HIDE_TAB_JS)
-        page.get_by_text(HIDDEN_NOTE).wait_for(timeout=120_000)  # the panel has seen it: the pause is on
+        if timed:
+            page.get_by_text(HIDDEN_NOTE).wait_for(timeout=120_000)  # the panel has seen it: the pause is on
     return context, page
 
 
@@ -140,7 +155,19 @@ def trial(args, server, browser, data: tuple[Path, Path], condition: str, index:
             raise RuntimeError(f"training exited with {trainer.returncode}: {trainer.stderr.read().decode()[-2000:]}")
         time.sleep(0.1)
 
-    context, page = open_condition(browser, server, condition, run.id)
+    # In the app the page is open before Start, and the worker's imports give it seconds more: the page does not
+    # load while the run trains. Here the trainer starts first, so it is paused (SIGSTOP) from the moment its run
+    # exists until the page has loaded and settled, in every condition alike. --no-pause lets the two overlap.
+    if args.pause:
+        trainer.send_signal(signal.SIGSTOP)
+    try:
+        context, page = open_condition(browser, server, condition, run.id, args.script == "app.py")
+        if args.pause:
+            time.sleep(SETTLE_S)
+    finally:
+        if args.pause:
+            trainer.send_signal(signal.SIGCONT)
+    ready_step = int(run.status().get("step") or 0)  # how far training was when the page had loaded
 
     browser_cpu, server_cpu = CpuMeter(chromium_tree), CpuMeter(lambda: process_tree(server.process.pid))
     trainer_cpu = CpuMeter(lambda: process_tree(trainer.pid))
@@ -166,6 +193,8 @@ def trial(args, server, browser, data: tuple[Path, Path], condition: str, index:
     results = run.results()
     train_s = float(results["train_seconds"])
     return {
+        "ready_step": ready_step,
+        "settled_s": settled_seconds(run),
         "condition": condition,
         "rep": index,
         "train_s": train_s,
@@ -185,7 +214,7 @@ def watch(args, server, browser, data: tuple[Path, Path], condition: str, index:
     """One trial of --synthetic: the browser in ``condition`` while a played run logs for ``args.synthetic`` s."""
     run_id = f"played-{index}-{condition}"
     played = PlayedRun(server.workspace, data[0], total=100_000, run_id=run_id)  # this process owns it
-    context, _ = open_condition(browser, server, condition, played.run.id)
+    context, _ = open_condition(browser, server, condition, played.run.id, args.script == "app.py")
     browser_cpu, server_cpu = CpuMeter(chromium_tree), CpuMeter(lambda: process_tree(server.process.pid))
     load_start = common.load_average()
     browser_cpu.start()
@@ -213,6 +242,20 @@ def watch(args, server, browser, data: tuple[Path, Path], condition: str, index:
     }
 
 
+SETTLED_FROM = 0.25  # the settled window: the training steps after the first quarter
+SETTLE_S = 3.0  # after the page is ready: its fonts, its first request and drawing
+
+
+def settled_seconds(run) -> float:
+    """Seconds of training loop (evaluations excluded) for the steps after the first quarter, from the logged
+    records' own clock: the page has long finished loading by then in every condition, so this is the cost of
+    watching alone."""
+    points = [r for r in run.metrics() if "loss" in r and "elapsed_s" in r]
+    total = points[-1]["step"]
+    start = next(r for r in points if r["step"] >= SETTLED_FROM * total)
+    return float(points[-1]["elapsed_s"] - start["elapsed_s"])
+
+
 def _trained(run) -> bool:
     """The training loop is over (the last step is logged, or the run has ended): final scoring is not measured."""
     status = run.status()
@@ -232,8 +275,12 @@ def summary(rows: list[dict], baseline: str, synthetic: bool) -> str:
     for condition in dict.fromkeys(r["condition"] for r in rows):
         mine = [r for r in rows if r["condition"] == condition]
         med = statistics.median(r["train_s"] for r in mine)
+        settled = statistics.median(r["settled_s"] for r in mine)
+        base_settled = statistics.median(r["settled_s"] for r in rows if r["condition"] == baseline)
         lines.append(
             f"{condition:>7}: median training {med:6.1f} s = {med / base:4.2f}x '{baseline}'; "
+            f"last three quarters {settled:5.1f} s = {settled / base_settled:4.2f}x; "
+            f"page ready at step {max(r['ready_step'] for r in mine)} at most; "
             f"browser {statistics.mean(r['browser_cores'] for r in mine):.2f} cores, "
             f"server {statistics.mean(r['server_cores'] for r in mine):.2f} cores; "
             f"load {min(r['load_start'] for r in mine):.1f}-{max(r['load_end'] for r in mine):.1f}"
@@ -252,6 +299,19 @@ def main() -> None:
     parser.add_argument("--synthetic", type=float, default=0, help="watch a played run for this many seconds")
     parser.add_argument("--pace", type=float, default=0.5, help="--synthetic: seconds between logged steps")
     parser.add_argument("--baseline", default="closed", help="the condition the ratios are taken against")
+    parser.add_argument(
+        "--no-pause",
+        dest="pause",
+        action="store_false",
+        help="do not pause the trainer while the page loads (the page's loading then overlaps the first steps)",
+    )
+    parser.add_argument(
+        "--script",
+        default="serve.py",
+        choices=("serve.py", "app.py"),
+        help="what the server runs: serve.py as start.sh does (the browser refreshes the live numbers itself), "
+        "or app.py (timed Streamlit fragments refresh them)",
+    )
     args = parser.parse_args()
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = set(conditions) - set(CONDITIONS)
@@ -266,7 +326,7 @@ def main() -> None:
         workspace = tmp_path / "workspace"
         workspace.mkdir()
         data = common.write_reviews(tmp_path / "data", n_train=args.rows, n_val=args.val, kind="short")
-        server = start_server(workspace, tmp_path / "streamlit.log")
+        server = start_server(workspace, tmp_path / "streamlit.log", script=args.script)
         rows: list[dict] = []
         try:
             with sync_playwright() as pw:
@@ -292,6 +352,7 @@ def main() -> None:
         ("rep", "#", "d"),
         ("train_s", "watched s" if args.synthetic else "train s", ".1f"),
         ("samples_per_s", "samples/s", ".1f"),
+        *([] if args.synthetic else [("settled_s", "last 3/4 s", ".1f"), ("ready_step", "ready@step", "d")]),
         ("browser_cpu", "browser CPU s", ".1f"),
         ("server_cpu", "server CPU s", ".1f"),
         ("trainer_cpu", "trainer CPU s", ".1f"),

@@ -158,16 +158,9 @@ def diagnose(
 
 def diagnose_run(run) -> list[Finding]:
     """``diagnose`` over a run folder (metrics, results, config, status, label names and checkpoints)."""
-    import json
-
     from core.best_checkpoint import best_checkpoint, best_step_of
 
     status = run.status()
-    labels_path = run.data_dir / "labels.json"
-    try:
-        label_names = json.loads(labels_path.read_text(encoding="utf-8")).get("label_names")
-    except (OSError, ValueError):
-        label_names = None
     finished = status.get("state") == "finished"
     return diagnose(
         run.metrics(),
@@ -175,9 +168,20 @@ def diagnose_run(run) -> list[Finding]:
         run.results(),
         state=status.get("state", "finished"),
         message=status.get("message", ""),
-        label_names=label_names,
+        label_names=label_names(run),
         best_checkpoint_step=best_step_of(run) if finished and best_checkpoint(run) else None,
     )
+
+
+def label_names(run) -> list[str] | None:
+    """The run's class names (saved with its data splits); None before they are written or for generation."""
+    import json
+
+    try:
+        names = json.loads((run.data_dir / "labels.json").read_text(encoding="utf-8")).get("label_names")
+    except (OSError, ValueError, AttributeError):  # AttributeError: the file holds no object
+        return None
+    return names if isinstance(names, list) else None
 
 
 def fixed_config(config, fix: Fix, name_suffix: str = ""):

@@ -42,12 +42,9 @@ def show_diagnosis(run, records=None, *, frames=None, key: str = "") -> None:
 
 def label_names_of(run) -> list[str] | None:
     """The run's class names (saved with its data splits)."""
-    import json
+    from core.diagnose import label_names
 
-    try:
-        return json.loads((run.data_dir / "labels.json").read_text(encoding="utf-8")).get("label_names")
-    except (OSError, ValueError):
-        return None
+    return label_names(run)
 
 
 def _finding(run, finding: Finding, key: str) -> None:

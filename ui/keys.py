@@ -10,6 +10,7 @@ FLASH = "flash"  # a warning the Train page shows once, after the rerun that fol
 TUNE_FLASH = "tune_flash"  # the same on the Tune page
 DIAGNOSIS_DONE = "diagnosis_done"  # (run id, message) of a diagnosis fix applied in place, shown after the rerun
 TRAIN_DATASET = "train_dataset"  # the dataset the Train page opens with (set by Home's sample and the Data page)
+SIDEBAR_TICKING = "sidebar_ticking"  # the sidebar's bars refresh themselves (ui/live_ticker.py): it has no timer
 SIDEBAR_LINES = "sidebar_lines"  # the runs the sidebar's job line showed last time, and how many elements it took
 SHOW_FORM = "show_form"  # the Train page's "Set up a new run" toggle (Home folds it when it opens the page)
 SAVED_DATASET = "saved_dataset"  # the dataset the Data page just saved, to offer "Train on it"

@@ -7,8 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from core.curves import CurveFeed, downsample, start_record
+from core.live_feed import signature
 from core.runs import ACTIVE, RESUMABLE, RunStatus
-from ui import charts, keys, nav, share
+from ui import charts, keys, live_ticker, nav, share
 from ui.diagnosis import show_diagnosis
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
@@ -96,12 +97,17 @@ def chart_version(run_id: str, version: int, evaluations: int, active: bool) -> 
 def live_panel(run_id: str) -> None:
     run = run_store().get(run_id)
     active = run.state in ACTIVE
+    # Served with the live route (serve.py): while the run trains, the browser refreshes the numbers and the curves
+    # itself (ui/live_ticker.py) and the fragments below have no timer; a change the browser cannot draw (a new
+    # evaluation, message or state) asks for a rerun. Without the route, timed fragments refresh them.
+    ticker = active and live_ticker.available()
     paused = active and bool(st.session_state.get(keys.TAB_HIDDEN))  # the tab was hidden at the last look
+    timed = active and not paused and not ticker
 
     # The timer runs only while the run trains; when it ends, one full rerun turns it off. Every refresh is work
     # in the server that competes with training for the CPU (and, for a thread job, the GIL): refresh every
     # REFRESH_S, and share the metrics reading and the figures between sessions (live_view).
-    @st.fragment(run_every=REFRESH_S if active and not paused else None)
+    @st.fragment(run_every=REFRESH_S if timed else None)
     def panel() -> None:
         # A timed rerun runs this body alone, outside the page's guard: it needs its own.
         with guarded("showing the run"):
@@ -112,7 +118,7 @@ def live_panel(run_id: str) -> None:
         state = status["state"]
         if active and state not in ACTIVE:
             st.rerun()
-        if active:
+        if active and not ticker:
             hidden = _tab_hidden(run.id)
             if hidden != bool(st.session_state.get(keys.TAB_HIDDEN)):
                 # Only a whole run can switch the fragment's timer off or on (the browser clears every timer then).
@@ -121,7 +127,9 @@ def live_panel(run_id: str) -> None:
             if hidden:
                 st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
                 return
-        fresh = state not in ACTIVE
+        # The browser's ticker asks for a rerun when its snapshot's signature differs from this one: read the
+        # metrics now, or a throttled read could miss the evaluation that brought the rerun and sign the old state.
+        fresh = state not in ACTIVE or ticker
         _, records, train, evals = _feed(str(run.metrics_path)).frames(fresh)
         head = start_record(records)
         st.markdown(t("live.heading", run=md_code(run.id), badge=state_badge(state)))
@@ -129,18 +137,10 @@ def live_panel(run_id: str) -> None:
             (st.error if state in (RunStatus.FAILED, RunStatus.DAMAGED) else st.caption)(
                 md(hide_paths(status_message(status)))
             )
-        step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
-        progress = t("live.progress", step=md(step), total=md(total or "?"))
-        st.progress(min(step / total, 1.0) if total else 0.0, text=progress)
-        latest = status.get("latest_eval") or {}
-        c = st.columns(5)
-        c[0].metric(t("live.metric.speed"), f"{status.get('samples_per_s', 0) or 0:.1f}")
-        c[1].metric(t("live.metric.elapsed"), duration(status.get("elapsed_s")))
-        c[2].metric(t("live.metric.eta"), duration(status.get("eta_s")) if state in ACTIVE else "–")
-        c[3].metric(t("live.metric.val_loss"), metric(latest["val_loss"]) if "val_loss" in latest else "–")
-        headline = next((k for k in HEADLINES if k in latest), None)
-        score_key = HEADLINES[headline] if headline else "live.metric.val_score"
-        c[4].metric(t(score_key), metric(latest[headline]) if headline else "–")
+        if ticker:
+            live_ticker.numbers(run.id, signature(run, status, records, train, evals), HEADLINES)
+        else:
+            _numbers(status, head, state)
         if head:
             st.caption(
                 t(
@@ -168,34 +168,46 @@ def live_panel(run_id: str) -> None:
     # The curves have a fragment and a timer of their own: a numbers refresh does not send the figures again (a
     # figure sent again costs the browser about as much as a new one), and the curves are drawn every
     # CHART_REFRESH_S while the run trains. The run's end reruns the whole page, which draws the last points.
-    @st.fragment(run_every=CHART_REFRESH_S if active and not paused else None)
+    @st.fragment(run_every=CHART_REFRESH_S if timed else None)
     def curves() -> None:
         with guarded("showing the run"):
-            if active and st.session_state.get(keys.TAB_HIDDEN):
+            if active and not ticker and st.session_state.get(keys.TAB_HIDDEN):
                 return
             # While the timer runs the run was training at the page's last full run; its end reruns the whole page.
             x = st.session_state.get(keys.x_axis(run.id), "step")
             log_y = bool(st.session_state.get(keys.log_scale(run.id), False))
+            if ticker:
+                _axis_widgets(run.id)
+                live_ticker.curves(run.id, x, log_y)  # drawn by the browser as the points arrive
+                return
             version, _, train, evals = _feed(str(run.metrics_path)).frames(fresh=not active)
             if not (len(train) or len(evals)):
                 return
             shown = chart_version(run.id, version, len(evals), active=active)
             loss_fig, lr_fig = _figures(str(run.metrics_path), shown, x, log_y, language())
-            c1, c2 = st.columns([1, 1])
             # The figures were built above from these widgets' values (a change reruns this fragment at once).
-            c1.radio(
-                t("live.x_axis"),
-                ["step", "epoch"],
-                format_func=translated_options(AXES),
-                horizontal=True,
-                key=keys.x_axis(run.id),
-            )
-            c2.toggle(t("live.log_scale"), key=keys.log_scale(run.id))
+            _axis_widgets(run.id)
             st.plotly_chart(loss_fig, key=f"loss_{run.id}")
             st.plotly_chart(lr_fig, key=f"lr_{run.id}")
 
     panel()
     curves()
+
+
+def _numbers(status: dict, head: dict, state: str) -> None:
+    """The progress bar and the five numbers, drawn by Streamlit (without the browser's ticker)."""
+    step, total = int(status.get("step") or 0), int(status.get("total_steps") or head.get("total_steps") or 0)
+    progress = t("live.progress", step=md(step), total=md(total or "?"))
+    st.progress(min(step / total, 1.0) if total else 0.0, text=progress)
+    latest = status.get("latest_eval") or {}
+    c = st.columns(5)
+    c[0].metric(t("live.metric.speed"), f"{status.get('samples_per_s', 0) or 0:.1f}")
+    c[1].metric(t("live.metric.elapsed"), duration(status.get("elapsed_s")))
+    c[2].metric(t("live.metric.eta"), duration(status.get("eta_s")) if state in ACTIVE else "–")
+    c[3].metric(t("live.metric.val_loss"), metric(latest["val_loss"]) if "val_loss" in latest else "–")
+    headline = next((k for k in HEADLINES if k in latest), None)
+    score_key = HEADLINES[headline] if headline else "live.metric.val_score"
+    c[4].metric(t(score_key), metric(latest[headline]) if headline else "–")
 
 
 # Literal keys (not built from the metric's name) so the catalog test finds each of them in the code.
@@ -205,6 +217,18 @@ HEADLINES = {
     "val_perplexity": "live.metric.val_perplexity",
 }
 AXES = {"step": "live.axis.step", "epoch": "live.axis.epoch"}
+
+
+def _axis_widgets(run_id: str) -> None:
+    c1, c2 = st.columns([1, 1])
+    c1.radio(
+        t("live.x_axis"),
+        ["step", "epoch"],
+        format_func=translated_options(AXES),
+        horizontal=True,
+        key=keys.x_axis(run_id),
+    )
+    c2.toggle(t("live.log_scale"), key=keys.log_scale(run_id))
 
 
 def _tab_hidden(run_id: str) -> bool:

@@ -169,3 +169,69 @@ def test_a_hidden_tab_draws_nothing_until_it_is_shown_again(played, feed_clock, 
     hidden["now"] = False
     at.run()
     assert len(charts(at)) == 2 and any(m.label == "Samples per second" for m in at.metric)
+
+
+def test_with_the_live_route_the_browser_draws_the_numbers_and_no_timer_runs(played, feed_clock, monkeypatch):
+    """Served by serve.py: the numbers, the curves and the sidebar's bar are the browser's (ui/live_ticker.js, run in
+    a real browser by tests/e2e/test_live_ticker_browser.py); the page's Python reruns when the run's signature
+    changes (the browser asks), and the run's end gives back the charts drawn by Streamlit."""
+    import streamlit
+
+    import ui.live_ticker
+    from core.curves import CurveFeed
+    from core.live_feed import live_snapshot
+    from ui import live_api
+
+    real_fragment = streamlit.fragment
+    timers: dict[str, float | None] = {}
+
+    def fragment(func=None, *, run_every=None):
+        def wrap(body):
+            timers[body.__name__] = run_every
+            return real_fragment(body, run_every=run_every)
+
+        return wrap(func) if func is not None else wrap
+
+    mounted: dict[str, dict] = {}
+    real_component = ui.live_ticker._component
+
+    def component(**kwargs):
+        mounted[kwargs["data"]["part"]] = kwargs
+        return real_component(**kwargs)
+
+    monkeypatch.setattr(streamlit, "fragment", fragment)
+    monkeypatch.setattr(ui.live_ticker, "_component", component)
+    monkeypatch.setitem(live_api._state, "mounted", True)
+
+    def signed() -> str:
+        return live_snapshot(played.run, CurveFeed(played.run.metrics_path, min_interval=0))["signature"]
+
+    played.log(3)
+    at = open_app("views/train.py", run=played.run.id)
+    no_exception(at)
+    assert timers["panel"] is None and timers["curves"] is None and timers["_running_job"] is None
+    assert charts(at) == [] and not at.metric and not at.progress  # the browser draws them
+    assert set(mounted) == {"numbers", "curves", "bar"}
+    numbers = mounted["numbers"]
+    assert numbers["data"]["url"] == f"/api/workbench/runs/{played.run.id}/live"
+    assert numbers["data"]["watch"] == {"signature": signed()} and numbers["on_changed_change"] is not None
+    assert numbers["data"]["text"]["progress"] == "Step {step} of {total}"  # a template the browser fills
+    assert numbers["data"]["text"]["headlines"]["val_accuracy"] == "Validation accuracy"
+    assert mounted["bar"]["data"]["watch"] == {"active": True}
+    assert mounted["curves"]["data"]["x"] == "step" and mounted["curves"]["data"]["watch"] == {}
+
+    before = signed()
+    played.log(2, eval_every=5)  # an evaluation's score is the browser's to draw: no rerun for it
+    assert signed() == before
+    played.run.set_status(message="Saving the model")  # a new message: the browser asks for this rerun
+    at.run()
+    no_exception(at)
+    assert mounted["numbers"]["data"]["watch"] == {"signature": signed()} != {"signature": before}
+    assert any("Saving the model" in c.value for c in at.caption)
+
+    played.finish()
+    feed_clock.advance(REFRESH_S)
+    at.run()
+    at.run()
+    no_exception(at)
+    assert len(charts(at)) == 2 and any(m.label == "Samples per second" for m in at.metric)

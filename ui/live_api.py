@@ -1,0 +1,100 @@
+"""The live numbers as JSON for the page's own JavaScript: ``GET /api/workbench/runs/{run_id}/live``.
+
+serve.py (what start.sh runs) mounts the route. With it, the live panel and the sidebar ask for a run's numbers
+from the browser every few seconds and draw them themselves (ui/live_ticker.py), instead of a Streamlit timer that
+reruns the page's Python and redraws its elements each time. Without it (``streamlit run app.py``, or a server with
+a base URL path, which user routes do not follow) the pages keep their timed fragments.
+
+Read-only and small: a run's state, numbers and new curve points (core/live_feed.py). The route is as reachable as
+the app itself (the server binds to this machine; see README "Sharing on a network"), and it shows nothing the
+live page does not.
+"""
+
+from __future__ import annotations
+
+# Imported by serve.py and app.py before any page: the engine's modules are imported where they are used.
+import threading
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import quote
+
+ROUTE = "/api/workbench/runs/{run_id}/live"
+# How often the page's JavaScript asks while the run trains (and its tab is visible). A request costs the server a
+# status read and the metrics' new lines, and the browser a few DOM updates: no rerun, no redraw of the page.
+POLL_S = 4.0
+_MAX_FEEDS = 16
+
+_state: dict[str, bool] = {"mounted": False}
+_lock = threading.Lock()
+_feeds: OrderedDict[tuple[str, str], tuple[Any, Any]] = OrderedDict()  # (root, run id) -> (run, CurveFeed)
+
+
+def routes() -> list:
+    """The routes to mount on the app (serve.py). Mounting them is what turns the browser-side live view on."""
+    from starlette.routing import Route
+
+    _state["mounted"] = True
+    return [Route(ROUTE, _endpoint, methods=["GET"])]
+
+
+def available() -> bool:
+    """Whether this server answers the route where the page will ask for it."""
+    if not _state["mounted"]:
+        return False
+    from streamlit import config
+
+    # st.App mounts user routes at their own path, outside server.baseUrlPath: behind a prefix the page's
+    # request would miss them, so such a server keeps the timed fragments.
+    return not str(config.get_option("server.baseUrlPath") or "").strip("/")
+
+
+def url(run_id: str) -> str:
+    return ROUTE.format(run_id=quote(run_id, safe=""))
+
+
+def _run_and_feed(root: str, run_id: str):
+    """(run, feed), one per run for the whole server: every page watching a run reads its new lines once."""
+    from core.curves import CurveFeed
+    from core.runs import RunStore
+
+    key = (root, run_id)
+    with _lock:
+        if key in _feeds:
+            _feeds.move_to_end(key)
+            return _feeds[key]
+    run = RunStore(root).get(run_id)  # raises a WorkbenchError for a bad or missing name
+    with _lock:
+        entry = _feeds.setdefault(key, (run, CurveFeed(run.metrics_path, min_interval=POLL_S / 2)))
+        while len(_feeds) > _MAX_FEEDS:
+            _feeds.popitem(last=False)
+        return entry
+
+
+def answer(root: str, run_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) for one request; a bad request gets a short reason, never a traceback."""
+    from core.errors import WorkbenchError
+    from core.live_feed import live_snapshot
+
+    try:
+        since = int(query.get("since", "0") or 0)
+    except ValueError:
+        return 400, {"error": "since must be a whole number"}
+    try:
+        run, feed = _run_and_feed(root, run_id)
+    except WorkbenchError:
+        return 404, {"error": "no such run"}
+    if not run.dir.exists():  # deleted since it was first asked for
+        with _lock:
+            _feeds.pop((root, run_id), None)
+        return 404, {"error": "no such run"}
+    return 200, live_snapshot(run, feed, since=since, points=query.get("points", "1") != "0")
+
+
+def _endpoint(request):
+    # A plain function: Starlette runs it in a worker thread, so reading the files never blocks the event loop.
+    from starlette.responses import JSONResponse
+
+    from ui.state import workspace
+
+    code, body = answer(str(workspace() / "runs"), request.path_params["run_id"], dict(request.query_params))
+    return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
