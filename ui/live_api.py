@@ -13,6 +13,7 @@ live page does not.
 from __future__ import annotations
 
 # Imported by serve.py and app.py before any page: the engine's modules are imported where they are used.
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -87,7 +88,19 @@ def answer(root: str, run_id: str, query: dict[str, str]) -> tuple[int, dict[str
         with _lock:
             _feeds.pop((root, run_id), None)
         return 404, {"error": "no such run"}
-    return 200, live_snapshot(run, feed, since=since, points=query.get("points", "1") != "0")
+    body = live_snapshot(run, feed, since=since, points=query.get("points", "1") != "0")
+    body["runs"] = runs_version(root)
+    return 200, body
+
+
+def runs_version(root: str) -> str:
+    """Changes when a run folder is made or deleted (the folder's own time; a string: nanoseconds exceed the
+    browser's exact integers). The sidebar watches it to show a run another process starts."""
+    try:
+        # With the count as well: a file system whose times are coarse still tells a new folder.
+        return f"{os.stat(root).st_mtime_ns}-{len(os.listdir(root))}"
+    except OSError:
+        return ""
 
 
 def _endpoint(request):

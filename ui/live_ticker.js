@@ -121,6 +121,12 @@ function metric(value) {
   return Math.abs(value) < 1000 ? value.toFixed(4) : Math.round(value).toLocaleString("en-US");
 }
 
+// What a screen reader says of a progress bar.
+function describeProgress(track, label, step, total) {
+  const attrs = { "aria-label": label, "aria-valuemin": "0", "aria-valuemax": String(total || 0), "aria-valuenow": String(step || 0) };
+  for (const [name, value] of Object.entries(attrs)) if (track.getAttribute(name) !== value) track.setAttribute(name, value);
+}
+
 function el(tag, className, parent) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -138,8 +144,9 @@ class Numbers {
     this.root = el("div", "live-numbers", root);
     const progress = el("div", "progress", this.root);
     this.progressText = el("div", "progress-text", progress);
-    const track = el("div", "track", progress);
-    this.bar = el("div", "bar", track);
+    this.track = el("div", "track", progress);
+    this.track.setAttribute("role", "progressbar");
+    this.bar = el("div", "bar", this.track);
     this.cells = [];
     const row = el("div", "metrics", this.root);
     for (let i = 0; i < 5; i++) {
@@ -154,6 +161,7 @@ class Numbers {
     const total = snap.total || 0;
     setText(this.progressText, fill(text.progress, { step: snap.step, total: total || "?" }));
     this.bar.style.width = `${total ? Math.min(100, (100 * snap.step) / total) : 0}%`;
+    describeProgress(this.track, this.progressText.textContent, snap.step, total);
     const latest = snap.latest || {};
     const headline = Object.keys(text.headlines).find((k) => k in latest);
     const values = [
@@ -192,7 +200,38 @@ class Chart {
   constructor(root, height) {
     this.box = el("div", "chart", root);
     this.canvas = el("canvas", null, this.box);
+    this.canvas.setAttribute("role", "img");
+    this.tip = el("div", "tip", this.box);
     this.height = height;
+    this.shown = null; // what the last drawing showed, for the values under the pointer
+    this.canvas.addEventListener("mousemove", (event) => this.point(event));
+    this.canvas.addEventListener("mouseleave", () => { this.tip.style.display = "none"; });
+  }
+
+  // The values of each curve nearest the pointer's x, as the charts after the run show them on hover.
+  point(event) {
+    const shown = this.shown;
+    if (!shown) return;
+    const { plot, x0, x1, series, xTitle } = shown;
+    const rect = this.canvas.getBoundingClientRect();
+    const mx = event.clientX - rect.left;
+    if (mx < plot.left || mx > plot.right) { this.tip.style.display = "none"; return; }
+    const x = x0 + ((mx - plot.left) / (plot.right - plot.left)) * (x1 - x0);
+    const lines = [];
+    let at = null;
+    for (const s of series) {
+      let best = null;
+      for (const p of s.points) if (p[0] !== null && p[1] !== null && (best === null || Math.abs(p[0] - x) < Math.abs(best[0] - x))) best = p;
+      if (!best) continue;
+      if (at === null) at = best[0];
+      lines.push(`${s.name}: ${tickText(best[1])}`);
+    }
+    if (!lines.length) { this.tip.style.display = "none"; return; }
+    this.tip.replaceChildren();
+    for (const line of [`${xTitle}: ${tickText(at)}`, ...lines]) el("div", null, this.tip).textContent = line;
+    this.tip.style.display = "block";
+    this.tip.style.left = `${Math.min(mx + 12, rect.width - this.tip.offsetWidth - 4)}px`;
+    this.tip.style.top = `${Math.max(event.clientY - rect.top - 40, 0)}px`;
   }
 
   draw({ title, xTitle, yTitle, series, logY }) {
@@ -205,6 +244,7 @@ class Chart {
       canvas.style.width = `${width}px`;
       canvas.style.height = `${this.height}px`;
     }
+    canvas.setAttribute("aria-label", title);
     const g = canvas.getContext("2d");
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, this.height);
@@ -239,11 +279,12 @@ class Chart {
       g.beginPath(); g.moveTo(lx, 36); g.lineTo(lx + 20, 36); g.stroke();
       lx -= 16;
     }
-    if (x0 === Infinity) return;
+    if (x0 === Infinity) { this.shown = null; return; }
     if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (y1 === y0) { const pad = Math.abs(y0) * 0.1 || 1; y0 -= pad; y1 += pad; }
     const pad = (y1 - y0) * 0.05;
     y0 -= pad; y1 += pad;
+    this.shown = { plot, x0, x1, series, xTitle };
     const px = (x) => plot.left + ((x - x0) / (x1 - x0)) * (plot.right - plot.left);
     const py = (y) => plot.bottom - ((y - y0) / (y1 - y0)) * (plot.bottom - plot.top);
 
@@ -327,8 +368,9 @@ class Bar {
   constructor(root) {
     this.root = el("div", "live-bar", root);
     this.text = el("div", "progress-text small", this.root);
-    const track = el("div", "track", this.root);
-    this.bar = el("div", "bar", track);
+    this.track = el("div", "track", this.root);
+    this.track.setAttribute("role", "progressbar");
+    this.bar = el("div", "bar", this.track);
   }
 
   render(feed, data) {
@@ -336,6 +378,7 @@ class Bar {
     const total = snap.total || 0;
     setText(this.text, fill(data.text.progress, { step: snap.step, total: total || "?" }));
     this.bar.style.width = `${total ? Math.min(100, (100 * snap.step) / total) : 0}%`;
+    describeProgress(this.track, this.text.textContent, snap.step, total);
   }
 }
 

@@ -28,7 +28,10 @@ _CSS = """
 .metrics { display: grid; grid-template-columns: repeat(auto-fit, minmax(130px, 1fr)); gap: 16px; margin-top: 16px; }
 .metric .label { font-size: 14px; color: rgb(49, 51, 63); }
 .metric .value { font-size: 2.25rem; line-height: 1.4; color: rgb(49, 51, 63); white-space: nowrap; }
-.chart { width: 100%; margin-top: 8px; }
+.chart { width: 100%; margin-top: 8px; position: relative; }
+.tip { display: none; position: absolute; pointer-events: none; background: rgba(255, 255, 255, 0.95);
+  border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 4px; padding: 4px 8px; font-size: 13px;
+  color: rgb(49, 51, 63); white-space: nowrap; }
 canvas { display: block; }
 """
 
@@ -108,8 +111,12 @@ def curves(run_id: str, x: str, log_y: bool) -> None:
 
 
 def sidebar_bar(run_id: str) -> None:
-    """The sidebar's progress bar for a training run; the run's end reruns the sidebar."""
-    _mount(run_id, "bar", f"sidebar_bar_{run_id}", _text({}, sidebar=True), {"active": True})
+    """The sidebar's progress bar for a training run; the run's end, or a run made or deleted elsewhere (the CLI
+    starts one), reruns the sidebar."""
+    from ui.state import workspace
+
+    watch = {"active": True, "runs": live_api.runs_version(str(workspace() / "runs"))}
+    _mount(run_id, "bar", f"sidebar_bar_{run_id}", _text({}, sidebar=True), watch)
 
 
 def _noop() -> None:

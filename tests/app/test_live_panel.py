@@ -217,7 +217,10 @@ def test_with_the_live_route_the_browser_draws_the_numbers_and_no_timer_runs(pla
     assert numbers["data"]["watch"] == {"signature": signed()} and numbers["on_changed_change"] is not None
     assert numbers["data"]["text"]["progress"] == "Step {step} of {total}"  # a template the browser fills
     assert numbers["data"]["text"]["headlines"]["val_accuracy"] == "Validation accuracy"
-    assert mounted["bar"]["data"]["watch"] == {"active": True}
+    assert mounted["bar"]["data"]["watch"] == {
+        "active": True,
+        "runs": live_api.runs_version(str(played.run.dir.parent)),
+    }
     assert mounted["curves"]["data"]["x"] == "step" and mounted["curves"]["data"]["watch"] == {}
 
     before = signed()

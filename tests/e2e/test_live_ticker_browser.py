@@ -79,6 +79,10 @@ def test_the_browser_moves_the_numbers_without_a_rerun_and_reruns_for_a_message_
             assert len(frames) == before, "the numbers moved by a rerun of the page"
             assert len(asked) > requests_before
             assert page.evaluate(CANVASES_DRAWN_JS) == [True, True]  # the loss and learning-rate curves
+            box = main.locator("canvas").first.bounding_box()  # the values under the pointer, as Plotly's hover
+            page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+            main.get_by_text("training loss:").wait_for(timeout=10_000)
+            assert main.get_by_text("Optimizer step:").count() == 1
 
             played.log(5, eval_every=15)  # an evaluation at step 15: its score is drawn by the browser
             main.get_by_text("0.7500").wait_for(timeout=30_000)  # validation accuracy
@@ -88,6 +92,11 @@ def test_the_browser_moves_the_numbers_without_a_rerun_and_reruns_for_a_message_
             played.run.set_status(message="Saving the model")  # what only the page's Python draws: one rerun
             main.get_by_text("Saving the model").wait_for(timeout=30_000)
             assert len(frames) > before
+
+            # A run another process starts shows in the sidebar without a reload (its folder is new).
+            other = PlayedRun(served.workspace, data, total=50, run_id="other")
+            sidebar.get_by_text("other").first.wait_for(timeout=30_000)
+            other.finish()
 
             played.finish()
             page.locator(CHART).first.wait_for(timeout=60_000)  # the whole page again, as after any run

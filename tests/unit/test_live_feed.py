@@ -99,6 +99,20 @@ def test_the_route_answers_json_and_refuses_bad_requests_in_words(played, worksp
     assert code == 200 and "train" not in body and body["step"] == 3
 
 
+def test_the_runs_version_changes_when_a_run_is_made_or_deleted(played, workspace, toy_csv):
+    import shutil
+
+    root = str(workspace / "runs")
+    first = live_api.answer(root, played.run.id, {"points": "0"})[1]["runs"]
+    played.log(2)
+    assert live_api.runs_version(root) == first  # a run's own files do not count
+    other = PlayedRun(workspace, toy_csv, run_id="other")  # a run the CLI started: the sidebar must show it
+    made = live_api.runs_version(root)
+    assert made != first
+    shutil.rmtree(other.run.dir)
+    assert live_api.runs_version(root) not in (made, "")
+
+
 def test_the_route_forgets_a_deleted_run_and_keeps_a_bounded_number_of_feeds(played, workspace, toy_csv):
     import shutil
 
