@@ -1,7 +1,7 @@
 """The live page as start.sh serves it (serve.py, with the live route) in a real Chromium: the numbers, the curves
 and the sidebar's bar move while the server sends nothing over Streamlit's websocket (no rerun), a new status
-message brings a rerun, and the run's end brings the page Streamlit draws after a run. AppTest cannot run the browser's
-JavaScript (ui/live_ticker.js); this is its test."""
+message brings a rerun, a hidden tab asks for nothing, and the run's end brings the page Streamlit draws after a
+run. AppTest cannot run the browser's JavaScript (ui/live_ticker.js); this is its test."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import CHROMIUM, launch_chromium, new_tab, start_server, stop_server_process, wait_ready
-from tests.played_run import PlayedRun
+from tests.played_run import HIDE_TAB_JS, SHOW_TAB_JS, PlayedRun
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +92,16 @@ def test_the_browser_moves_the_numbers_without_a_rerun_and_reruns_for_a_message_
             played.run.set_status(message="Saving the model")  # what only the page's Python draws: one rerun
             main.get_by_text("Saving the model").wait_for(timeout=30_000)
             assert len(frames) > before
+
+            # A hidden tab asks for nothing; shown again, it asks at once and draws what happened meanwhile.
+            page.evaluate(HIDE_TAB_JS)
+            page.wait_for_timeout(500)  # a request already under way may still finish
+            hidden_from = len(asked)
+            played.log(5)
+            page.wait_for_timeout(9_000)  # two polling intervals
+            assert len(asked) == hidden_from
+            page.evaluate(SHOW_TAB_JS)
+            main.get_by_text("Step 20 of 1000").wait_for(timeout=10_000)
 
             # A run another process starts shows in the sidebar without a reload (its folder is new).
             other = PlayedRun(served.workspace, data, total=50, run_id="other")
