@@ -81,7 +81,7 @@ def test_the_browser_moves_the_numbers_without_a_rerun_and_reruns_for_a_message_
             assert page.evaluate(CANVASES_DRAWN_JS) == [True, True]  # the loss and learning-rate curves
             box = main.locator("canvas").first.bounding_box()  # the values under the pointer, as Plotly's hover
             page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
-            main.get_by_text("training loss:").wait_for(timeout=10_000)
+            main.get_by_text("training loss:").wait_for(timeout=30_000)
             assert main.get_by_text("Optimizer step:").count() == 1
 
             played.log(5, eval_every=15)  # an evaluation at step 15: its score is drawn by the browser
@@ -101,7 +101,7 @@ def test_the_browser_moves_the_numbers_without_a_rerun_and_reruns_for_a_message_
             page.wait_for_timeout(9_000)  # two polling intervals
             assert len(asked) == hidden_from
             page.evaluate(SHOW_TAB_JS)
-            main.get_by_text("Step 20 of 1000").wait_for(timeout=10_000)
+            main.get_by_text("Step 20 of 1000").wait_for(timeout=30_000)
 
             # A run another process starts shows in the sidebar without a reload (its folder is new).
             other = PlayedRun(served.workspace, data, total=50, run_id="other")
