@@ -9,6 +9,7 @@ the status message, what the diagnosis finds) makes the browser ask for a rerun:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,12 @@ def signature(run: Run, status: dict[str, Any], records: list[dict[str, Any]], t
     if len(_signatures) > 64:
         _signatures.pop(next(iter(_signatures)))
     return digest
+
+
+def record_signature(record: dict[str, Any]) -> str:
+    """Changes whenever a job record a page draws whole (a search's search.json, as its store reads it) changes."""
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
 
 
 def _config(run: Run) -> dict[str, Any]:

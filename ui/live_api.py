@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 ROUTE = "/api/workbench/runs/{run_id}/live"
+SEARCH_ROUTE = "/api/workbench/searches/{search_id}/live"  # a hyperparameter search's state and signature
 # How often the page's JavaScript asks while the run trains (and its tab is visible). A request costs the server a
 # status read and the metrics' new lines, and the browser a few DOM updates: no rerun, no redraw of the page.
 POLL_S = 4.0
@@ -35,7 +36,7 @@ def routes() -> list:
     from starlette.routing import Route
 
     _state["mounted"] = True
-    return [Route(ROUTE, _endpoint, methods=["GET"])]
+    return [Route(ROUTE, _endpoint, methods=["GET"]), Route(SEARCH_ROUTE, _search_endpoint, methods=["GET"])]
 
 
 def available() -> bool:
@@ -51,6 +52,10 @@ def available() -> bool:
 
 def url(run_id: str) -> str:
     return ROUTE.format(run_id=quote(run_id, safe=""))
+
+
+def search_url(search_id: str) -> str:
+    return SEARCH_ROUTE.format(search_id=quote(search_id, safe=""))
 
 
 def _run_and_feed(root: str, run_id: str):
@@ -110,4 +115,31 @@ def _endpoint(request):
     from ui.state import workspace
 
     code, body = answer(str(workspace() / "runs"), request.path_params["run_id"], dict(request.query_params))
+    return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
+
+
+def search_answer(root: str, search_id: str) -> tuple[int, dict[str, Any]]:
+    """A search's state and the signature of its record: the Tune page reruns when it changes (a trial starts or
+    ends), not every few seconds while nothing does."""
+    from core.errors import WorkbenchError
+    from core.live_feed import record_signature
+    from core.runs import ACTIVE
+    from core.search import SearchStore
+
+    if not search_id or "/" in search_id or "\\" in search_id or search_id.startswith("."):
+        return 404, {"error": "no such search"}
+    try:
+        record = SearchStore(root).get(search_id)
+    except (WorkbenchError, OSError, ValueError, KeyError):
+        return 404, {"error": "no such search"}
+    state = record.get("state")
+    return 200, {"state": str(state), "active": state in ACTIVE, "signature": record_signature(record)}
+
+
+def _search_endpoint(request):
+    from starlette.responses import JSONResponse
+
+    from ui.state import workspace
+
+    code, body = search_answer(str(workspace() / "searches"), request.path_params["search_id"])
     return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})

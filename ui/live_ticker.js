@@ -382,7 +382,12 @@ class Bar {
   }
 }
 
-const KINDS = { numbers: Numbers, curves: Curves, bar: Bar };
+// Draws nothing: a part that only watches (the Tune page's search), to ask for a rerun when it changes.
+class Watch {
+  render() {}
+}
+
+const KINDS = { numbers: Numbers, curves: Curves, bar: Bar, watch: Watch };
 
 class Part {
   constructor(root, data) {

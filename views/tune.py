@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.runs import ACTIVE
-from ui import keys, nav
+from ui import keys, live_api, live_ticker, nav
 from ui.format import state_badge
 from ui.forms import WATCHABLE
 from ui.guard import guarded, show_error
@@ -79,6 +79,12 @@ def search_status(search_id: str) -> None:
     from core.search import TRIAL_ACTIVE, results_table
 
     record = runner().store.get(search_id)
+    if record["state"] in ACTIVE and live_api.available():
+        # Served with the live route: no timer; the browser asks for the record's signature and reruns this
+        # fragment when a trial starts or ends (every 2 s, it sent the same table and chart again and again).
+        from core.live_feed import record_signature
+
+        live_ticker.watch_search(search_id, record_signature(record))
     metric = record["config"]["metric"]
     trials = record["trials"]
     done = sum(t["state"] not in TRIAL_ACTIVE for t in trials)
@@ -101,7 +107,8 @@ def show_search(search_id: str) -> None:
 
     record = runner().store.get(search_id)
     active = record["state"] in ACTIVE
-    st.fragment(run_every=2.0 if active else None)(search_status)(search_id)
+    timed = active and not live_api.available()
+    st.fragment(run_every=2.0 if timed else None)(search_status)(search_id)
     if active:
         # Through the search's folder: it reaches a search this server, another one or the CLI runs.
         if st.button(t("tune.stop"), icon=":material/stop:", key="stop_search") and runner().stop(search_id):

@@ -8,8 +8,11 @@ from core.runs import RunStore
 from core.search import SearchStore
 from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
 from tests.conftest import wait_for
+from tests.unit import test_live_feed
 from tests.unit.test_search import trials_in_threads  # noqa: F401 - autouse: trials as threads
 from tests.unit.test_strategies import one_thread  # noqa: F401 - autouse: tiny models, one thread
+
+owner = test_live_feed.owner  # a fixture: a live process that owns a search
 
 
 def test_empty_workspace_says_what_to_do(workspace):
@@ -54,3 +57,42 @@ def test_search_from_the_form_then_start_the_best(workspace, toy_csv, tiny_bert_
     assert wait_until_done(best[0]) == "finished"
     best_lr = record["trials"][record["best_trial"] - 1]["params"]["learning_rate"]
     assert best[0].config().train.learning_rate == best_lr
+
+
+def test_with_the_live_route_a_running_search_has_no_timer_and_watches_its_record(
+    workspace, toy_csv, owner, monkeypatch
+):
+    """Served by serve.py: the status fragment reruns when the search's record changes (the browser asks), not
+    every 2 s (each time it sent the same table and chart)."""
+    import streamlit
+
+    import ui.live_ticker
+    from ui import live_api
+
+    real_fragment = streamlit.fragment
+    timers: dict[str, float | None] = {}
+
+    def fragment(func=None, *, run_every=None):
+        def wrap(body):
+            timers[body.__name__] = run_every
+            return real_fragment(body, run_every=run_every)
+
+        return wrap(func) if func is not None else wrap
+
+    watched: list[dict] = []
+    monkeypatch.setattr(streamlit, "fragment", fragment)
+    monkeypatch.setattr(ui.live_ticker, "_component", lambda **kwargs: watched.append(kwargs))
+    monkeypatch.setitem(live_api._state, "mounted", True)
+    store, record = test_live_feed.search_record(workspace, toy_csv, owner)
+    at = open_app("views/tune.py", search=record["id"])
+    no_exception(at)
+    assert "search_status" in timers and timers["search_status"] is None
+    [mounted] = [w for w in watched if w["data"]["part"] == "watch"]
+    route = live_api.search_answer(str(workspace / "searches"), record["id"])[1]
+    assert mounted["data"]["watch"] == {"signature": route["signature"]}
+    assert mounted["data"]["url"] == live_api.search_url(record["id"]) and mounted["on_changed_change"] is not None
+    assert list(at.dataframe[0].value["trial"]) == [1, 2]  # the table is still the page's
+
+    monkeypatch.setitem(live_api._state, "mounted", False)  # streamlit run app.py: the timer as before
+    at.run()
+    assert timers["search_status"] == 2.0

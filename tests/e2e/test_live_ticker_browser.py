@@ -116,3 +116,43 @@ def test_the_browser_moves_the_numbers_without_a_rerun_and_reruns_for_a_message_
         finally:
             page.context.close()
             browser.close()
+
+
+def test_the_tune_page_reruns_when_the_search_changes_and_not_in_between(served, tmp_path):
+    import subprocess
+    import sys
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.unit.test_live_feed import search_record
+
+    data = tmp_path / "rows.csv"
+    data.write_text("text,label\ngood film,positive\nbad film,negative\n", encoding="utf-8")
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        store, record = search_record(served.workspace, data, owner.pid)
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = new_tab(browser)
+            frames: list[int] = []
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload))))
+            try:
+                page.goto(f"{served.url}/tune?search={record['id']}")
+                wait_ready(page)
+                table = page.locator("[data-testid='stDataFrame']")
+                table.first.wait_for()
+                page.wait_for_timeout(1_000)
+                before = len(frames)
+                page.wait_for_timeout(9_000)  # two polling intervals: the old page reran four times
+                assert len(frames) == before, "the Tune page reran while its search did not change"
+                record["state"] = "finished"  # the search ends: the browser sees it and asks for a rerun
+                record["message"] = "Search finished."
+                store.save(record)
+                page.get_by_text("Search finished.").wait_for(timeout=30_000)
+                assert len(frames) > before
+            finally:
+                page.context.close()
+                browser.close()
+    finally:
+        owner.kill()
+        owner.wait()

@@ -141,3 +141,48 @@ def test_the_route_is_available_only_where_it_is_mounted_at_the_pages_path(monke
 def test_serve_mounts_the_live_route():
     source = (Path(__file__).resolve().parents[2] / "serve.py").read_text()
     assert "routes=live_api.routes()" in source
+
+
+@pytest.fixture
+def owner():
+    """A live process that owns a search (one owned by the reader's own process counts only while its job runs)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def search_record(workspace, toy_csv, owner: int):
+    from core.runs import process_started
+    from core.search import SearchConfig, SearchSpace, SearchStore
+    from tests.conftest import tiny_run_config
+
+    store = SearchStore(workspace / "searches")
+    cfg = SearchConfig(base=tiny_run_config(toy_csv, "tiny"), space=SearchSpace(learning_rate=[1e-4, 1e-3]))
+    record = store.create(cfg)
+    record.update(state="running", pid=owner, pid_started=process_started(owner))
+    store.save(record)
+    return store, record
+
+
+def test_the_search_route_answers_the_state_and_a_signature_that_changes_with_the_record(workspace, toy_csv, owner):
+    store, record = search_record(workspace, toy_csv, owner)
+    root = str(workspace / "searches")
+    code, first = live_api.search_answer(root, record["id"])
+    assert code == 200 and first["active"] and first["state"] == "running"
+    assert live_api.search_answer(root, record["id"]) == (200, first)  # nothing changed: nothing to redraw
+    record["trials"][0]["state"] = "running"  # a trial starts: the page's table changes
+    store.save(record)
+    second = live_api.search_answer(root, record["id"])[1]
+    assert second["signature"] != first["signature"] and second["active"]
+    record["state"] = "finished"
+    store.save(record)
+    assert live_api.search_answer(root, record["id"])[1]["active"] is False
+    for bad in ("missing", "../searches", "a/b", "", ".."):
+        assert live_api.search_answer(root, bad) == (404, {"error": "no such search"})
+    assert live_api.search_url("a b") == "/api/workbench/searches/a%20b/live"
