@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.i18n import status_message
+from ui import live_api
 from ui.format import state_badge
 from ui.i18n import language, t
 from ui.safe import md, plot_text
@@ -40,13 +41,21 @@ def learning_curve_panel(base, metric: str) -> None:
     latest = runner().store.latest()
     if latest is not None:
         active = latest["state"] in ACTIVE and runner().active()
-        st.fragment(run_every=2.0 if active else None)(_show)(latest["id"])
+        # Served with the live route (serve.py): no timer; the browser watches the curve's record (_show).
+        timed = active and not live_api.available()
+        st.fragment(run_every=2.0 if timed else None)(_show)(latest["id"])
 
 
 def _show(curve_id: str) -> None:
     import plotly.graph_objects as go
 
     record = runner().store.get(curve_id)
+    if record["state"] in ACTIVE and live_api.available():
+        from core.live_feed import record_signature
+        from ui import live_ticker
+
+        # A rerun when a point starts or ends, instead of one every 2 s that sent the same chart again.
+        live_ticker.watch_record("curves", curve_id, record_signature(record))
     done = [p for p in record["points"] if p["state"] == "finished"]
     state = state_badge(record["state"])
     st.markdown(

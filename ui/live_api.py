@@ -14,13 +14,16 @@ from __future__ import annotations
 
 # Imported by serve.py and app.py before any page: the engine's modules are imported where they are used.
 import os
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 
 ROUTE = "/api/workbench/runs/{run_id}/live"
-SEARCH_ROUTE = "/api/workbench/searches/{search_id}/live"  # a hyperparameter search's state and signature
+# A background job's state and signature: a hyperparameter search, a learning curve (the Tune page).
+RECORD_ROUTE = "/api/workbench/{kind}/{record_id}/live"
+RECORD_KINDS = ("searches", "curves")
 # How often the page's JavaScript asks while the run trains (and its tab is visible). A request costs the server a
 # status read and the metrics' new lines, and the browser a few DOM updates: no rerun, no redraw of the page.
 POLL_S = 4.0
@@ -36,7 +39,10 @@ def routes() -> list:
     from starlette.routing import Route
 
     _state["mounted"] = True
-    return [Route(ROUTE, _endpoint, methods=["GET"]), Route(SEARCH_ROUTE, _search_endpoint, methods=["GET"])]
+    records = [
+        Route(RECORD_ROUTE.replace("{kind}", kind), _record_endpoint(kind), methods=["GET"]) for kind in RECORD_KINDS
+    ]
+    return [Route(ROUTE, _endpoint, methods=["GET"]), *records]
 
 
 def available() -> bool:
@@ -54,8 +60,8 @@ def url(run_id: str) -> str:
     return ROUTE.format(run_id=quote(run_id, safe=""))
 
 
-def search_url(search_id: str) -> str:
-    return SEARCH_ROUTE.format(search_id=quote(search_id, safe=""))
+def record_url(kind: str, record_id: str) -> str:
+    return RECORD_ROUTE.format(kind=kind, record_id=quote(record_id, safe=""))
 
 
 def _run_and_feed(root: str, run_id: str):
@@ -118,28 +124,44 @@ def _endpoint(request):
     return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
 
 
-def search_answer(root: str, search_id: str) -> tuple[int, dict[str, Any]]:
-    """A search's state and the signature of its record: the Tune page reruns when it changes (a trial starts or
-    ends), not every few seconds while nothing does."""
+_RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,80}$")
+
+
+def _load_record(kind: str, root: str, record_id: str) -> dict[str, Any]:
+    if kind == "searches":
+        from core.search import SearchStore
+
+        return SearchStore(root).get(record_id)
+    from core.learning_curve import CurveStore
+
+    return CurveStore(root).get(record_id)
+
+
+def record_answer(kind: str, root: str, record_id: str) -> tuple[int, dict[str, Any]]:
+    """A background job's state and the signature of its record (``kind``: "searches" or "curves"). The Tune page
+    reruns its status when the record changes (a trial or a point starts or ends), not every few seconds while
+    nothing does."""
     from core.errors import WorkbenchError
     from core.live_feed import record_signature
     from core.runs import ACTIVE
-    from core.search import SearchStore
 
-    if not search_id or "/" in search_id or "\\" in search_id or search_id.startswith("."):
-        return 404, {"error": "no such search"}
+    if not _RECORD_ID.match(record_id or ""):
+        return 404, {"error": "no such job"}
     try:
-        record = SearchStore(root).get(search_id)
+        record = _load_record(kind, root, record_id)
     except (WorkbenchError, OSError, ValueError, KeyError):
-        return 404, {"error": "no such search"}
+        return 404, {"error": "no such job"}
     state = record.get("state")
     return 200, {"state": str(state), "active": state in ACTIVE, "signature": record_signature(record)}
 
 
-def _search_endpoint(request):
-    from starlette.responses import JSONResponse
+def _record_endpoint(kind: str):
+    def endpoint(request):
+        from starlette.responses import JSONResponse
 
-    from ui.state import workspace
+        from ui.state import workspace
 
-    code, body = search_answer(str(workspace() / "searches"), request.path_params["search_id"])
-    return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
+        code, body = record_answer(kind, str(workspace() / kind), request.path_params["record_id"])
+        return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
+
+    return endpoint

@@ -123,14 +123,14 @@ def _noop() -> None:
     """A trigger needs a callback to be reported; the rerun it brings is all that is needed."""
 
 
-def watch_search(search_id: str, signature: str) -> None:
-    """Nothing to see: it asks for the search's signature every few seconds and reruns the fragment it is in
-    when the search's record changes."""
+def watch_record(kind: str, record_id: str, signature: str) -> None:
+    """Nothing to see: it asks for a background job's signature (``kind``: "searches" or "curves") every few seconds
+    and reruns the fragment it is in when the job's record changes."""
     data = {
-        "url": live_api.search_url(search_id),
+        "url": live_api.record_url(kind, record_id),
         "poll_ms": int(live_api.POLL_S * 1000),
         "part": "watch",
         "text": {},
         "watch": {"signature": signature},
     }
-    _component(key=f"search_watch_{search_id}", data=data, default={"changed": None}, on_changed_change=_noop)
+    _component(key=f"watch_{kind}_{record_id}", data=data, default={"changed": None}, on_changed_change=_noop)

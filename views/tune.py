@@ -84,7 +84,7 @@ def search_status(search_id: str) -> None:
         # fragment when a trial starts or ends (every 2 s, it sent the same table and chart again and again).
         from core.live_feed import record_signature
 
-        live_ticker.watch_search(search_id, record_signature(record))
+        live_ticker.watch_record("searches", search_id, record_signature(record))
     metric = record["config"]["metric"]
     trials = record["trials"]
     done = sum(t["state"] not in TRIAL_ACTIVE for t in trials)

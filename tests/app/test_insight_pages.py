@@ -181,3 +181,47 @@ def test_tune_page_offers_the_learning_curve(workspace, toy_csv):
     at = open_app("views/tune.py")
     no_exception(at)
     assert button(at, "Draw the learning curve")
+
+
+def test_with_the_live_route_a_running_learning_curve_has_no_timer_and_watches_its_record(
+    workspace, toy_csv, monkeypatch
+):
+    """Served by serve.py: the curve's panel reruns when its record changes (the browser asks), not every 2 s."""
+    from types import SimpleNamespace
+
+    import streamlit
+
+    import ui.learning_curve
+    import ui.live_ticker
+    from core.learning_curve import CurveStore
+    from ui import live_api
+
+    real_fragment = streamlit.fragment
+    timers: dict[str, float | None] = {}
+
+    def fragment(func=None, *, run_every=None):
+        def wrap(body):
+            timers[body.__name__] = run_every
+            return real_fragment(body, run_every=run_every)
+
+        return wrap(func) if func is not None else wrap
+
+    watched: list[dict] = []
+    store = CurveStore(workspace / "curves")
+    record = store.create(tiny_run_config(toy_csv, "tiny"))
+    monkeypatch.setattr(streamlit, "fragment", fragment)
+    monkeypatch.setattr(ui.live_ticker, "_component", lambda **kwargs: watched.append(kwargs))
+    monkeypatch.setattr(ui.learning_curve, "runner", lambda: SimpleNamespace(store=store, active=lambda: True))
+    monkeypatch.setitem(live_api._state, "mounted", True)
+    _dataset(toy_csv)
+    at = open_app("views/tune.py")
+    no_exception(at)
+    assert timers["_show"] is None
+    [mounted] = [w for w in watched if w["data"]["part"] == "watch"]
+    route = live_api.record_answer("curves", str(workspace / "curves"), record["id"])[1]
+    assert mounted["data"]["url"] == live_api.record_url("curves", record["id"])
+    assert mounted["data"]["watch"] == {"signature": route["signature"]} and route["active"]
+
+    monkeypatch.setitem(live_api._state, "mounted", False)  # streamlit run app.py: the timer as before
+    at.run()
+    assert timers["_show"] == 2.0

@@ -88,9 +88,10 @@ def test_with_the_live_route_a_running_search_has_no_timer_and_watches_its_recor
     no_exception(at)
     assert "search_status" in timers and timers["search_status"] is None
     [mounted] = [w for w in watched if w["data"]["part"] == "watch"]
-    route = live_api.search_answer(str(workspace / "searches"), record["id"])[1]
+    route = live_api.record_answer("searches", str(workspace / "searches"), record["id"])[1]
     assert mounted["data"]["watch"] == {"signature": route["signature"]}
-    assert mounted["data"]["url"] == live_api.search_url(record["id"]) and mounted["on_changed_change"] is not None
+    url = live_api.record_url("searches", record["id"])
+    assert mounted["data"]["url"] == url and mounted["on_changed_change"] is not None
     assert list(at.dataframe[0].value["trial"]) == [1, 2]  # the table is still the page's
 
     monkeypatch.setitem(live_api._state, "mounted", False)  # streamlit run app.py: the timer as before

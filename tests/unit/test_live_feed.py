@@ -131,8 +131,8 @@ def test_the_route_is_available_only_where_it_is_mounted_at_the_pages_path(monke
 
     monkeypatch.setitem(live_api._state, "mounted", False)
     assert not live_api.available()
-    routes = live_api.routes()
-    assert [r.path for r in routes] == [live_api.ROUTE] and live_api.available()
+    live_api.routes()
+    assert live_api.available()
     monkeypatch.setattr(config, "get_option", lambda name: "/workbench" if name == "server.baseUrlPath" else None)
     assert not live_api.available()  # user routes do not follow a base URL path: keep the timed fragments
     assert live_api.url("a b/c") == "/api/workbench/runs/a%20b%2Fc/live"
@@ -170,19 +170,40 @@ def search_record(workspace, toy_csv, owner: int):
     return store, record
 
 
-def test_the_search_route_answers_the_state_and_a_signature_that_changes_with_the_record(workspace, toy_csv, owner):
+def test_the_record_routes_answer_the_state_and_a_signature_that_changes_with_the_record(workspace, toy_csv, owner):
     store, record = search_record(workspace, toy_csv, owner)
     root = str(workspace / "searches")
-    code, first = live_api.search_answer(root, record["id"])
+    code, first = live_api.record_answer("searches", root, record["id"])
     assert code == 200 and first["active"] and first["state"] == "running"
-    assert live_api.search_answer(root, record["id"]) == (200, first)  # nothing changed: nothing to redraw
+    assert live_api.record_answer("searches", root, record["id"]) == (200, first)  # nothing changed
     record["trials"][0]["state"] = "running"  # a trial starts: the page's table changes
     store.save(record)
-    second = live_api.search_answer(root, record["id"])[1]
+    second = live_api.record_answer("searches", root, record["id"])[1]
     assert second["signature"] != first["signature"] and second["active"]
     record["state"] = "finished"
     store.save(record)
-    assert live_api.search_answer(root, record["id"])[1]["active"] is False
-    for bad in ("missing", "../searches", "a/b", "", ".."):
-        assert live_api.search_answer(root, bad) == (404, {"error": "no such search"})
-    assert live_api.search_url("a b") == "/api/workbench/searches/a%20b/live"
+    assert live_api.record_answer("searches", root, record["id"])[1]["active"] is False
+    for bad in ("missing", "../searches", "a/b", "", "..", ".hidden"):
+        assert live_api.record_answer("searches", root, bad) == (404, {"error": "no such job"})
+    assert live_api.record_url("searches", "a b") == "/api/workbench/searches/a%20b/live"
+
+
+def test_a_learning_curve_is_watched_by_its_record_too(workspace, toy_csv):
+    from core.learning_curve import CurveStore
+    from tests.conftest import tiny_run_config
+
+    store = CurveStore(workspace / "curves")
+    record = store.create(tiny_run_config(toy_csv, "tiny"))
+    root = str(workspace / "curves")
+    code, first = live_api.record_answer("curves", root, record["id"])
+    assert code == 200 and first["active"] and first["state"] == "queued"
+    record["points"][0]["state"] = "finished"
+    store.save(record)
+    assert live_api.record_answer("curves", root, record["id"])[1]["signature"] != first["signature"]
+    assert live_api.record_answer("curves", root, "nope") == (404, {"error": "no such job"})
+    paths = [r.path for r in live_api.routes()]
+    assert paths == [
+        live_api.ROUTE,
+        "/api/workbench/searches/{record_id}/live",
+        "/api/workbench/curves/{record_id}/live",
+    ]
