@@ -98,8 +98,9 @@ def live_panel(run_id: str) -> None:
     run = run_store().get(run_id)
     active = run.state in ACTIVE
     # Served with the live route (serve.py): while the run trains, the browser refreshes the numbers and the curves
-    # itself (ui/live_ticker.py) and the fragments below have no timer; a change the browser cannot draw (a new
-    # evaluation, message or state) asks for a rerun. Without the route, timed fragments refresh them.
+    # itself (ui/live_ticker.py) and the fragments below have no timer; a change only this Python draws (a new
+    # state or message, the first point, a diagnosis finding, new probe answers: core.live_feed.signature) makes the
+    # browser ask for a rerun. Without the route, timed fragments refresh them.
     ticker = active and live_ticker.available()
     paused = active and bool(st.session_state.get(keys.TAB_HIDDEN))  # the tab was hidden at the last look
     timed = active and not paused and not ticker
@@ -128,7 +129,7 @@ def live_panel(run_id: str) -> None:
                 st.caption(t("live.hidden"))  # nothing is drawn, and no timer runs, until the reader is back
                 return
         # The browser's ticker asks for a rerun when its snapshot's signature differs from this one: read the
-        # metrics now, or a throttled read could miss the evaluation that brought the rerun and sign the old state.
+        # metrics now, or a throttled read could miss the lines that brought the rerun and sign the old state.
         fresh = state not in ACTIVE or ticker
         _, records, train, evals = _feed(str(run.metrics_path)).frames(fresh)
         head = start_record(records)
