@@ -3,7 +3,8 @@
 // Each part on the page (the numbers, the curves, the sidebar's progress bar) subscribes to one feed per run: a
 // request to ui/live_api.py every few seconds while the run trains and the tab is visible, for the numbers and the
 // training points not yet seen. Nothing here reruns the page's Python, except when a value a part watches changes
-// (the panel: the run's signature, a new state, status message or evaluation; the sidebar: whether it trains).
+// (the panel: the run's signature, core/live_feed.py; the sidebar: whether the run trains, and the runs folder;
+// the Tune page: a search's or a learning curve's record).
 //
 // Every string from the run (numbers, labels from the server) is set as text, never as markup.
 
@@ -44,7 +45,8 @@ class Feed {
   add(part) {
     this.parts.add(part);
     if (this.snap) part.render(this);
-    if (!this.snap && !this.busy) this.poll();
+    // A feed that stopped at its job's end asks again: the job may have been resumed under the same name.
+    if (!this.busy && !(this.snap && this.snap.active)) this.poll();
   }
 
   remove(part) {
