@@ -174,11 +174,12 @@ def diagnose_run(run) -> list[Finding]:
 
 
 def label_names(run) -> list[str] | None:
-    """The run's class names (saved with its data splits); None before they are written or for generation."""
-    import json
+    """The run's class names (core.inference.run_label_names), or None where that file cannot tell: a diagnosis
+    is drawn without them rather than not at all."""
+    from core.inference import run_label_names
 
     try:
-        names = json.loads((run.data_dir / "labels.json").read_text(encoding="utf-8")).get("label_names")
+        names = run_label_names(run)
     except (OSError, ValueError, AttributeError):  # AttributeError: the file holds no object
         return None
     return names if isinstance(names, list) else None

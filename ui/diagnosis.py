@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.diagnose import Finding, diagnose, fixed_config
+from core.diagnose import Finding, diagnose, fixed_config, label_names
 from ui.i18n import language, t
 from ui.safe import md
 
@@ -26,7 +26,7 @@ def show_diagnosis(run, records=None, *, frames=None, key: str = "") -> None:
         run.results(),
         state=status.get("state", "finished"),
         message=status.get("message", ""),
-        label_names=label_names_of(run),
+        label_names=label_names(run),
         frames=frames,
         best_checkpoint_step=best_step_of(run) if finished and best_checkpoint(run) else None,
     )
@@ -38,13 +38,6 @@ def show_diagnosis(run, records=None, *, frames=None, key: str = "") -> None:
         st.success(t("diagnosis.toast.kept", step=step), icon=":material/check_circle:")
     for i, finding in enumerate(findings):
         _finding(run, finding, f"{key}{run.id}_{i}")
-
-
-def label_names_of(run) -> list[str] | None:
-    """The run's class names (saved with its data splits)."""
-    from core.diagnose import label_names
-
-    return label_names(run)
 
 
 def _finding(run, finding: Finding, key: str) -> None:

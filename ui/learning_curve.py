@@ -50,7 +50,7 @@ def _show(curve_id: str) -> None:
     import plotly.graph_objects as go
 
     record = runner().store.get(curve_id)
-    if record["state"] in ACTIVE and live_api.available():
+    if record["state"] in ACTIVE and runner().active() and live_api.available():  # as the timer above
         from core.live_feed import record_signature
         from ui import live_ticker
 

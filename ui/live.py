@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from core.curves import CurveFeed, downsample, start_record
 from core.live_feed import signature
 from core.runs import ACTIVE, RESUMABLE, RunStatus
-from ui import charts, keys, live_ticker, nav, share
+from ui import charts, keys, live_api, live_ticker, nav, share
 from ui.diagnosis import show_diagnosis
 from ui.format import duration, metric, state_badge
 from ui.guard import guarded
@@ -46,10 +44,10 @@ export default function (component) {
 _tab_hook = st.components.v2.component("workbench.tab_visibility", js=_TAB_HOOK_JS)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def _feed(metrics_path: str) -> CurveFeed:
-    # One per run for the whole server: every session watching a run reads and tabulates its new lines once.
-    return CurveFeed(Path(metrics_path), min_interval=REFRESH_S / 2)
+    # One per run for the whole server, shared with the live route: every session and the browsers' requests read
+    # and tabulate its new lines once.
+    return live_api.shared_feed(metrics_path)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -101,7 +99,7 @@ def live_panel(run_id: str) -> None:
     # itself (ui/live_ticker.py) and the fragments below have no timer; a change only this Python draws (a new
     # state or message, the first point, a diagnosis finding, new probe answers: core.live_feed.signature) makes the
     # browser ask for a rerun. Without the route, timed fragments refresh them.
-    ticker = active and live_ticker.available()
+    ticker = active and live_api.available()
     paused = active and bool(st.session_state.get(keys.TAB_HIDDEN))  # the tab was hidden at the last look
     timed = active and not paused and not ticker
 

@@ -29,9 +29,14 @@ RECORD_KINDS = ("searches", "curves")
 POLL_S = 4.0
 _MAX_FEEDS = 16
 
+# A feed reads its file at most every FEED_INTERVAL_S: half of both refresh intervals (the browser's POLL_S, and the
+# timed panel's ui/live.REFRESH_S without the route), so each refresh sees the lines written since the last one.
+FEED_INTERVAL_S = POLL_S / 2
+
 _state: dict[str, bool] = {"mounted": False}
 _lock = threading.Lock()
-_feeds: OrderedDict[tuple[str, str], tuple[Any, Any]] = OrderedDict()  # (root, run id) -> (run, CurveFeed)
+_feeds: OrderedDict[str, Any] = OrderedDict()  # metrics path -> CurveFeed
+_runs: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (root, run id) -> Run (its settings checked once)
 
 
 def routes() -> list:
@@ -64,22 +69,36 @@ def record_url(kind: str, record_id: str) -> str:
     return RECORD_ROUTE.format(kind=kind, record_id=quote(record_id, safe=""))
 
 
-def _run_and_feed(root: str, run_id: str):
-    """(run, feed), one per run for the whole server: every page watching a run reads its new lines once."""
+def shared_feed(metrics_path: str):
+    """The run's CurveFeed, one per run for the whole server: the pages' reruns (ui/live.py) and the browsers'
+    requests here read and tabulate its new lines once."""
     from core.curves import CurveFeed
+
+    with _lock:
+        feed = _feeds.get(metrics_path)
+        if feed is None:
+            feed = _feeds[metrics_path] = CurveFeed(metrics_path, min_interval=FEED_INTERVAL_S)
+        _feeds.move_to_end(metrics_path)
+        while len(_feeds) > _MAX_FEEDS:
+            _feeds.popitem(last=False)
+        return feed
+
+
+def _run(root: str, run_id: str):
+    """The run, read and checked on the first request (a bad or missing name raises a WorkbenchError)."""
     from core.runs import RunStore
 
     key = (root, run_id)
     with _lock:
-        if key in _feeds:
-            _feeds.move_to_end(key)
-            return _feeds[key]
-    run = RunStore(root).get(run_id)  # raises a WorkbenchError for a bad or missing name
+        if key in _runs:
+            _runs.move_to_end(key)
+            return _runs[key]
+    run = RunStore(root).get(run_id)
     with _lock:
-        entry = _feeds.setdefault(key, (run, CurveFeed(run.metrics_path, min_interval=POLL_S / 2)))
-        while len(_feeds) > _MAX_FEEDS:
-            _feeds.popitem(last=False)
-        return entry
+        _runs[key] = run
+        while len(_runs) > _MAX_FEEDS:
+            _runs.popitem(last=False)
+        return run
 
 
 def answer(root: str, run_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -92,13 +111,14 @@ def answer(root: str, run_id: str, query: dict[str, str]) -> tuple[int, dict[str
     except ValueError:
         return 400, {"error": "since must be a whole number"}
     try:
-        run, feed = _run_and_feed(root, run_id)
+        run = _run(root, run_id)
     except WorkbenchError:
         return 404, {"error": "no such run"}
     if not run.dir.exists():  # deleted since it was first asked for
         with _lock:
-            _feeds.pop((root, run_id), None)
+            _runs.pop((root, run_id), None)
         return 404, {"error": "no such run"}
+    feed = shared_feed(str(run.metrics_path))
     body = live_snapshot(run, feed, since=since, points=query.get("points", "1") != "0")
     body["runs"] = runs_version(root)
     return 200, body

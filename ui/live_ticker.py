@@ -83,14 +83,10 @@ def _text(headlines: dict[str, str], sidebar: bool = False) -> dict:
     return text
 
 
-def available() -> bool:
-    return live_api.available()
-
-
-def _mount(run_id: str, part: str, key: str, text: dict, watch: dict | None, **extra) -> None:
-    # ``watch``: values of the run's snapshot (core/live_feed.py) whose change must rerun the fragment.
+def _mount(url: str, part: str, key: str, text: dict, watch: dict | None, **extra) -> None:
+    # ``watch``: values of the route's answer (core/live_feed.py) whose change must rerun the fragment.
     data = {
-        "url": live_api.url(run_id),
+        "url": url,
         "poll_ms": int(live_api.POLL_S * 1000),
         "part": part,
         "text": text,
@@ -102,12 +98,12 @@ def _mount(run_id: str, part: str, key: str, text: dict, watch: dict | None, **e
 
 def numbers(run_id: str, signature: str, headlines: dict[str, str]) -> None:
     """The progress bar and the five numbers; a change of ``signature`` reruns the fragment they are in."""
-    _mount(run_id, "numbers", f"live_numbers_{run_id}", _text(headlines), {"signature": signature})
+    _mount(live_api.url(run_id), "numbers", f"live_numbers_{run_id}", _text(headlines), {"signature": signature})
 
 
 def curves(run_id: str, x: str, log_y: bool) -> None:
     """The loss and learning-rate curves, drawn on canvases as the points arrive."""
-    _mount(run_id, "curves", f"live_curves_{run_id}", _text({}), None, x=x, log_y=log_y)
+    _mount(live_api.url(run_id), "curves", f"live_curves_{run_id}", _text({}), None, x=x, log_y=log_y)
 
 
 def sidebar_bar(run_id: str) -> None:
@@ -116,7 +112,7 @@ def sidebar_bar(run_id: str) -> None:
     from ui.state import workspace
 
     watch = {"active": True, "runs": live_api.runs_version(str(workspace() / "runs"))}
-    _mount(run_id, "bar", f"sidebar_bar_{run_id}", _text({}, sidebar=True), watch)
+    _mount(live_api.url(run_id), "bar", f"sidebar_bar_{run_id}", _text({}, sidebar=True), watch)
 
 
 def _noop() -> None:
@@ -126,11 +122,4 @@ def _noop() -> None:
 def watch_record(kind: str, record_id: str, signature: str) -> None:
     """Nothing to see: it asks for a background job's signature (``kind``: "searches" or "curves") every few seconds
     and reruns the fragment it is in when the job's record changes."""
-    data = {
-        "url": live_api.record_url(kind, record_id),
-        "poll_ms": int(live_api.POLL_S * 1000),
-        "part": "watch",
-        "text": {},
-        "watch": {"signature": signature},
-    }
-    _component(key=f"watch_{kind}_{record_id}", data=data, default={"changed": None}, on_changed_change=_noop)
+    _mount(live_api.record_url(kind, record_id), "watch", f"watch_{kind}_{record_id}", {}, {"signature": signature})

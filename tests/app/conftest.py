@@ -92,3 +92,21 @@ def trained_workspace(tmp_path_factory, tiny_bert_dir) -> Path:
 def trained(trained_workspace, monkeypatch) -> Path:
     monkeypatch.setenv("WORKBENCH_HOME", str(trained_workspace))
     return trained_workspace
+
+
+def fragment_timers(monkeypatch) -> dict[str, float | None]:
+    """Each fragment's timer (``run_every``) by its function's name, as the page declares it from now on."""
+    import streamlit
+
+    real = streamlit.fragment
+    timers: dict[str, float | None] = {}
+
+    def fragment(func=None, *, run_every=None):
+        def wrap(body):
+            timers[body.__name__] = run_every
+            return real(body, run_every=run_every)
+
+        return wrap(func) if func is not None else wrap
+
+    monkeypatch.setattr(streamlit, "fragment", fragment)
+    return timers

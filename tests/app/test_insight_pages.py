@@ -11,7 +11,7 @@ from core.calibration import clear_decision, load_decision
 from core.datasets import DatasetSettings, DatasetStore
 from core.runs import RunStore
 from core.training import train
-from tests.app.conftest import button, no_exception, open_app, widget
+from tests.app.conftest import button, fragment_timers, no_exception, open_app, widget
 from tests.app.test_train_page import _dataset, _fill_form
 from tests.conftest import tiny_run_config, wait_for
 
@@ -189,27 +189,15 @@ def test_with_the_live_route_a_running_learning_curve_has_no_timer_and_watches_i
     """Served by serve.py: the curve's panel reruns when its record changes (the browser asks), not every 2 s."""
     from types import SimpleNamespace
 
-    import streamlit
-
     import ui.learning_curve
     import ui.live_ticker
     from core.learning_curve import CurveStore
     from ui import live_api
 
-    real_fragment = streamlit.fragment
-    timers: dict[str, float | None] = {}
-
-    def fragment(func=None, *, run_every=None):
-        def wrap(body):
-            timers[body.__name__] = run_every
-            return real_fragment(body, run_every=run_every)
-
-        return wrap(func) if func is not None else wrap
-
+    timers = fragment_timers(monkeypatch)
     watched: list[dict] = []
     store = CurveStore(workspace / "curves")
     record = store.create(tiny_run_config(toy_csv, "tiny"))
-    monkeypatch.setattr(streamlit, "fragment", fragment)
     monkeypatch.setattr(ui.live_ticker, "_component", lambda **kwargs: watched.append(kwargs))
     monkeypatch.setattr(ui.learning_curve, "runner", lambda: SimpleNamespace(store=store, active=lambda: True))
     monkeypatch.setitem(live_api._state, "mounted", True)

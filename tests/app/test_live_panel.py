@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.app.conftest import no_exception, open_app
+from tests.app.conftest import fragment_timers, no_exception, open_app
 from tests.played_run import PlayedRun
 from ui import keys
 from ui.live import CHART_REFRESH_S, REFRESH_S
@@ -175,23 +175,12 @@ def test_with_the_live_route_the_browser_draws_the_numbers_and_no_timer_runs(pla
     """Served by serve.py: the numbers, the curves and the sidebar's bar are the browser's (ui/live_ticker.js, run in
     a real browser by tests/e2e/test_live_ticker_browser.py); the page's Python reruns when the run's signature
     changes (the browser asks), and the run's end gives back the charts drawn by Streamlit."""
-    import streamlit
-
     import ui.live_ticker
     from core.curves import CurveFeed
     from core.live_feed import live_snapshot
     from ui import live_api
 
-    real_fragment = streamlit.fragment
-    timers: dict[str, float | None] = {}
-
-    def fragment(func=None, *, run_every=None):
-        def wrap(body):
-            timers[body.__name__] = run_every
-            return real_fragment(body, run_every=run_every)
-
-        return wrap(func) if func is not None else wrap
-
+    timers = fragment_timers(monkeypatch)
     mounted: dict[str, dict] = {}
     real_component = ui.live_ticker._component
 
@@ -199,7 +188,6 @@ def test_with_the_live_route_the_browser_draws_the_numbers_and_no_timer_runs(pla
         mounted[kwargs["data"]["part"]] = kwargs
         return real_component(**kwargs)
 
-    monkeypatch.setattr(streamlit, "fragment", fragment)
     monkeypatch.setattr(ui.live_ticker, "_component", component)
     monkeypatch.setitem(live_api._state, "mounted", True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from core.datasets import DatasetSettings, DatasetStore
 from core.runs import RunStore
 from core.search import SearchStore
-from tests.app.conftest import button, no_exception, open_app, wait_until_done, widget
+from tests.app.conftest import button, fragment_timers, no_exception, open_app, wait_until_done, widget
 from tests.conftest import wait_for
 from tests.unit import test_live_feed
 from tests.unit.test_search import trials_in_threads  # noqa: F401 - autouse: trials as threads
@@ -64,23 +64,11 @@ def test_with_the_live_route_a_running_search_has_no_timer_and_watches_its_recor
 ):
     """Served by serve.py: the status fragment reruns when the search's record changes (the browser asks), not
     every 2 s (each time it sent the same table and chart)."""
-    import streamlit
-
     import ui.live_ticker
     from ui import live_api
 
-    real_fragment = streamlit.fragment
-    timers: dict[str, float | None] = {}
-
-    def fragment(func=None, *, run_every=None):
-        def wrap(body):
-            timers[body.__name__] = run_every
-            return real_fragment(body, run_every=run_every)
-
-        return wrap(func) if func is not None else wrap
-
+    timers = fragment_timers(monkeypatch)
     watched: list[dict] = []
-    monkeypatch.setattr(streamlit, "fragment", fragment)
     monkeypatch.setattr(ui.live_ticker, "_component", lambda **kwargs: watched.append(kwargs))
     monkeypatch.setitem(live_api._state, "mounted", True)
     store, record = test_live_feed.search_record(workspace, toy_csv, owner)

@@ -123,7 +123,9 @@ def test_the_route_forgets_a_deleted_run_and_keeps_a_bounded_number_of_feeds(pla
     for i in range(live_api._MAX_FEEDS + 4):
         other = PlayedRun(workspace, toy_csv, run_id=f"other{i}")
         assert live_api.answer(root, other.run.id, {})[0] == 200
-    assert len(live_api._feeds) <= live_api._MAX_FEEDS
+    assert len(live_api._feeds) <= live_api._MAX_FEEDS and len(live_api._runs) <= live_api._MAX_FEEDS
+    # The pages' reruns and the route read one feed per run.
+    assert live_api.shared_feed(str(other.run.metrics_path)) is live_api.shared_feed(str(other.run.metrics_path))
 
 
 def test_the_route_is_available_only_where_it_is_mounted_at_the_pages_path(monkeypatch):
