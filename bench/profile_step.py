@@ -4,7 +4,7 @@
     .venv/bin/python bench/profile_step.py --thread-table --variants bf16_fastdrop_sparse_emb_pad8 --steps 24
 
 Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _pad8 / _pad16 (batch
-widths rounded up as the engine does under bf16), _trim (malloc_trim after every step).
+widths rounded up as the engine does under bf16), _trim (malloc_trim after every step), _layers (core/fast_layers).
 
 Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
 machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.
@@ -44,6 +44,10 @@ def build(variant: str, texts, labels):
         # The attention probabilities' dropout too, as the engine does. This registration is process-wide: once a
         # _fastdrop variant is built, the other variants' "sdpa" attention draws its masks this way as well.
         use_fast_attention_dropout()
+    if "_layers" in variant:
+        from core.fast_layers import use_fast_layers
+
+        use_fast_layers(model)
     model.train()
     tok = AutoTokenizer.from_pretrained(minilm_path())
     data = encode_pairs(tok, texts, None, np.asarray(labels), 128)

@@ -297,6 +297,9 @@ def bf16_twin(model, *, device, precision: str):
                 twin = copy.deepcopy(model).to(torch.bfloat16).eval()
             except Exception:  # noqa: BLE001 - a model that cannot be copied is scored as it is, under autocast
                 return model
+            from core.fast_layers import use_fast_layers
+
+            use_fast_layers(twin, scoring=True)  # only scores: fused QKV, a first-token head's last layer on row 0
             _TWINS[model] = twin
         with torch.no_grad():
             for source, target in zip(model.parameters(), twin.parameters(), strict=True):
@@ -570,8 +573,13 @@ def install(model, optimizer, *, device, world: int, num_threads: int, l1_penalt
     """
     if not on:
         return FastPath(False)
+    from core.fast_layers import use_fast_layers
+
     use_fused_gelu(model)  # GPT-2's tanh GELU as one kernel instead of six elementwise passes
     undo: list[Callable[[], None]] = []
+    layers = use_fast_layers(model)  # BERT-style layers: one QKV product; a first-token head's last layer on row 0
+    if layers is not None:
+        undo.append(layers)
     if device.type == "cpu":
         use_fast_dropout(model)  # same masks' distribution, a fraction of torch's CPU cost
         routed = use_fast_attention_dropout()  # the same for the attention probabilities inside "sdpa"

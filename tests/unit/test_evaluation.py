@@ -54,6 +54,34 @@ def test_classification_metrics_agree_with_sklearn_on_random_arrays():
     assert m["labels"] == ["0", "1", "2", "3"]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_per_class_scores_confusion_matrix_and_regression_agree_with_sklearn(seed):
+    from sklearn.metrics import (
+        confusion_matrix,
+        mean_absolute_error,
+        mean_squared_error,
+        precision_recall_fscore_support,
+        r2_score,
+    )
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 6))
+    y, p = rng.integers(0, k, 50), rng.integers(0, k - 1, 50)  # the last class is never predicted
+    m = classification_metrics(y, p, [f"c{i}" for i in range(k)])
+    prec, rec, f1, support = precision_recall_fscore_support(y, p, labels=list(range(k)), zero_division=0)
+    for i in range(k):
+        assert m["per_class"][f"c{i}"] == pytest.approx(
+            {"precision": prec[i], "recall": rec[i], "f1": f1[i], "support": support[i]}
+        )
+    assert m["confusion_matrix"] == confusion_matrix(y, p, labels=list(range(k))).tolist()
+    t, q = rng.normal(size=40), rng.normal(size=40)
+    assert regression_metrics(t, q) == pytest.approx(
+        {"mse": mean_squared_error(t, q), "mae": mean_absolute_error(t, q), "r2": r2_score(t, q)}
+    )
+    assert regression_metrics([2.0, 2.0], [2.0, 2.0])["r2"] == r2_score([2.0, 2.0], [2.0, 2.0])
+    assert regression_metrics([2.0, 2.0], [1.0, 2.0])["r2"] == r2_score([2.0, 2.0], [1.0, 2.0])
+
+
 def test_a_class_never_predicted_scores_zero_not_an_error():
     m = classification_metrics([0, 1, 2], [0, 1, 1], ["x", "y", "z"])
     assert m["per_class"]["z"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
