@@ -108,7 +108,7 @@ def _fast_class(cls: type) -> type:
 def _eligible(layer) -> bool:
     att = getattr(getattr(layer, "attention", None), "self", None)
     return (
-        type(layer).__name__ in BERT_LAYERS
+        (type(layer).__bases__[-1] if isinstance(layer, _FastLayer) else type(layer)).__name__ in BERT_LAYERS
         and att is not None
         and all(hasattr(att, n) for n in ("query", "key", "value", "attention_head_size", "scaling", "dropout"))
         and not getattr(layer, "add_cross_attention", False)

@@ -538,6 +538,14 @@ class FastPath:
         blocked on a CPU when on, the model's own when off."""
         return language_model_loss(model, batch, labels, fast=self.on)
 
+    def logits_only(self, model) -> None:
+        """A model this run keeps to itself and only reads logits from (a distillation teacher): the fast layers
+        in eval mode too (core/fast_layers.py)."""
+        if self.on:
+            from core.fast_layers import use_fast_layers
+
+            use_fast_layers(model, scoring=True)
+
     def clip_grad_norm_(self, parameters, max_norm: float) -> torch.Tensor:
         if self.rows is not None:
             return self.rows.clip_grad_norm_(parameters, max_norm)

@@ -376,6 +376,8 @@ class Recipe:
             l1_penalty=tc.l1_penalty,
             on=fastpath.enabled(tc.fast_path),
         )
+        if teacher is not None:
+            self.fast.logits_only(teacher)  # the teacher gives logits only: pruned like the scoring twin
         self.scheduler = components.build_scheduler(self.optimizer, tc, total_steps)
         if hasattr(self.scheduler, "use_clock"):  # a time budget's plan times the loop's own budget clock
             self.scheduler.use_clock(lambda: time.perf_counter() - self.s.started)

@@ -171,3 +171,24 @@ def test_a_scoring_only_copy_uses_them_in_evaluation_too():
     twin = bf16_twin(stock, device=torch.device("cpu"), precision="bf16")
     assert type(twin.bert.encoder.layer[-1]).__name__ == "FastBertLayer" and twin.bert.encoder.layer[-1].scoring
     assert type(stock.bert.encoder.layer[-1]).__name__ == "BertLayer"  # the model itself is left stock
+
+    training = _model("bert")  # validation during a run: the twin of a model whose layers are already fast
+    use_fast_layers(training)
+    twin = bf16_twin(training, device=torch.device("cpu"), precision="bf16")
+    assert all(layer.scoring for layer in twin.bert.encoder.layer) and twin.bert.encoder.layer[-1].first_only
+    assert not any(layer.scoring for layer in training.bert.encoder.layer)
+    assert type(twin.bert.encoder.layer[0]).__name__ == "FastBertLayer"  # not wrapped twice
+
+
+def test_a_distillation_teacher_gives_the_same_logits_with_a_pruned_last_layer():
+    from core.fastpath import FastPath
+
+    stock = _model("bert").eval()
+    teacher, untouched = copy.deepcopy(stock), copy.deepcopy(stock)
+    FastPath(True).logits_only(teacher)
+    FastPath(False).logits_only(untouched)
+    assert teacher.bert.encoder.layer[-1].scoring and teacher.bert.encoder.layer[-1].first_only
+    assert type(untouched.bert.encoder.layer[-1]).__name__ == "BertLayer"  # the switch off: stock
+    batch, _ = _batch("bert")
+    with torch.no_grad():
+        assert torch.allclose(stock(**batch).logits, teacher(**batch).logits, atol=1e-6)
