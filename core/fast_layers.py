@@ -25,6 +25,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from core.hf import load_transformers
+
 # Sequence-classification heads that read only position 0 of the last hidden state (pooler or head).
 FIRST_TOKEN_HEADS = {
     "BertForSequenceClassification",
@@ -72,10 +74,8 @@ class _FastLayer:
         ):
             return stock(hidden_states, attention_mask, encoder_hidden_states,
                          encoder_attention_mask=encoder_attention_mask, cache=cache, **kwargs)  # fmt: skip
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
         att = self.attention.self
-        attend = ALL_ATTENTION_FUNCTIONS.get_interface(att.config._attn_implementation, None)
+        attend = _ATTENTION.get_interface(att.config._attn_implementation, None)
         if attend is None:  # "eager" (not in the registry): the stock forward
             return stock(hidden_states, attention_mask, encoder_hidden_states,
                          encoder_attention_mask=encoder_attention_mask, cache=cache, **kwargs)  # fmt: skip
@@ -97,6 +97,7 @@ class _FastLayer:
 
 
 _CLASSES: dict[type, type] = {}
+_ATTENTION = None  # transformers' attention registry, looked up at install (the "sdpa" entry may be rerouted)
 
 
 def _fast_class(cls: type) -> type:
@@ -138,9 +139,14 @@ def use_fast_layers(model, *, scoring: bool = False) -> Callable[[], None] | Non
     ``scoring``: also in eval mode. Only for a model that nothing but scoring uses (the bf16 twin of
     core.fastpath.bf16_twin, whose callers read the logits alone): a pruned last layer has no hidden states
     or attention weights for the other positions."""
+    global _ATTENTION
     layers = _encoder_layers(model)
     if not layers or not all(_eligible(layer) for layer in layers):
         return None
+    load_transformers()
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    _ATTENTION = ALL_ATTENTION_FUNCTIONS
     if len({id(layer) for layer in layers}) != len(layers):  # shared layers (ALBERT-like): one forward for all
         return None
     before = [type(layer) for layer in layers]
