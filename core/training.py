@@ -298,6 +298,9 @@ class RunState:
     window: _Window | None = None
     last_good: dict[str, Any] | None = None  # the last metrics line written
     micro: int = 0  # micro-batches into the current accumulation
+    # (step, SplitScores) of the last validation when it scored the whole split: the final scores reuse it when
+    # the kept weights are that step's (the same pass over the same rows and weights, not run twice).
+    scored: tuple[int, Any] | None = None
 
     @property
     def running(self) -> bool:
@@ -567,6 +570,8 @@ class Recipe:
         if scores is None:
             s.state, s.ending = "stopped", ("run.status.stopped_in_evaluation", None, {})
             return
+        whole = len(self.val_data) == len(self.prepared.validation)  # not a subset (evalplan.validation_subset)
+        s.scored = (p.step, scores) if whole else None
         names = self.prepared.label_names
         metrics = {f"val_{k}": v for k, v in metrics_from_scores(scores, self.val_data, self.task, names).items()}
         watched = metrics.get(tc.early_stopping_metric, metrics.get("val_loss"))
@@ -652,7 +657,7 @@ class Recipe:
         }
         if final_state == "finished":
             writer.set_status(**i18n.message("run.status.scoring"))
-            results.update(self._final_scores())
+            results.update(self._final_scores(weights_step))
             results.update(comparison_results(run, self.device))  # student vs teacher, only for a distilled run
         run.write_results(results)
         write_model_card(run.model_dir)  # again, now with the scores
@@ -661,13 +666,18 @@ class Recipe:
         return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, results["samples_per_s"],
                            results["tokens_per_s"], results)  # fmt: skip
 
-    def _final_scores(self) -> dict[str, Any]:
+    def _final_scores(self, weights_step: int) -> dict[str, Any]:
+        """Full validation and test scores of the kept weights (``weights_step``'s)."""
         from core.evaluation import metrics_from_scores, score_encoded
 
         out: dict[str, Any] = {}
         for name in ("validation", "test"):
             frame = getattr(self.prepared, name)
             if len(frame) == 0:
+                continue
+            scored = self.s.scored
+            if name == "validation" and scored is not None and scored[0] == weights_step:
+                out[name] = metrics_from_scores(scored[1], self.val_data, self.task, self.prepared.label_names)
                 continue
             data = components.encode_split(self.bundle, frame, self.task, self.tc.max_length)
             scores = score_encoded(

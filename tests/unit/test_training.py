@@ -364,3 +364,30 @@ def test_a_runs_thread_count_does_not_outlive_it(workspace, toy_csv, tiny_bert_d
     _, result = run_training(workspace, tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2, num_threads=1))
     assert result.state == "finished"
     assert torch.get_num_threads() == before
+
+
+def test_final_validation_reuses_the_last_validation_of_the_kept_weights(
+    workspace, toy_csv, tiny_bert_dir, monkeypatch
+):
+    """The last validation scores the whole split at the last step; the final scores of those same weights reuse
+    it instead of a second pass (the test split is still scored). Restored best weights are scored again."""
+    import core.evaluation
+
+    passes = []
+    real = core.evaluation.score_encoded
+    monkeypatch.setattr(core.evaluation, "score_encoded", lambda *a, **k: passes.append(len(a[1])) or real(*a, **k))
+    run, result = run_training(workspace, tiny_run_config(toy_csv, tiny_bert_dir, max_steps=6, eval_every=3))
+    assert result.state == "finished", result.message
+    evals = eval_lines(run)
+    assert [e["step"] for e in evals] == [3, 6]
+    assert len(passes) == len(evals) + 1  # two validations and the test split, no second validation pass
+    assert result.results["validation"]["loss"] == evals[-1]["val_loss"]
+    assert result.results["validation"]["accuracy"] == evals[-1]["val_accuracy"]
+    assert set(result.results["validation"]) >= {"loss", "accuracy", "f1", "class_recall"}
+
+    passes.clear()
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=6, eval_every=3, early_stopping_patience=5,
+                          early_stopping_metric="val_accuracy", learning_rate=0.5)  # fmt: skip
+    run, result = run_training(workspace, cfg)
+    weights = json.loads((run.model_dir / "workbench.json").read_text())["weights_step"]
+    assert len(passes) == len(eval_lines(run)) + 1 + (weights != 6)  # a restored best is scored again
