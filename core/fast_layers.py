@@ -65,20 +65,17 @@ class _FastLayer:
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
                 cache=None, **kwargs):  # fmt: skip
-        stock = super().forward  # type: ignore[misc]
+        att = self.attention.self
+        attend = _ATTENTION.get_interface(att.config._attn_implementation, None)  # None for "eager"
         if (
-            not (self.training or self.scoring)
+            attend is None
+            or not (self.training or self.scoring)
             or cache is not None
             or encoder_hidden_states is not None
             or kwargs.get("past_key_values")
         ):
-            return stock(hidden_states, attention_mask, encoder_hidden_states,
-                         encoder_attention_mask=encoder_attention_mask, cache=cache, **kwargs)  # fmt: skip
-        att = self.attention.self
-        attend = _ATTENTION.get_interface(att.config._attn_implementation, None)
-        if attend is None:  # "eager" (not in the registry): the stock forward
-            return stock(hidden_states, attention_mask, encoder_hidden_states,
-                         encoder_attention_mask=encoder_attention_mask, cache=cache, **kwargs)  # fmt: skip
+            return super().forward(hidden_states, attention_mask, encoder_hidden_states,  # type: ignore[misc]
+                                   encoder_attention_mask=encoder_attention_mask, cache=cache, **kwargs)  # fmt: skip
         size = att.attention_head_size
         if self.first_only:
             residual = hidden_states[:, :1]
@@ -106,10 +103,15 @@ def _fast_class(cls: type) -> type:
     return _CLASSES[cls]
 
 
+def _stock_class(layer) -> type:
+    """The layer's own transformers class, also once it has been given the fast forward."""
+    return type(layer).__bases__[-1] if isinstance(layer, _FastLayer) else type(layer)
+
+
 def _eligible(layer) -> bool:
     att = getattr(getattr(layer, "attention", None), "self", None)
     return (
-        (type(layer).__bases__[-1] if isinstance(layer, _FastLayer) else type(layer)).__name__ in BERT_LAYERS
+        _stock_class(layer).__name__ in BERT_LAYERS
         and att is not None
         and all(hasattr(att, n) for n in ("query", "key", "value", "attention_head_size", "scaling", "dropout"))
         and not getattr(layer, "add_cross_attention", False)
@@ -143,12 +145,12 @@ def use_fast_layers(model, *, scoring: bool = False) -> Callable[[], None] | Non
     layers = _encoder_layers(model)
     if not layers or not all(_eligible(layer) for layer in layers):
         return None
+    if len({id(layer) for layer in layers}) != len(layers):  # shared layers (ALBERT-like): one forward for all
+        return None
     load_transformers()
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     _ATTENTION = ALL_ATTENTION_FUNCTIONS
-    if len({id(layer) for layer in layers}) != len(layers):  # shared layers (ALBERT-like): one forward for all
-        return None
     before = [type(layer) for layer in layers]
     for layer in layers:
         if not isinstance(layer, _FastLayer):

@@ -281,7 +281,8 @@ def bf16_twin(model, *, device, precision: str):
     fp32 and bf16; a bf16 model does none of that. Scoring MiniLM over 872 short sentences was 1.16-1.19x faster
     on the twin, refresh included (three pairs in one process; the matmuls are bf16 in both). Training keeps fp32
     weights: this is for no-grad passes only, which run without autocast on the twin. The twin is the model's own class
-    (deep-copied), so every architecture and adapter scores the same way.
+    (deep-copied), so every architecture and adapter scores the same way; a BERT-style twin gets the fast
+    layers in eval mode too (core/fast_layers.py), since its callers read only the logits.
     """
     if device.type != "cpu" or precision != "bf16":
         return model
