@@ -431,7 +431,14 @@ class ThreadTuner:
     timed, the candidates take turns step by step within a round (they meet the same mix of lengths), and
     fewer threads must be ``margin`` times faster to win: the choice that matters is between ~1.5x and a
     collapse, which neither effect can fake.
+
+    Where the OS says how busy the cores are (Linux's /proc/stat), a round ends after its first timed step when
+    other programs used less than ``QUIET_CORES`` of the cores we run on since the round began: fewer threads
+    cannot win there, and each step of the trial on one thread cost ~0.1 s (a MiniLM run on idle cores spent
+    12 steps, 2.4 s, on them).
     """
+
+    QUIET_CORES = 0.25
 
     def __init__(self, threads: int, window: int = 6, recheck_every: int = 300, margin: float = 1.25):
         self.original = torch.get_num_threads()
@@ -453,6 +460,7 @@ class ThreadTuner:
         self._turn, self._skip, self._tokens = 0, skip, 0
         self._steps, self._window_tokens, self._busy = 0, 0, 0.0  # the chosen count's current window
         self._use(self.candidates[0])
+        self._since = cpu_seconds()  # the machine's use when the round began: idle cores end it early
 
     def begin(self) -> None:
         if self._t0 is None:
@@ -479,6 +487,9 @@ class ThreadTuner:
             self._round[self.current][0] += tokens
             self._round[self.current][1] += seconds
             self._turn += 1
+            if self._turn == 1 and self._cores_idle():
+                self._round = None  # nobody else wants the cores: keep every thread, try no fewer
+                return
             if self._turn < self.window * len(self.candidates):
                 self._use(self.candidates[self._turn % len(self.candidates)])
             else:
@@ -498,6 +509,15 @@ class ThreadTuner:
             self._since_check = 0
             self._start_round()
 
+    def _cores_idle(self) -> bool:
+        """Whether other programs left the cores we may run on idle since the round began (False when unknown)."""
+        now = cpu_seconds()
+        if self._since is None or now is None:
+            return False
+        busy, own, wall = (b - a for a, b in zip(self._since[:3], now[:3], strict=True))
+        spare = max(0, now[3] - self.candidates[0])  # cores we may run on beyond our threads
+        return wall >= 0.5 and (busy - own) / wall < spare + self.QUIET_CORES
+
     def _decide(self) -> None:
         rates = {c: tok / max(sec, 1e-9) for c, (tok, sec) in self._round.items()}
         self.rates.update(rates)
@@ -508,6 +528,27 @@ class ThreadTuner:
     def close(self) -> None:
         """Give back the thread count found at the start (the process may go on to serve predictions)."""
         torch.set_num_threads(self.original)
+
+
+def cpu_seconds() -> tuple[float, float, float, int] | None:
+    """(busy seconds of the cores this process may run on, this process's CPU seconds, a wall clock in seconds,
+    how many such cores), from Linux's /proc/stat; None elsewhere. A hypervisor's steal counts as busy: the core
+    was someone else's then."""
+    try:
+        allowed = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+        with open("/proc/stat", encoding="ascii") as f:
+            rows = [line.split() for line in f if line.startswith("cpu")]
+    except (AttributeError, OSError):
+        return None
+    busy = 0
+    for name, *fields in rows:
+        if name in allowed:
+            ticks = [int(x) for x in fields[:8]] + [0] * max(0, 8 - len(fields))
+            busy += sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait (guest time is inside user)
+    if not busy:
+        return None
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.monotonic(), len(allowed)
 
 
 def thread_tuner(num_threads: int, device, world: int) -> ThreadTuner | None:

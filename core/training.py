@@ -42,8 +42,10 @@ from core.runs import Run
 from core.tracking import run_sink
 
 # On a CPU, freed heap memory goes back to the OS every this many steps (glibc's malloc_trim): with batches of
-# varying width glibc keeps freed activation blocks resident (figures in bench/README.md).
-TRIM_EVERY = 4
+# varying width glibc keeps freed activation blocks resident. Not more often: each trim hands back the ~140 MB the
+# next step then takes again page by page, and those page faults made a MiniLM step 14% slower when it was every
+# 4 steps, for 18 MB less peak (evaluations and saves trim too; figures in bench/README.md).
+TRIM_EVERY = 64
 
 
 # ----------------------------------------------------------------------------------------------- callbacks

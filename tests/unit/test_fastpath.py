@@ -209,7 +209,42 @@ def tuner_env(monkeypatch):
     monkeypatch.setattr(fp.time, "perf_counter", clock)
     monkeypatch.setattr(fp.torch, "set_num_threads", lambda n: threads.update(n=n))
     monkeypatch.setattr(fp.torch, "get_num_threads", lambda: threads["n"])
+    monkeypatch.setattr(fp, "cpu_seconds", lambda: None)  # how busy the cores are: unknown, so rounds are timed
     return fp, clock, threads
+
+
+def _machine(clock, others: dict):
+    """A fake /proc/stat on 2 busy cores: other programs use ``others["cores"]`` of them, this process the rest."""
+    state = {"t": clock.now, "busy": 0.0, "own": 0.0}
+
+    def read():
+        dt, state["t"] = clock.now - state["t"], clock.now
+        state["own"] += (2 - others["cores"]) * dt  # the OS shares the two cores out
+        state["busy"] += 2 * dt
+        return state["busy"], state["own"], clock.now, 2
+
+    return read
+
+
+def test_thread_tuner_tries_no_fewer_threads_when_no_other_program_uses_the_cores(tuner_env, monkeypatch):
+    fp, clock, threads = tuner_env
+    monkeypatch.setattr(fp, "cpu_seconds", _machine(clock, {"cores": 0.0}))
+    tuner = fp.ThreadTuner(2, window=3, recheck_every=9)
+    chosen = _drive(tuner, clock, 40, lambda n: 0.10 if n == 2 else 0.16)
+    assert chosen == [2] * 40 and tuner._round is None  # no step on one thread, rechecks included
+
+
+def test_thread_tuner_still_times_both_counts_when_another_program_is_busy(tuner_env, monkeypatch):
+    fp, clock, threads = tuner_env
+    others = {"cores": 0.0}
+    monkeypatch.setattr(fp, "cpu_seconds", _machine(clock, others))
+    tuner = fp.ThreadTuner(2, window=3, recheck_every=1000)
+    assert _drive(tuner, clock, 10, lambda n: 0.10 if n == 2 else 0.16) == [2] * 10
+    # Another program takes most of a core: 2 threads now wait at every barrier; the collapse starts a round,
+    # the busy cores keep it going, and one thread wins.
+    others["cores"] = 0.9
+    chosen = _drive(tuner, clock, 30, lambda n: 1.30 if n == 2 else 0.18)
+    assert 1 in chosen[:12] and chosen[-10:] == [1] * 10
 
 
 def test_thread_tuner_keeps_all_threads_on_idle_cores(tuner_env):
