@@ -549,7 +549,6 @@ class Recipe:
 
     def validate(self) -> None:
         """Score the validation split, track the best, decide early stopping. Its time is not training time."""
-        from core.device import trim_host_memory
         from core.evaluation import metrics_from_scores, score_encoded
         from core.probes import log_probes
 
@@ -557,7 +556,8 @@ class Recipe:
         s.window.check(p.step)
         t_eval = time.perf_counter()
         self.callbacks.on_eval(p.step)
-        trim_host_memory()  # scoring's larger batches then start from the pages the steps left free
+        # No malloc_trim here: scoring reuses the pages the steps left free, and the next step reuses scoring's
+        # (trimming first cost ~54,000 page faults per validation, ~0.1 s, and lowered the peak by nothing).
         scores = score_encoded(
             self.bundle.model,
             self.val_data,
