@@ -487,9 +487,14 @@ class ThreadTuner:
             self._round[self.current][0] += tokens
             self._round[self.current][1] += seconds
             self._turn += 1
-            if self._turn == 1 and self._cores_idle():
-                self._round = None  # nobody else wants the cores: keep every thread, try no fewer
-                return
+            if self._turn == 1:
+                idle = self._cores_idle()
+                if idle is None:  # too short a look at the machine yet: the first count runs on
+                    self._turn = 0
+                    return
+                if idle:
+                    self._round = None  # nobody else wants the cores: keep every thread, try no fewer
+                    return
             if self._turn < self.window * len(self.candidates):
                 self._use(self.candidates[self._turn % len(self.candidates)])
             else:
@@ -509,14 +514,17 @@ class ThreadTuner:
             self._since_check = 0
             self._start_round()
 
-    def _cores_idle(self) -> bool:
-        """Whether other programs left the cores we may run on idle since the round began (False when unknown)."""
+    def _cores_idle(self) -> bool | None:
+        """Whether other programs left the cores we may run on idle since the round began: False when the OS does
+        not say, None until half a second has passed (the counters tick every 10 ms)."""
         now = cpu_seconds()
         if self._since is None or now is None:
             return False
         busy, own, wall = (b - a for a, b in zip(self._since[:3], now[:3], strict=True))
+        if wall < 0.5:
+            return None
         spare = max(0, now[3] - self.candidates[0])  # cores we may run on beyond our threads
-        return wall >= 0.5 and (busy - own) / wall < spare + self.QUIET_CORES
+        return (busy - own) / wall < spare + self.QUIET_CORES
 
     def _decide(self) -> None:
         rates = {c: tok / max(sec, 1e-9) for c, (tok, sec) in self._round.items()}

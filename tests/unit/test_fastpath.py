@@ -234,6 +234,23 @@ def test_thread_tuner_tries_no_fewer_threads_when_no_other_program_uses_the_core
     assert chosen == [2] * 40 and tuner._round is None  # no step on one thread, rechecks included
 
 
+def test_thread_tuner_looks_at_the_machine_for_half_a_second_before_skipping_a_recheck(tuner_env, monkeypatch):
+    fp, clock, threads = tuner_env
+    others = {"cores": 0.0}
+    monkeypatch.setattr(fp, "cpu_seconds", _machine(clock, others))
+    tuner, chosen = fp.ThreadTuner(2, window=3, recheck_every=9), []
+    for _ in range(60):  # 0.1 s steps back to back: a recheck's first step alone is too short a look
+        tuner.begin()
+        clock.now += 0.10 if tuner.current == 2 else 0.16
+        tuner.count(1000)
+        tuner.end()
+        chosen.append(tuner.current)
+    assert chosen == [2] * 60
+    others["cores"] = 0.9  # busy from now on: the next recheck times one thread again
+    chosen = _drive(tuner, clock, 20, lambda n: 0.10 if n == 2 else 0.16)
+    assert 1 in chosen
+
+
 def test_thread_tuner_still_times_both_counts_when_another_program_is_busy(tuner_env, monkeypatch):
     fp, clock, threads = tuner_env
     others = {"cores": 0.0}
