@@ -432,7 +432,7 @@ class ThreadTuner:
     fewer threads must be ``margin`` times faster to win: the choice that matters is between ~1.5x and a
     collapse, which neither effect can fake.
 
-    Where the OS says how busy the cores are (Linux's /proc/stat), a round ends after its first timed step when
+    Where the OS says how busy the cores are (psutil's per-CPU times), a round ends after its first timed step when
     other programs used less than ``QUIET_CORES`` of the cores we run on since the round began: fewer threads
     cannot win there, and each step of the trial on one thread cost ~0.1 s (a MiniLM run on idle cores spent
     12 steps, 2.4 s, on them).
@@ -540,23 +540,24 @@ class ThreadTuner:
 
 def cpu_seconds() -> tuple[float, float, float, int] | None:
     """(busy seconds of the cores this process may run on, this process's CPU seconds, a wall clock in seconds,
-    how many such cores), from Linux's /proc/stat; None elsewhere. A hypervisor's steal counts as busy: the core
-    was someone else's then."""
+    how many such cores), from psutil's per-CPU times; None where they cannot be read. A hypervisor's steal
+    counts as busy: the core was someone else's then."""
+    import psutil
+
     try:
-        allowed = {f"cpu{i}" for i in os.sched_getaffinity(0)}
-        with open("/proc/stat", encoding="ascii") as f:
-            rows = [line.split() for line in f if line.startswith("cpu")]
-    except (AttributeError, OSError):
+        me = psutil.Process()
+        per_cpu = psutil.cpu_times(percpu=True)
+        cores = me.cpu_affinity() if hasattr(me, "cpu_affinity") else range(len(per_cpu))  # no affinity on macOS
+        allowed = [i for i in cores if i < len(per_cpu)]
+        own = me.cpu_times()
+    except (psutil.Error, OSError):
         return None
-    busy = 0
-    for name, *fields in rows:
-        if name in allowed:
-            ticks = [int(x) for x in fields[:8]] + [0] * max(0, 8 - len(fields))
-            busy += sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait (guest time is inside user)
-    if not busy:
-        return None
-    own = os.times()
-    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.monotonic(), len(allowed)
+    idle = ("idle", "iowait", "guest", "guest_nice")  # guest time is counted in user time too
+    busy = 0.0
+    for i in allowed:
+        times = per_cpu[i]._asdict()
+        busy += sum(times.values()) - sum(times.get(k, 0.0) for k in idle)
+    return busy, own.user + own.system, time.monotonic(), len(allowed)
 
 
 def thread_tuner(num_threads: int, device, world: int) -> ThreadTuner | None:

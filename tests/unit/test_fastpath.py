@@ -214,7 +214,7 @@ def tuner_env(monkeypatch):
 
 
 def _machine(clock, others: dict):
-    """A fake /proc/stat on 2 busy cores: other programs use ``others["cores"]`` of them, this process the rest."""
+    """Fake per-CPU times of 2 busy cores: other programs use ``others["cores"]`` of them, this process the rest."""
     state = {"t": clock.now, "busy": 0.0, "own": 0.0}
 
     def read():
@@ -224,6 +224,21 @@ def _machine(clock, others: dict):
         return state["busy"], state["own"], clock.now, 2
 
     return read
+
+
+def test_cpu_seconds_counts_this_process_inside_the_busy_time_of_its_cores():
+    import time
+
+    import core.fastpath as fp
+
+    before = fp.cpu_seconds()
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # 0.3 s of this process's CPU on one of its cores
+        pass
+    after = fp.cpu_seconds()
+    busy, own, wall = (b - a for a, b in zip(before[:3], after[:3], strict=True))
+    assert after[3] >= 1 and own >= 0.25 and wall >= own - 0.05
+    assert busy >= own - 0.1  # the machine's busy time includes ours (ticks are 10 ms)
 
 
 def test_thread_tuner_tries_no_fewer_threads_when_no_other_program_uses_the_cores(tuner_env, monkeypatch):
