@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def main() -> None:
 
     from core.runs import RunStore
 
-    work = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    work = common.scratch_dir("bench-app-")
     train_csv, val_csv = common.write_reviews(work / "data", opts.train, 200, seed=0)
     config = _config(train_csv, val_csv)
     store = RunStore(work / "runs")

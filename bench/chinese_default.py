@@ -16,10 +16,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402
+
 SAMPLES = {
     "zh": (ROOT / "data" / "samples" / "sentiment_zh.csv", "文本", "标签"),
     "en": (ROOT / "data" / "samples" / "sentiment.csv", "text", "label"),
@@ -43,7 +46,7 @@ def main() -> None:
     parser.add_argument("--samples", nargs="+", default=["zh", "en"], choices=sorted(SAMPLES))
     parser.add_argument("--workspace", type=Path, default=None)
     args = parser.parse_args()
-    workspace = args.workspace or Path(tempfile.mkdtemp(prefix="zh-bench-"))
+    workspace = args.workspace or common.scratch_dir("zh-bench-")
     print(f"{'sample':<7}{'epochs':>7}{'val acc':>9}{'test acc':>10}{'train s':>9}", flush=True)
     extra: list[str] = []
     epochs_list = args.epochs

@@ -17,7 +17,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -45,7 +44,7 @@ def _healthy(port: int) -> bool:
 
 def one_start(page) -> dict[str, float]:
     port = _free_port()
-    ws = tempfile.mkdtemp(prefix="bench-cold-")
+    ws = str(common.scratch_dir("bench-cold-"))
     env = {**os.environ, "WORKBENCH_HOME": ws, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
@@ -93,7 +92,7 @@ def apptest_runs(repeats: int) -> list[dict[str, float]]:
     )
     out = []
     for _ in range(repeats):
-        ws = tempfile.mkdtemp(prefix="bench-cold-")
+        ws = str(common.scratch_dir("bench-cold-"))
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-c", code], cwd=common.ROOT, capture_output=True, text=True,
                              env={**os.environ, "WORKBENCH_HOME": ws, "HF_HUB_OFFLINE": "1"}, check=True)  # fmt: skip

@@ -7,13 +7,16 @@ The parent still runs them one after another on the same data and seed, and prin
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +28,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+# ----------------------------------------------------------------------------------------------- scratch
+def scratch_dir(prefix: str) -> Path:
+    """A fresh folder for a benchmark's data and runs, removed when the benchmark exits.
+
+    Runs hold checkpoints of ~100 MB each, and left-over folders once filled the disk that CI shares with the
+    developer's session. BENCH_KEEP=1 keeps the folder for a look afterwards.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("BENCH_KEEP") != "1":
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
 
 # ----------------------------------------------------------------------------------------------- data
 _SUBJECTS = [

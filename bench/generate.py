@@ -15,7 +15,6 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -133,7 +132,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=6, help="passes over the prompts (more: steadier ratios)")
     opts = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
+    work = common.scratch_dir("bench-gen-")
     print(f"load average before: {common.load_average():.1f}")
     gen = bench_generation(work, opts.prompts, opts.new_tokens, opts.rounds)
     print(

@@ -24,13 +24,15 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data" / "samples"))
+
+from bench import common  # noqa: E402
+
 PROBES = ["a wonderful film", "a painful evening", "the plot was fine", "I want my money back", "he loved it"]
 ROWS: list[dict] = []
 
@@ -147,7 +149,7 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--flip", type=float, default=0.1)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="insight-bench-"))
+    tmp = common.scratch_dir("insight-bench-")
     ws = tmp / "ws"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     print(f"{args.rows:,} rows, {os.cpu_count()} cores, workspace {tmp}", flush=True)

@@ -12,12 +12,13 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "data" / "samples"))
+
+from bench import common  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     flipped = set(rng.sample(range(len(rows)), int(args.flip * len(rows))))
     other = {"positive": "negative", "negative": "positive"}
     labels = [other[y] if i in flipped else y for i, (_, y) in enumerate(rows)]
-    path = Path(tempfile.mkdtemp()) / "flipped.csv"
+    path = common.scratch_dir("bench-") / "flipped.csv"
     pd.DataFrame({"text": [t for t, _ in rows], "label": labels}).to_csv(path, index=False)
     load_before = os.getloadavg()
     t0 = time.perf_counter()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -233,7 +232,7 @@ def main() -> None:
     from core.jobs import JobRegistry
     from core.runs import RunStore
 
-    tmp = Path(tempfile.mkdtemp(prefix="load-polling-"))
+    tmp = common.scratch_dir("load-polling-")
     common.os.environ["WORKBENCH_HOME"] = str(tmp)  # the app's sessions look for the run here
     train_csv, _ = common.write_reviews(tmp / "data", n_train=3000, n_val=300)
     source = tiny_model(tmp / "tiny") if args.model == "tiny" else "default"

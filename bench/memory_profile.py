@@ -15,7 +15,6 @@ import argparse
 import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -79,7 +78,7 @@ def main() -> None:
     from core.training import train
 
     rec.mark("torch + transformers + core imported")
-    work = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    work = common.scratch_dir("bench-mem-")
     train_csv, val_csv = common.write_reviews(work, opts.train, opts.val, seed=SEED)
     config = RunConfig.from_dict(
         {

@@ -17,7 +17,6 @@ import csv
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -145,7 +144,7 @@ def main() -> None:
 
     wanted = {tuple(x.split(":")) for x in args.only.split(",") if x}
     cases = [c for c in CASES if not wanted or c in wanted]
-    folder = Path(tempfile.mkdtemp(prefix="method-defaults-"))
+    folder = common.scratch_dir("method-defaults-")
     data = write_data(folder / "data", args.rows)
     store = RunStore(folder / "runs")
     print(f"data and runs in {folder}; load average {common.load_average():.2f}", flush=True)

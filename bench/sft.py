@@ -22,7 +22,6 @@ import argparse
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -158,7 +157,7 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch threads (0: the engine's automatic choice; 1 on busy cores)"
     )
     cli = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="bench-sft-"))
+    folder = common.scratch_dir("bench-sft-")
     low, _, high = cli.words.partition("-")
     csv_path, held = write_data(folder, cli.rows, (int(low), int(high or low)))
     rows = []

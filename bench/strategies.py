@@ -78,7 +78,7 @@ def main() -> None:
     opts = parser.parse_args()
     data = Path(opts.data)
     if not data.exists():
-        data, _ = common.write_reviews(Path(tempfile.mkdtemp()), n_train=600, n_val=1)
+        data, _ = common.write_reviews(common.scratch_dir("bench-"), n_train=600, n_val=1)
     names = [m.strip() for m in opts.only.split(",")] if opts.only else list(METHODS)
     print(f"data {data} ({sum(1 for _ in data.open()) - 1} rows, 20% validation), epochs {opts.epochs:g}, "
           f"batch {BATCH}, seed {SEED}, load average {common.load_average():.1f}", flush=True)  # fmt: skip

@@ -191,7 +191,7 @@ def main() -> None:
     from core.models import minilm_path, quiet_transformers
 
     quiet_transformers()
-    work = Path(tempfile.mkdtemp(prefix="bench-cls-"))
+    work = common.scratch_dir("bench-cls-")
     train_csv, val_csv = common.write_reviews(work, opts.train, opts.val, seed=SEED, kind=opts.data)
     texts, _ = common.read_csv(train_csv)
     tok = AutoTokenizer.from_pretrained(minilm_path())

@@ -166,7 +166,7 @@ def main() -> None:
     from core.models import build_tiny_gpt2, quiet_transformers
 
     quiet_transformers()
-    work = Path(tempfile.mkdtemp(prefix="bench-lm-"))
+    work = common.scratch_dir("bench-lm-")
     train_txt = common.write_corpus(work / "train.txt", opts.docs, seed=1)
     val_txt = common.write_corpus(work / "validation.txt", max(opts.docs // 10, 50), seed=2)
     args: dict[str, Any] = {

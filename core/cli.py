@@ -262,12 +262,16 @@ def _rank() -> int:
 
 
 def _scratch_run(config: RunConfig):
-    """Non-zero ranks of a distributed launch write nothing; they get a throwaway folder."""
+    """Non-zero ranks of a distributed launch write nothing; they get a throwaway folder, removed at exit."""
+    import atexit
+    import shutil
     import tempfile
 
     from core.runs import RunStore
 
-    return RunStore(Path(tempfile.mkdtemp(prefix="workbench-rank-"))).create(config)
+    folder = Path(tempfile.mkdtemp(prefix="workbench-rank-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return RunStore(folder).create(config)
 
 
 def cmd_eval(args) -> int:
