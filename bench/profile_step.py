@@ -146,7 +146,10 @@ def main() -> None:
     p.add_argument("--variants", default="fp32,bf16,bf16_frozen_emb")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument(
-        "--data", choices=("reviews", "short"), default="reviews", help="short: issue 15's ~20-word sentences"
+        "--data",
+        choices=("reviews", "short", "wide"),
+        default="reviews",
+        help="short: issue 15's ~20-word sentences; wide: the same with a vocabulary of real size",
     )
     p.add_argument("--trace", help="write a torch.profiler Chrome trace of a few steps of the first variant")
     p.add_argument(
@@ -174,7 +177,7 @@ def main() -> None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     rng = random.Random(0)
-    make = common.short_sentence if opts.data == "short" else common.review
+    make = {"short": common.short_sentence, "wide": common.wide_sentence}.get(opts.data, common.review)
     rows = [make(rng) for _ in range(opts.steps * 16)]
     texts, labels = [t for t, _ in rows], [y for _, y in rows]
     variants = opts.variants.split(",")

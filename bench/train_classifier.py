@@ -172,7 +172,9 @@ def main() -> None:
         "(A B C A B C ...), and report each one's median run: the ratios then rest on more than one "
         "run of each side on a machine whose speed drifts",
     )
-    parser.add_argument("--data", choices=["reviews", "short"], default="reviews", help="which texts (see above)")
+    parser.add_argument(
+        "--data", choices=["reviews", "short", "wide"], default="reviews", help="which texts (see above)"
+    )
     parser.add_argument("--baseline", default="trainer_fp32", choices=list(CONFIGS), help="ratios are against this")
     parser.add_argument("--engine-train", default="{}", help="JSON overrides of the engine's train settings")
     parser.add_argument("--engine-model", default="{}", help="JSON overrides of the engine's model settings")

@@ -102,27 +102,39 @@ def _train(model, steps, max_norm, fast: bool, start: int = 0, fused: bool = Tru
     rows = sparse_row_adamw(model, optimizer, device=torch.device("cpu"), world=1, l1_penalty=0.0) if fast else None
     assert (rows is not None) == fast
     norms = []
+    sparse_steps = 0  # steps whose embedding rows were updated by the row update (not yet by the fused kernel)
     for step in range(start, start + steps):
         ids, labels = _batch(step)
         loss = torch.nn.functional.cross_entropy(model(input_ids=ids).logits, labels)
         loss.backward()
         if rows:
+            sparse_steps += not rows.dense
             norms.append(float(rows.clip_grad_norm_(list(model.parameters()), max_norm)))
             rows.step()
         else:
             norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    _train.sparse_steps = sparse_steps
     return optimizer, norms
 
 
 # Clipping active on every step / never; with the fused AdamW the clip is its grad_scale, otherwise a multiply.
-@pytest.mark.parametrize("max_norm,fused", [(0.05, True), (float("inf"), True), (0.05, False)])
-def test_sparse_row_adamw_matches_dense_adamw(max_norm, fused):
+# dense_share 1: sparse to the end; 0.2: past 100 of the 500 rows touched, the fused kernel takes over mid-run.
+@pytest.mark.parametrize(
+    "max_norm,fused,dense_share",
+    [(0.05, True, 1.0), (float("inf"), True, 1.0), (0.05, False, 1.0), (0.05, True, 0.2), (0.05, False, 0.2)],
+)
+def test_sparse_row_adamw_matches_dense_adamw(max_norm, fused, dense_share, monkeypatch):
+    monkeypatch.setattr(SparseRowAdamW, "DENSE_SHARE", dense_share)
     dense_model = _tiny_bert()
     fast_model = copy.deepcopy(dense_model)
     dense_opt, dense_norms = _train(dense_model, 6, max_norm, fast=False)
     fast_opt, fast_norms = _train(fast_model, 6, max_norm, fast=True, fused=fused)
+    if dense_share == 1.0:
+        assert _train.sparse_steps == 6
+    else:  # sparse for the first steps, dense after: both halves are checked against torch below
+        assert 1 <= _train.sparse_steps <= 4
     assert (getattr(fast_opt, "grad_scale", None) is not None) == (fused and max_norm < 1)
     assert fast_norms == pytest.approx(dense_norms, rel=1e-4)
     if max_norm < 1:
