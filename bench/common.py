@@ -246,7 +246,7 @@ def wide_sentence(rng: random.Random) -> tuple[str, int]:
     """short_sentence() with a vocabulary of real size: its opinions (and so its labels), lengths and openers,
     but the rest of each sentence drawn from 20,000 English words with Zipf frequencies.
 
-    short_sentence() uses ~145 distinct tokens in all; a public set of 6,920 such sentences has over 10,000.
+    short_sentence() uses ~145 distinct tokens in all; real sentences of a set that size use thousands.
     What a step costs can depend on that (the token embedding's rows that get a gradient: core/fastpath.py)."""
     text, label = short_sentence(rng)
     words, weights = _word_list()
