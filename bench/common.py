@@ -220,6 +220,7 @@ def short_sentence(rng: random.Random) -> tuple[str, int]:
     return " ".join(words[: max(target, 4)]) + " .", int(votes > 0)
 
 
+_OPINION_WORDS = {*_GOOD, *_BAD, "not", "but", "yet", "and", "if", "a", "an", "the", "."}  # kept by wide_sentence
 _WORDS: list[str] = []
 _WORD_WEIGHTS: list[float] = []
 
@@ -252,12 +253,9 @@ def wide_sentence(rng: random.Random) -> tuple[str, int]:
     words, weights = _word_list()
     kept = []
     for word in text.split():
-        if word in _GOOD or word in _BAD or word in ("not", "but", "yet", "and", "if", "a", "an", "the", "."):
-            kept.append(word)
-        elif rng.random() < 0.8:
-            kept.append(rng.choices(words, cum_weights=weights)[0])
-        else:
-            kept.append(word)
+        if word not in _OPINION_WORDS and rng.random() < 0.8:
+            word = rng.choices(words, cum_weights=weights)[0]
+        kept.append(word)
     return " ".join(kept), label
 
 

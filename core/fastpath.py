@@ -342,7 +342,6 @@ class SparseRowAdamW:
     10.4, 10,000 68.7 against 10.7 (bench/README.md)."""
 
     def __init__(self, embedding: torch.nn.Embedding, optimizer: torch.optim.Optimizer):
-        self.embedding = embedding
         self.weight = embedding.weight
         self.optimizer = optimizer
         self._rows: torch.Tensor | None = None

@@ -115,8 +115,7 @@ def _train(model, steps, max_norm, fast: bool, start: int = 0, fused: bool = Tru
             norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    _train.sparse_steps = sparse_steps
-    return optimizer, norms
+    return optimizer, norms, sparse_steps
 
 
 # Clipping active on every step / never; with the fused AdamW the clip is its grad_scale, otherwise a multiply.
@@ -129,12 +128,12 @@ def test_sparse_row_adamw_matches_dense_adamw(max_norm, fused, dense_share, monk
     monkeypatch.setattr(SparseRowAdamW, "DENSE_SHARE", dense_share)
     dense_model = _tiny_bert()
     fast_model = copy.deepcopy(dense_model)
-    dense_opt, dense_norms = _train(dense_model, 6, max_norm, fast=False)
-    fast_opt, fast_norms = _train(fast_model, 6, max_norm, fast=True, fused=fused)
+    dense_opt, dense_norms, _ = _train(dense_model, 6, max_norm, fast=False)
+    fast_opt, fast_norms, sparse_steps = _train(fast_model, 6, max_norm, fast=True, fused=fused)
     if dense_share == 1.0:
-        assert _train.sparse_steps == 6
+        assert sparse_steps == 6
     else:  # sparse for the first steps, dense after: both halves are checked against torch below
-        assert 1 <= _train.sparse_steps <= 4
+        assert 1 <= sparse_steps <= 4
     assert (getattr(fast_opt, "grad_scale", None) is not None) == (fused and max_norm < 1)
     assert fast_norms == pytest.approx(dense_norms, rel=1e-4)
     if max_norm < 1:
@@ -161,7 +160,7 @@ def test_sparse_row_state_is_plain_adamw_state():
     reference = _tiny_bert()
     mixed = copy.deepcopy(reference)
     _train(reference, 6, 1.0, fast=False)
-    fast_opt, _ = _train(mixed, 3, 1.0, fast=True)
+    fast_opt, _, _ = _train(mixed, 3, 1.0, fast=True)
     mixed.get_input_embeddings().sparse = False
     dense_opt = _optimizer(mixed)
     dense_opt.load_state_dict(fast_opt.state_dict())
