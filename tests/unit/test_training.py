@@ -366,6 +366,33 @@ def test_a_runs_thread_count_does_not_outlive_it(workspace, toy_csv, tiny_bert_d
     assert torch.get_num_threads() == before
 
 
+def test_a_finished_runs_latest_evaluation_is_the_whole_splits_final_score(
+    workspace, toy_csv, tiny_bert_dir, tmp_path, monkeypatch
+):
+    """During training the curve scores a fixed subset of a large validation split; once the run ends, the
+    status's latest evaluation (the Train page's numbers) is the whole split's final score, as in the results,
+    and the curve keeps its subset points."""
+    import core.evaluation
+    from tests.conftest import toy_sentiment_rows
+
+    val = tmp_path / "val.csv"
+    rows = "".join(f"{t},{y}\n" for t, y in toy_sentiment_rows(120, seed=7))
+    val.write_text("text,label\n" + rows, encoding="utf-8")
+    raw = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=6, eval_every=3).to_dict()
+    cfg = RunConfig.from_dict({**raw, "data": {**raw["data"], "validation_path": str(val)}})
+    passes = []
+    real = core.evaluation.score_encoded
+    monkeypatch.setattr(core.evaluation, "score_encoded", lambda *a, **k: passes.append(len(a[1])) or real(*a, **k))
+    run, result = run_training(workspace, cfg)
+    assert result.state == "finished", result.message
+    assert passes[:2] == [32, 32] and 120 in passes[2:]  # two validations of the subset, then the whole split
+    latest, final = run.status()["latest_eval"], result.results["validation"]
+    assert latest["val_loss"] == final["loss"] and latest["val_accuracy"] == final["accuracy"]
+    evals = eval_lines(run)
+    assert [e["step"] for e in evals] == [3, 6]  # the curve keeps its points, scored on the subset
+    assert evals[-1]["val_loss"] != final["loss"]
+
+
 def test_final_validation_reuses_the_last_validation_of_the_kept_weights(
     workspace, toy_csv, tiny_bert_dir, monkeypatch
 ):
