@@ -339,6 +339,10 @@ class SparseRowAdamW:
     into a dense buffer kept from step to step (a fresh 47 MB gradient each step would be zero-filled and, being
     above glibc's mmap threshold, faulted in page by page), and the norm still comes from the sparse values.
 
+    With any other optimizer (Adam, SGD, Adafactor) there is no row update: ``rows=False`` starts with the kept
+    buffer, which the optimizer reads as the embedding's dense gradient. A fresh one each step cost ~11,900 page
+    faults: a MiniLM step was 1.19x faster with plain Adam and 1.13x with SGD (bench/README.md).
+
     Use: ``clip_grad_norm_`` instead of torch's (it counts the embedding's sparse gradient and takes it out of
     the dense path), then ``step()`` just before ``optimizer.step()``.
     """
@@ -348,13 +352,14 @@ class SparseRowAdamW:
     rows (clip + update + optimizer step): 1,000 touched 4.5 ms by rows against 9.4 fused, 2,000 22.6 against
     10.4, 10,000 68.7 against 10.7 (bench/README.md)."""
 
-    def __init__(self, embedding: torch.nn.Embedding, optimizer: torch.optim.Optimizer):
+    def __init__(self, embedding: torch.nn.Embedding, optimizer: torch.optim.Optimizer, rows: bool = True):
         self.weight = embedding.weight
         self.optimizer = optimizer
         self._rows: torch.Tensor | None = None
         self._grads: torch.Tensor | None = None
         self._touched: torch.Tensor | None = None  # bool per row: ever had a gradient (nonzero moments)
-        self._buffer: torch.Tensor | None = None  # the dense gradient the fused AdamW reads, once it took over
+        # The dense gradient the optimizer reads: once the fused AdamW took over, or from the start without rows.
+        self._buffer = None if rows else torch.zeros_like(self.weight, memory_format=torch.contiguous_format)
         self._written = torch.zeros(0, dtype=torch.long)  # the buffer's rows that hold last step's gradient
         embedding.sparse = True
 
@@ -436,12 +441,14 @@ class SparseRowAdamW:
 
 
 def sparse_row_adamw(model, optimizer, *, device, world: int, l1_penalty: float) -> SparseRowAdamW | None:
-    """The embedding fast path where it is exact and pays: one CPU process, AdamW, an untied trainable input
-    embedding (a tied LM head makes its gradient dense anyway), no L1 term (dense in every row)."""
-    if device.type != "cpu" or world > 1 or l1_penalty or type(optimizer) is not torch.optim.AdamW:
+    """The embedding fast path where it is exact and pays: one CPU process, an untied trainable input embedding
+    (a tied LM head makes its gradient dense anyway), no L1 term (dense in every row). The row update with
+    AdamW; with any other optimizer only the kept gradient buffer."""
+    if device.type != "cpu" or world > 1 or l1_penalty:
         return None
-    if any(g.get("amsgrad") or g.get("maximize") for g in optimizer.param_groups):
-        return None
+    rows = type(optimizer) is torch.optim.AdamW and not any(
+        g.get("amsgrad") or g.get("maximize") for g in optimizer.param_groups
+    )
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if type(embedding) is not torch.nn.Embedding or not embedding.weight.requires_grad:
         return None
@@ -450,7 +457,7 @@ def sparse_row_adamw(model, optimizer, *, device, world: int, l1_penalty: float)
         return None
     if not any(p is embedding.weight for g in optimizer.param_groups for p in g["params"]):
         return None
-    return SparseRowAdamW(embedding, optimizer)
+    return SparseRowAdamW(embedding, optimizer, rows=rows)
 
 
 class ThreadTuner:

@@ -97,8 +97,8 @@ def _batch(step: int):
     return ids, torch.randint(0, 2, (4,), generator=g)
 
 
-def _train(model, steps, max_norm, fast: bool, start: int = 0, fused: bool = True):
-    optimizer = _optimizer(model, fused)
+def _train(model, steps, max_norm, fast: bool, start: int = 0, fused: bool = True, make=None):
+    optimizer = make(model) if make else _optimizer(model, fused)
     rows = sparse_row_adamw(model, optimizer, device=torch.device("cpu"), world=1, l1_penalty=0.0) if fast else None
     assert (rows is not None) == fast
     norms = []
@@ -155,6 +155,56 @@ def test_sparse_row_adamw_matches_dense_adamw(max_norm, fused, dense_share, monk
     assert untouched.sum() > 100  # most rows never had a gradient: the case the fast path exists for
 
 
+def _adafactor(model):
+    from transformers.optimization import Adafactor
+
+    return Adafactor(model.parameters(), lr=1e-2, scale_parameter=False, relative_step=False, warmup_init=False,
+                     weight_decay=0.1)  # fmt: skip
+
+
+# The optimizers core.components.build_optimizer makes besides AdamW, set up as it does.
+OTHER_OPTIMIZERS = {
+    "adam": lambda m: torch.optim.Adam(m.parameters(), lr=1e-2, weight_decay=0.1, fused=True),
+    "sgd": lambda m: torch.optim.SGD(m.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1),
+    "adafactor": _adafactor,
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_OPTIMIZERS))
+def test_other_optimizers_read_the_kept_buffer_and_train_as_with_a_dense_gradient(name):
+    """Without AdamW there is no row update: the embedding's sparse gradient is written into a buffer kept from
+    step to step, which the optimizer reads as a dense gradient. The same weights as the stock dense path."""
+    make = OTHER_OPTIMIZERS[name]
+    dense_model = _tiny_bert()
+    fast_model = copy.deepcopy(dense_model)
+    start = fast_model.get_input_embeddings().weight.detach().clone()
+    _, dense_norms, _ = _train(dense_model, 6, 0.05, fast=False, make=make)
+    _, fast_norms, sparse_steps = _train(fast_model, 6, 0.05, fast=True, make=make)
+    assert sparse_steps == 0
+    assert fast_norms == pytest.approx(dense_norms, rel=1e-4)
+    assert min(dense_norms) > 0.05  # the clip scaled the buffer too
+    for (pname, a), b in zip(dense_model.named_parameters(), fast_model.parameters()):
+        if not pname.endswith("key.bias"):  # see test_sparse_row_adamw_matches_dense_adamw
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), pname
+    assert float((fast_model.get_input_embeddings().weight.detach() - start).abs().max()) > 1e-3  # it trained
+
+
+@pytest.mark.parametrize("name", list(OTHER_OPTIMIZERS))
+def test_the_other_optimizers_leave_the_gradient_they_read_as_it_was(name):
+    """The kept buffer is cleared row by row (only the rows written last step): an optimizer that added into
+    its gradient in place would leave other rows non-zero for the next step. None of the engine's does."""
+    model = torch.nn.Linear(8, 64)
+    optimizer = OTHER_OPTIMIZERS[name](model)
+    grad = torch.zeros_like(model.weight)
+    grad[3] = 1.0
+    for _ in range(3):
+        model.weight.grad, model.bias.grad = grad, None
+        optimizer.step()
+    expected = torch.zeros_like(grad)
+    expected[3] = 1.0
+    assert torch.equal(grad, expected)
+
+
 def test_sparse_row_state_is_plain_adamw_state():
     """A checkpoint from the fast path resumes in stock AdamW (and back) with the same result."""
     reference = _tiny_bert()
@@ -183,7 +233,8 @@ def test_fast_path_is_only_taken_where_it_is_exact():
     model.get_input_embeddings().sparse = False
     assert sparse_row_adamw(model, opt, device=cpu, world=2, l1_penalty=0.0) is None  # DDP: dense all-reduce
     assert sparse_row_adamw(model, opt, device=cpu, world=1, l1_penalty=1e-4) is None  # L1 is dense
-    assert sparse_row_adamw(model, torch.optim.Adam(model.parameters()), device=cpu, world=1, l1_penalty=0) is None
+    other = sparse_row_adamw(model, torch.optim.Adam(model.parameters()), device=cpu, world=1, l1_penalty=0)
+    assert other is not None and other.dense  # not AdamW: no row update, only the kept gradient buffer
     model.get_input_embeddings().weight.requires_grad_(False)
     assert sparse_row_adamw(model, opt, device=cpu, world=1, l1_penalty=0.0) is None  # frozen embeddings
     from transformers import GPT2Config, GPT2LMHeadModel
