@@ -175,9 +175,8 @@ class TrainStep:
         # Listed once: walking the module tree for them took ~0.3 ms of every MiniLM step. Training never adds or
         # removes parameters (freezing one only clears its gradient, which the clip skips).
         self.params = list(trainable.parameters())
-        self.lengths = (
-            None if data is None else data.lengths
-        )  # per row, from the host: the step's real-token count costs no device sync
+        # Tokens per row, from the host: a step's real-token count costs no device sync (no data: a test's stub).
+        self.lengths = None if data is None else data.lengths
 
     def loss(self, batch, labels):
         import torch.nn.functional as F
