@@ -175,8 +175,6 @@ class TrainStep:
         # Listed once: walking the module tree for them took ~0.3 ms of every MiniLM step. Training never adds or
         # removes parameters (freezing one only clears its gradient, which the clip skips).
         self.params = list(trainable.parameters())
-        # Tokens per row, from the host: a step's real-token count costs no device sync (no data: a test's stub).
-        self.lengths = None if data is None else data.lengths
 
     def loss(self, batch, labels):
         import torch.nn.functional as F
@@ -209,7 +207,7 @@ class TrainStep:
         scaled = loss * (share / self.tc.grad_accum)
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         self.last_shape = tuple(batch["input_ids"].shape)
-        self.fast.step_counts(int(self.lengths[index].sum()), self.last_shape)
+        self.fast.step_counts(int(self.data.lengths[index].sum()), self.last_shape)
         return task_loss
 
     def clip(self):
@@ -488,7 +486,7 @@ class Recipe:
         s.micro += 1
         p.batch_in_epoch = b_index + 1
         s.window.samples += len(global_index)
-        s.window.tokens += int(self.step.lengths[global_index].sum())  # from the host: no device sync
+        s.window.tokens += int(self.train_data.lengths[global_index].sum())  # from the host: no device sync
         s.window.add_loss(loss, share, p.step)
         if not closes:
             return False

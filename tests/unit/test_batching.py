@@ -40,3 +40,10 @@ def test_rounded_padding_gives_the_same_logits(tiny_bert_dir):
         rounded = model(**rounded_batch).logits
     assert rounded_batch["input_ids"].shape[1] == 16 > data.lengths.max()
     assert torch.allclose(exact, rounded, atol=1e-5)
+
+
+def test_row_lengths_are_counted_once_per_split():
+    """The loop reads a split's lengths at every step: they are counted once, and right."""
+    data = Encoded([[1, 2, 3], [4], [5, 6]], None, None)
+    assert data.lengths.tolist() == [3, 1, 2]
+    assert data.lengths is data.lengths
