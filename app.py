@@ -50,7 +50,13 @@ def _running_job_body() -> None:
     if shape == last_shape:  # the same lines with new numbers: each replaces itself in place
         slots = iter([st] * needed)
     else:  # creating an st.empty() at a place empties it at once
-        slots = iter([st.empty() for _ in range(max(needed, last_needed))])
+        places = [st.empty() for _ in range(max(needed, last_needed))]
+        # Each new line goes inside a container at its place, not at the place itself. Streamlit merges a message
+        # into one still queued for the same place, so a line written at place 0 would leave in the place of its
+        # "empty", ahead of the "empty" messages of places 1 and 2: on a busy server the browser showed "No training
+        # running." above the old button (tests/app/test_sidebar_order.py). The container takes that first spot;
+        # the text inside it has a place of its own and leaves after every "empty".
+        slots = iter([place.container() for place in places[:needed]])
     _running_job_lines(runs, interrupted, slots)
     st.session_state[keys.SIDEBAR_LINES] = (shape, needed)
 
