@@ -3,8 +3,8 @@
     .venv/bin/python bench/profile_step.py [--steps 40] [--variants bf16,bf16_frozen_emb,...] [--trace out.json]
     .venv/bin/python bench/profile_step.py --thread-table --variants bf16_fastdrop_sparse_emb_pad8 --steps 24
 
-Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _pad8 / _pad16 (batch
-widths rounded up as the engine does under bf16), _trim (malloc_trim after every step), _layers (core/fast_layers).
+Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _padN (batch
+widths rounded up to a multiple of N, e.g. _pad8 as the engine does under bf16), _trim (malloc_trim after every step), _layers (core/fast_layers).
 
 Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
 machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -64,8 +65,9 @@ CLOCK = time.perf_counter
 
 
 def _multiple(variant: str) -> int:
-    """Batch widths rounded up to a multiple of 8 or 16 (_pad8 / _pad16 in the variant's name), as the engine does."""
-    return 16 if "_pad16" in variant else 8 if "_pad8" in variant else 1
+    """Batch widths rounded up to a multiple of N (_padN in the variant's name, e.g. _pad8), as the engine does."""
+    found = re.search(r"_pad(\d+)", variant)
+    return int(found.group(1)) if found else 1
 
 
 def step(model, opt, params, data, index, pad_id, precision, times, clip=True, multiple=1):
