@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.batching import Encoded, collate, encode_pairs, pad_multiple
+from core.batching import Encoded, collate, encode_pairs, pad_multiple, scoring_batches
 
 
 def test_pad_multiple_only_rounds_bf16_on_a_cpu():
@@ -47,3 +47,29 @@ def test_row_lengths_are_counted_once_per_split():
     data = Encoded([[1, 2, 3], [4], [5, 6]], None, None)
     assert data.lengths.tolist() == [3, 1, 2]
     assert data.lengths is data.lengths
+
+
+def _padded(lengths: np.ndarray, batches, multiple: int) -> int:
+    return sum(len(b) * -(-int(lengths[b].max()) // multiple) * multiple for b in batches)
+
+
+def test_scoring_batches_cut_where_lengths_jump_and_cover_every_row_once():
+    rng = np.random.default_rng(0)
+    # Many short rows and a thin tail of long ones, as real sentences are: fixed cuts of 64 give the longest 64 rows
+    # the tail's width.
+    lengths = np.concatenate([rng.integers(8, 30, 190), rng.integers(40, 61, 17)])
+    fixed = scoring_batches(lengths, 64, 8)
+    cut = scoring_batches(lengths, 64, 8, batch_cost=50)
+    assert [len(b) for b in fixed] == [64, 64, 64, 15]  # no cost: the plain cuts, longest first
+    for batches in (fixed, cut):
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+        assert all(0 < len(b) <= 64 for b in batches)
+    saved = _padded(lengths, fixed, 8) - _padded(lengths, cut, 8)
+    assert saved > 50 * (len(cut) - len(fixed))  # every extra batch paid for itself in padded tokens
+    assert _padded(lengths, cut, 8) < 0.85 * _padded(lengths, fixed, 8)
+
+
+def test_scoring_batches_keep_full_batches_when_lengths_are_alike():
+    lengths = np.full(200, 24)
+    assert sorted(len(b) for b in scoring_batches(lengths, 64, 8, batch_cost=50)) == [8, 64, 64, 64]  # as few as fit
+    assert scoring_batches(np.array([], dtype=np.int64), 64, 8, batch_cost=50) == []
