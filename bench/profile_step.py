@@ -3,8 +3,9 @@
     .venv/bin/python bench/profile_step.py [--steps 40] [--variants bf16,bf16_frozen_emb,...] [--trace out.json]
     .venv/bin/python bench/profile_step.py --thread-table --variants bf16_fastdrop_sparse_emb_pad8 --steps 24
 
-Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _padN (batch
-widths rounded up to a multiple of N, e.g. _pad8 as the engine does under bf16), _trim (malloc_trim after every step), _layers (core/fast_layers).
+Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _padN (batch widths
+rounded up to a multiple of N, e.g. _pad8 as the engine does under bf16), _trim (malloc_trim after every step),
+_layers (core/fast_layers).
 
 Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
 machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.

@@ -146,6 +146,12 @@ def scoring_batches(lengths: np.ndarray, max_rows: int, multiple: int = 1, batch
     return batches[::-1]
 
 
+def scoring_batch_cost(device) -> float:
+    """``scoring_batches``' cost of one more batch on ``device``: on a CPU every padded token costs about as much as
+    a real one, so batches are cut where lengths jump; on a GPU a token costs little against a batch (0: fixed cuts)."""
+    return SCORING_BATCH_COST if getattr(device, "type", device) == "cpu" else 0.0
+
+
 def pad_multiple(device, precision: str) -> int:
     """The multiple that batch widths are padded to: 8 under bf16 on a CPU, else 1 (no rounding).
 

@@ -103,7 +103,7 @@ def embed_texts(
     import torch
 
     from core import models
-    from core.batching import SCORING_BATCH_COST, collate, encode_pairs, scoring_batches
+    from core.batching import collate, encode_pairs, scoring_batch_cost, scoring_batches
     from core.device import autocast, resolve_device, resolve_precision
     from core.hf import load_transformers
 
@@ -118,7 +118,7 @@ def embed_texts(
     out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
     done = 0
     with torch.inference_mode(), autocast(dev, precision):
-        for index in scoring_batches(data.lengths, batch_size, 1, SCORING_BATCH_COST):  # a CPU pass: cut at jumps
+        for index in scoring_batches(data.lengths, batch_size, 1, scoring_batch_cost(dev)):
             batch, _ = collate(data, index, tokenizer.pad_token_id or 0, dev)
             hidden = encoder(**batch).last_hidden_state.float()
             mask = batch["attention_mask"].unsqueeze(-1).float()

@@ -43,7 +43,7 @@ def _score(model, data, task: str, batch_size: int, pad_id: int, device, precisi
     import torch
     import torch.nn.functional as F
 
-    from core.batching import SCORING_BATCH_COST, collate, pad_multiple, scoring_batches
+    from core.batching import collate, pad_multiple, scoring_batch_cost, scoring_batches
     from core.device import autocast
     from core.fastpath import bf16_twin, language_model_loss
 
@@ -54,10 +54,8 @@ def _score(model, data, task: str, batch_size: int, pad_id: int, device, precisi
     context = autocast(device, precision if scored is model else "fp32")
     model = scored
     multiple = pad_multiple(device, precision)
-    # On a CPU every padded token costs about as much as a real one: batches are cut where lengths jump.
-    cost = SCORING_BATCH_COST if getattr(device, "type", device) == "cpu" else 0.0
     with torch.inference_mode(), context:
-        for index in scoring_batches(data.lengths, batch_size, multiple, cost):
+        for index in scoring_batches(data.lengths, batch_size, multiple, scoring_batch_cost(device)):
             if stop is not None and stop.is_set():
                 return None
             batch, labels = collate(data, index, pad_id, device, multiple)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.batching import Encoded, collate, encode_pairs, pad_multiple, scoring_batches
+from core.batching import Encoded, collate, encode_pairs, pad_multiple, scoring_batch_cost, scoring_batches
 
 
 def test_pad_multiple_only_rounds_bf16_on_a_cpu():
     assert pad_multiple(torch.device("cpu"), "bf16") == 8
     assert pad_multiple(torch.device("cpu"), "fp32") == 1
     assert pad_multiple(torch.device("cuda"), "bf16") == 1
+
+
+def test_scoring_batches_are_cut_at_length_jumps_only_on_a_cpu():
+    assert scoring_batch_cost(torch.device("cpu")) > 0
+    assert scoring_batch_cost(torch.device("cuda")) == 0  # fixed cuts: a token costs little there
 
 
 def test_collate_rounds_the_width_up_within_the_truncation_length():
