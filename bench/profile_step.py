@@ -5,7 +5,8 @@
 
 Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _padN (batch widths
 rounded up to a multiple of N, e.g. _pad8 as the engine does under bf16), _trim (malloc_trim after every step),
-_layers (core/fast_layers).
+_layers (core/fast_layers, unpadded: _layers_keeppad keeps the padding; _rowsN rounds the unpadded token
+rows up to a multiple of N).
 
 Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
 machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.
@@ -49,7 +50,7 @@ def build(variant: str, texts, labels):
     if "_layers" in variant:
         from core.fast_layers import use_fast_layers
 
-        use_fast_layers(model)
+        use_fast_layers(model, unpad="_keeppad" not in variant)
     model.train()
     tok = AutoTokenizer.from_pretrained(minilm_path())
     data = encode_pairs(tok, texts, None, np.asarray(labels), 128)
@@ -71,8 +72,21 @@ def _multiple(variant: str) -> int:
     return int(found.group(1)) if found else 1
 
 
-def step(model, opt, params, data, index, pad_id, precision, times, clip=True, multiple=1):
+def _row_multiple(variant: str) -> int:
+    """Unpadded token rows rounded up to a multiple of N (_rowsN in the variant's name); the engine's otherwise."""
+    from core import fast_layers
+
+    found = re.search(r"_rows(\d+)", variant)
+    return int(found.group(1)) if found else fast_layers.ROW_MULTIPLE
+
+
+def step(model, opt, params, data, index, pad_id, precision, times, clip=True, multiple=1, rows=0):
     import torch
+
+    from core import fast_layers
+
+    if rows:
+        fast_layers.ROW_MULTIPLE = rows
 
     from core.batching import collate
     from core.device import autocast
@@ -190,11 +204,12 @@ def main() -> None:
     built = {v: build(v, texts, labels) for v in variants}
     batches = length_grouped_batches(built[variants[0]][3].lengths, 16, 0)
     times = {v: {} for v in variants}
+    row_multiples = {v: _row_multiple(v) for v in variants}
     for v in variants:  # warm-up: first calls allocate and pick kernels
         model, opt, params, data, pad = built[v]
         prec = "fp32" if v.startswith("fp32") else "bf16"
         for index in batches[:3]:
-            step(model, opt, params, data, index, pad, prec, {}, multiple=_multiple(v))
+            step(model, opt, params, data, index, pad, prec, {}, multiple=_multiple(v), rows=row_multiples[v])
     for index in batches:
         for v in variants:
             model, opt, params, data, pad = built[v]
@@ -208,6 +223,7 @@ def main() -> None:
                 "fp32" if v.startswith("fp32") else "bf16",
                 times[v],
                 multiple=_multiple(v),
+                rows=row_multiples[v],
             )
             if "_trim" in v:  # the engine's trim between steps (every step here: the worst case), counted as optim
                 t0 = CLOCK()

@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 
+from core import fast_layers
 from core.fast_layers import reads_first_token_only, use_fast_layers
 
 _SIZES = dict(vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
@@ -28,14 +29,20 @@ def _model(kind: str):
     return built.train()
 
 
-def _batch(kind: str):
+LENGTHS = (11, 7, 3, 9)  # 30 tokens in 4 x 11 positions
+
+
+def _batch(kind: str, lengths=LENGTHS, left: bool = False):
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(5, 120, (4, 11), generator=g)
     mask = torch.ones_like(ids)
-    for row, length in enumerate((11, 7, 3, 9)):  # padded rows: the mask must reach the pruned layer right
-        mask[row, length:] = 0
+    for row, length in enumerate(lengths):  # padded rows: the mask must reach the pruned layer right
+        if left:
+            mask[row, : 11 - length] = 0
+        else:
+            mask[row, length:] = 0
     if kind == "tokens":
-        labels = torch.randint(0, 3, (4, 11), generator=g)
+        labels = torch.randint(0, 3, (4, 11), generator=g).masked_fill(mask == 0, -100)  # as core.batching pads
     elif kind == "regression":
         labels = torch.randn(4, generator=g)
     else:
@@ -43,8 +50,8 @@ def _batch(kind: str):
     return {"input_ids": ids, "attention_mask": mask}, labels
 
 
-def _loss_and_grads(model, kind: str):
-    batch, labels = _batch(kind)
+def _loss_and_grads(model, kind: str, **batch_kwargs):
+    batch, labels = _batch(kind, **batch_kwargs)
     model.zero_grad(set_to_none=True)
     out = model(**batch, labels=labels)
     out.loss.backward()
@@ -77,13 +84,14 @@ def test_fast_layers_train_the_same_function(kind):
     assert not hasattr(layers[-1], "first_only")
 
 
-def _rows_reaching_the_last_feed_forward(model, kind: str) -> tuple[int, ...]:
+def _rows_reaching(model, kind: str, layer: int = -1, **batch_kwargs) -> int:
+    """How many rows a layer's feed-forward block computed in one training step."""
     seen = []
-    hook = model.base_model.encoder.layer[-1].intermediate.dense.register_forward_hook(
-        lambda module, args, out: seen.append(tuple(args[0].shape[:2]))
+    hook = model.base_model.encoder.layer[layer].intermediate.dense.register_forward_hook(
+        lambda module, args, out: seen.append(args[0].reshape(-1, args[0].shape[-1]).shape[0])
     )
     try:
-        _loss_and_grads(model, kind)
+        _loss_and_grads(model, kind, **batch_kwargs)
     finally:
         hook.remove()
     return seen[0]
@@ -93,8 +101,65 @@ def test_the_last_layer_computes_one_row_per_example_only_for_a_first_token_head
     classifier, tagger = _model("bert"), _model("tokens")
     use_fast_layers(classifier)
     use_fast_layers(tagger)
-    assert _rows_reaching_the_last_feed_forward(classifier, "bert") == (4, 1)
-    assert _rows_reaching_the_last_feed_forward(tagger, "tokens") == (4, 11)  # a tagger reads every token
+    assert _rows_reaching(classifier, "bert") == 4
+    assert _rows_reaching(tagger, "tokens") == 32  # a tagger reads every token: its 30, rounded up to 32
+
+
+def test_the_layers_skip_the_padding_rounded_to_a_row_multiple(monkeypatch):
+    model = _model("bert")
+    use_fast_layers(model)
+    assert fast_layers.ROW_MULTIPLE == 32
+    assert _rows_reaching(model, "bert", layer=0) == 32  # 30 tokens of 44 positions, rounded up to 32
+    monkeypatch.setattr(fast_layers, "ROW_MULTIPLE", 8)
+    assert _rows_reaching(model, "bert", layer=0) == 32
+    monkeypatch.setattr(fast_layers, "ROW_MULTIPLE", 1)
+    assert _rows_reaching(model, "bert", layer=0) == 30
+    monkeypatch.setattr(fast_layers, "ROW_MULTIPLE", 16)  # rounded up to all 44 positions and more: padded
+    assert _rows_reaching(model, "bert", layer=0, lengths=(11, 11, 11, 9)) == 44
+    monkeypatch.setattr(fast_layers, "ROW_MULTIPLE", 1)
+    assert _rows_reaching(model, "bert", layer=0, lengths=(11, 11, 11, 11)) == 44  # no padding at all
+    padded = _model("bert")
+    use_fast_layers(padded, unpad=False)
+    assert _rows_reaching(padded, "bert", layer=0) == 44
+
+
+@pytest.mark.parametrize("case", ["no padding", "left padding", "one token short", "every row but one empty"])
+@pytest.mark.parametrize("kind", ["bert", "tokens"])
+def test_unpadded_or_not_every_batch_trains_the_same_function(kind, case, monkeypatch):
+    monkeypatch.setattr(fast_layers, "ROW_MULTIPLE", 1)
+    batch_kwargs = {
+        "no padding": dict(lengths=(11, 11, 11, 11)),
+        "left padding": dict(left=True),  # a first-token head's position 0 is padding there: it runs padded
+        "one token short": dict(lengths=(11, 11, 11, 10)),
+        "every row but one empty": dict(lengths=(11, 1, 1, 1)),
+    }[case]
+    stock = _model(kind)
+    fast = copy.deepcopy(stock)
+    use_fast_layers(fast)
+    loss, grads = _loss_and_grads(stock, kind, **batch_kwargs)
+    fast_loss, fast_grads = _loss_and_grads(fast, kind, **batch_kwargs)
+    assert torch.allclose(loss, fast_loss, atol=1e-6)
+    scale = max(g.abs().max() for g in grads.values())
+    for name, grad in grads.items():
+        assert torch.allclose(grad, fast_grads[name], rtol=1e-4, atol=1e-6 * scale), name
+
+
+def test_a_tagger_gets_the_stock_outputs_at_every_token_and_zeros_at_the_padding():
+    stock = _model("tokens").eval()
+    fast = copy.deepcopy(stock)
+    use_fast_layers(fast, scoring=True)
+    batch, _ = _batch("tokens")
+    with torch.no_grad():
+        a = stock.bert(**batch).last_hidden_state
+        b = fast.bert(**batch).last_hidden_state
+    real = batch["attention_mask"].bool()
+    assert b.shape == a.shape
+    assert torch.allclose(a[real], b[real], atol=1e-5)
+    # The two padded positions that round 30 rows up to 32 are computed as the stock layers compute them;
+    # the other twelve are zeros.
+    filled = b[~real].any(dim=-1)
+    assert int(filled.sum()) == 2
+    assert torch.allclose(a[~real][filled], b[~real][filled], atol=1e-5) and not b[~real][~filled].any()
 
 
 def test_evaluation_runs_the_stock_layers_with_every_position():
@@ -163,10 +228,13 @@ def test_a_scoring_only_copy_uses_them_in_evaluation_too():
     use_fast_layers(scorer, scoring=True)
     batch, _ = _batch("bert")
     seen = []
-    scorer.bert.encoder.layer[-1].intermediate.dense.register_forward_hook(lambda m, a, o: seen.append(a[0].shape[1]))
+    for layer in (0, -1):
+        scorer.bert.encoder.layer[layer].intermediate.dense.register_forward_hook(
+            lambda m, a, o: seen.append(a[0].reshape(-1, a[0].shape[-1]).shape[0])
+        )
     with torch.no_grad():
         assert torch.allclose(stock(**batch).logits, scorer(**batch).logits, atol=1e-6)
-    assert seen == [1]
+    assert seen == [32, 4]  # the first layer: 30 tokens rounded up to 32 rows of 44 positions; the last: row 0
 
     twin = bf16_twin(stock, device=torch.device("cpu"), precision="bf16")
     assert type(twin.bert.encoder.layer[-1]).__name__ == "FastBertLayer" and twin.bert.encoder.layer[-1].scoring
@@ -192,3 +260,23 @@ def test_a_distillation_teacher_gives_the_same_logits_with_a_pruned_last_layer()
     batch, _ = _batch("bert")
     with torch.no_grad():
         assert torch.allclose(stock(**batch).logits, teacher(**batch).logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bert", "tokens"])
+def test_unpadded_layers_under_gradient_checkpointing_train_the_same_function(kind):
+    """Checkpointing runs each layer's forward again in the backward: the positions found in the forward hold."""
+    from core.models import use_gradient_checkpointing
+
+    stock = _model(kind)
+    fast = copy.deepcopy(stock)
+    use_gradient_checkpointing(fast)
+    use_fast_layers(fast)
+    seen = []
+    fast.bert.encoder.layer[0].intermediate.dense.register_forward_hook(lambda m, a, o: seen.append(a[0].shape))
+    loss, grads = _loss_and_grads(stock, kind)
+    fast_loss, fast_grads = _loss_and_grads(fast, kind)
+    assert seen == [(32, 32)] * 2  # 32 token rows, computed in the forward and again in the backward
+    assert torch.allclose(loss, fast_loss, atol=1e-6)
+    scale = max(g.abs().max() for g in grads.values())
+    for name, grad in grads.items():
+        assert torch.allclose(grad, fast_grads[name], rtol=1e-4, atol=1e-6 * scale), name
