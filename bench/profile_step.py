@@ -84,12 +84,11 @@ def step(model, opt, params, data, index, pad_id, precision, times, clip=True, m
     import torch
 
     from core import fast_layers
-
-    if rows:
-        fast_layers.ROW_MULTIPLE = rows
-
     from core.batching import collate
     from core.device import autocast
+
+    if rows:  # the module's setting, which every model built here reads at its forward
+        fast_layers.ROW_MULTIPLE = rows
 
     t0 = CLOCK()
     batch, labels = collate(data, index, pad_id, torch.device("cpu"), multiple)

@@ -26,6 +26,7 @@ checkpoints and saved models are stock; ``undo()`` gives the layers their own cl
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +54,7 @@ def _project(x: torch.Tensor, linears) -> list[torch.Tensor]:
     """x through each of ``linears``: one product on the concatenated weights when they are all plain."""
     if len(linears) == 1 or not _plain(*linears):
         return [lin(x) for lin in linears]
-    weight = torch.cat([lin.weight for lin in linears])
-    bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])
-    return list(F.linear(x, weight, bias).split([lin.out_features for lin in linears], dim=-1))
+    return list(_product(x, linears).split([lin.out_features for lin in linears], dim=-1))
 
 
 def _product(x: torch.Tensor, linears) -> torch.Tensor:
@@ -76,6 +75,7 @@ def _heads(x: torch.Tensor, size: int) -> torch.Tensor:
 ROW_MULTIPLE = 32
 
 
+@dataclass
 class _Tokens:
     """Where the tokens of one padded batch sit: found by the first layer of a forward, read by the next ones."""
 
@@ -102,17 +102,20 @@ def _find_tokens(mask, hidden: torch.Tensor, first_only: bool) -> _Tokens | None
     if rows > count:  # fill up with padding positions: computed as stock computes padding, and never read
         flat = flat.clone()
         flat[(~flat).nonzero().squeeze(1)[: rows - count]] = True
-    found = _Tokens()
-    found.index = flat.nonzero().squeeze(1)
-    found.batch, found.width = batch, width
-    found.firsts = torch.searchsorted(found.index, torch.arange(batch) * width) if first_only else None
-    return found
+    index = flat.nonzero().squeeze(1)
+    firsts = torch.searchsorted(index, torch.arange(batch) * width) if first_only else None
+    return _Tokens(index, firsts, batch, width)
 
 
 def _padded(rows: torch.Tensor, found: _Tokens) -> torch.Tensor:
     """[tokens, features] back into the padded [batch, width, features] layout attention reads (zeros elsewhere)."""
     full = rows.new_zeros(found.batch * found.width, rows.shape[-1]).index_copy(0, found.index, rows)
     return full.view(found.batch, found.width, -1)
+
+
+def _padded_projections(rows: torch.Tensor, linears, found: _Tokens) -> list[torch.Tensor]:
+    """Token rows through ``linears`` (one product), each result in the padded layout attention reads."""
+    return list(_padded(_product(rows, linears), found).split([lin.out_features for lin in linears], dim=-1))
 
 
 class _FastLayer:
@@ -157,11 +160,11 @@ class _FastLayer:
             residual = hidden_states.index_select(0, found.firsts)
             (query,) = _project(residual, [att.query])
             query = query.unsqueeze(1)
-            key, value = _padded(_product(hidden_states, [att.key, att.value]), found).chunk(2, dim=-1)
+            key, value = _padded_projections(hidden_states, [att.key, att.value], found)
             attention_mask = attention_mask[:, :, :1]
         else:
             residual = hidden_states
-            query, key, value = _padded(_product(hidden_states, [att.query, att.key, att.value]), found).chunk(3, -1)
+            query, key, value = _padded_projections(hidden_states, [att.query, att.key, att.value], found)
         out, _ = attend(att, _heads(query, size), _heads(key, size), _heads(value, size), attention_mask,
                         dropout=att.dropout.p if self.training else 0.0, scaling=att.scaling, **kwargs)  # fmt: skip
         out = out.reshape(found.batch, -1, out.shape[-2] * out.shape[-1])
