@@ -60,7 +60,7 @@ def engine(args: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as ws:
         store = RunStore(Path(ws) / "runs")
         run = store.create(config)
-        result = train(config, run)
+        result = train(config, run, process_ends=True)  # as the CLI and the app's worker run it
         if result.state != "finished":
             raise RuntimeError(result.message)
         precision = run.status().get("precision")

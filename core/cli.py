@@ -219,7 +219,9 @@ def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: in
             )
 
     try:
-        result = train(config, run, stop=stop, resume=resume, on_progress=show)
+        result = train(
+            config, run, stop=stop, resume=resume, on_progress=show, process_ends=getattr(args, "process_ends", False)
+        )
     finally:
         if rank != 0 and not args.resume:
             import shutil
@@ -866,11 +868,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, process_ends: bool = False) -> int:
+    """``process_ends``: run as ``python -m core``, whose process ends with the command (a training run then
+    skips its closing collection, see core.training.train); False for a caller that goes on."""
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    args.process_ends = process_ends
     try:
         return args.func(args)
     except WorkbenchError as err:

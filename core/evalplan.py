@@ -48,16 +48,24 @@ def subset_index(validation_rows: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(validation_rows, size=size, replace=False))
 
 
-def validation_subset(data, train_cfg, total_steps: int, interval: int):
-    """The encoded validation split cut to the rows scored during training (the whole split if it is small)."""
-    from core.batching import Encoded
-
+def validation_rows(rows: int, train_cfg, total_steps: int, interval: int) -> np.ndarray | None:
+    """Positions of the validation rows scored during training; None when that is the whole split."""
     examples = total_steps * train_cfg.batch_size * train_cfg.grad_accum
     evaluations = math.ceil(total_steps / max(interval, 1))
-    size = subset_size(len(data), examples, evaluations)
-    if size >= len(data):
-        return data
-    index = subset_index(len(data), size, train_cfg.seed)
+    size = subset_size(rows, examples, evaluations)
+    return None if size >= rows else subset_index(rows, size, train_cfg.seed)
+
+
+def validation_subset(data, train_cfg, total_steps: int, interval: int):
+    """The encoded validation split cut to the rows scored during training (the whole split if it is small)."""
+    index = validation_rows(len(data), train_cfg, total_steps, interval)
+    return data if index is None else rows_subset(data, index)
+
+
+def rows_subset(data, index: np.ndarray):
+    """The rows of an encoded split at ``index`` (positions), with their labels."""
+    from core.batching import Encoded
+
     return Encoded(
         [data.input_ids[i] for i in index],
         None if data.token_type_ids is None else [data.token_type_ids[i] for i in index],

@@ -21,6 +21,21 @@ class SplitScores:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def rows_of(scores: SplitScores, index: np.ndarray, labels: np.ndarray, task: str) -> SplitScores:
+    """The scores of the rows at ``index`` of a classification or regression pass: their outputs, and their mean
+    loss recomputed from those outputs (the pass's own loss is the mean over all rows)."""
+    logits = scores.logits[index]
+    target = labels[index]
+    if task == "regression":
+        loss = float(np.mean((logits[:, 0].astype(np.float64) - target) ** 2))
+    else:
+        z = logits.astype(np.float64)
+        top = z.max(axis=-1)
+        log_total = top + np.log(np.exp(z - top[:, None]).sum(axis=-1))  # log-sum-exp, without overflow
+        loss = float(np.mean(log_total - z[np.arange(len(z)), target]))
+    return SplitScores(loss, logits)
+
+
 def score_encoded(
     model, data, task: str, *, batch_size: int, pad_id: int, device, precision: str, stop=None, fast_path: bool = True
 ):

@@ -55,7 +55,7 @@ def load_hook(spec: str):
     return getattr(importlib.import_module(module), name)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, process_ends: bool = False) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--parent", type=int, default=None, help="end when this process ends")
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     config = run.config()
     hook = load_hook(args.hook) if args.hook else None
     # The server cleared any old stop request before it started us; one that arrives now is for this attempt.
-    result = train(config, run, stop=FileStopSignal(run.dir), resume=args.resume, hook=hook)
+    result = train(config, run, stop=FileStopSignal(run.dir), resume=args.resume, hook=hook, process_ends=process_ends)
     return 0 if result.state in ENDED_WELL else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(process_ends=True))

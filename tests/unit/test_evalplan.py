@@ -16,6 +16,7 @@ from core.evalplan import (
     evaluation_interval,
     subset_index,
     subset_size,
+    validation_rows,
     validation_subset,
 )
 
@@ -62,3 +63,38 @@ def test_checkpoints_stay_about_once_per_epoch_unless_evaluations_must_be_kept()
     assert checkpoint_interval(TrainConfig(early_stopping_patience=2), 10, 100) == 10  # the best must be on disk
     assert checkpoint_interval(TrainConfig(eval_every=5), 5, 100) == 5  # as documented before: at each evaluation
     assert checkpoint_interval(TrainConfig(save_every=7), 10, 100) == 7
+
+
+def test_validation_rows_are_the_subsets_rows():
+    data = Encoded([[i, i] for i in range(400)], None, np.arange(400), 32)
+    rows = validation_rows(len(data), TrainConfig(batch_size=4, seed=1), total_steps=10, interval=2)
+    assert rows is not None and len(rows) == MIN_ROWS
+    cut = validation_subset(data, TrainConfig(batch_size=4, seed=1), total_steps=10, interval=2)
+    assert cut.labels.tolist() == rows.tolist()  # the subset is exactly those rows, in order
+    assert validation_rows(len(data), TrainConfig(batch_size=64), total_steps=1000, interval=100) is None
+
+
+def test_rows_of_a_pass_give_the_loss_those_rows_give_alone():
+    """The last validation scores the whole split once; the curve's point is its subset's rows, whose mean loss is
+    recomputed from their outputs: the same as a pass over those rows alone (torch's losses on the same logits)."""
+    import torch
+    import torch.nn.functional as F
+
+    from core.scoring import SplitScores, rows_of
+
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(50, 3)) * 8).astype(np.float32)  # large logits: the log-sum-exp must not overflow
+    labels = rng.integers(0, 3, size=50)
+    whole = SplitScores(float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))), logits)
+    index = np.array([1, 4, 9, 30, 49])
+    part = rows_of(whole, index, labels, "classification")
+    expected = F.cross_entropy(torch.from_numpy(logits[index]), torch.from_numpy(labels[index]))
+    assert part.loss == pytest.approx(float(expected), rel=1e-6)
+    assert part.loss != pytest.approx(whole.loss, rel=1e-3)
+    assert (part.logits == logits[index]).all()
+
+    targets = rng.normal(size=50).astype(np.float32)
+    outputs = rng.normal(size=(50, 1)).astype(np.float32)
+    part = rows_of(SplitScores(0.0, outputs), index, targets, "regression")
+    expected = F.mse_loss(torch.from_numpy(outputs[index, 0]), torch.from_numpy(targets[index]))
+    assert part.loss == pytest.approx(float(expected), rel=1e-6)

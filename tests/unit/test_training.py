@@ -371,7 +371,8 @@ def test_a_finished_runs_latest_evaluation_is_the_whole_splits_final_score(
 ):
     """During training the curve scores a fixed subset of a large validation split; once the run ends, the
     status's latest evaluation (the Train page's numbers) is the whole split's final score, as in the results,
-    and the curve keeps its subset points."""
+    and the curve keeps its subset points. The last step's validation scores the whole split once for both: its
+    curve point comes from the subset's rows of that pass, and the final validation scores reuse it."""
     import core.evaluation
     from tests.conftest import toy_sentiment_rows
 
@@ -385,12 +386,32 @@ def test_a_finished_runs_latest_evaluation_is_the_whole_splits_final_score(
     monkeypatch.setattr(core.evaluation, "score_encoded", lambda *a, **k: passes.append(len(a[1])) or real(*a, **k))
     run, result = run_training(workspace, cfg)
     assert result.state == "finished", result.message
-    assert passes[:2] == [32, 32] and 120 in passes[2:]  # two validations of the subset, then the whole split
+    assert passes == [32, 120, 24]  # subset at step 3, whole split at step 6 (not scored again), the test split
     latest, final = run.status()["latest_eval"], result.results["validation"]
     assert latest["val_loss"] == final["loss"] and latest["val_accuracy"] == final["accuracy"]
     evals = eval_lines(run)
     assert [e["step"] for e in evals] == [3, 6]  # the curve keeps its points, scored on the subset
     assert evals[-1]["val_loss"] != final["loss"]
+
+    # The last point is the subset's: the saved model scored on those rows alone gives it again.
+    import pandas as pd
+    import torch
+
+    from core import components, evalplan
+    from core.models import load_for_inference
+    from core.scoring import score_encoded
+
+    bundle = load_for_inference(run.model_dir)
+    validation = pd.read_parquet(run.data_dir / "validation.parquet")
+    whole = components.encode_split(bundle, validation, "classification", 32)
+    tc = cfg.train
+    subset = evalplan.validation_subset(whole, tc, total_steps=6, interval=3)
+    assert len(subset) == 32
+    alone = score_encoded(bundle.model, subset, "classification", batch_size=64, pad_id=bundle.tokenizer.pad_token_id,
+                          device=torch.device("cpu"), precision=start_line(run)["precision"])  # fmt: skip
+    assert alone.loss == pytest.approx(evals[-1]["val_loss"], rel=1e-3)
+    accuracy = float((alone.logits.argmax(-1) == subset.labels).mean())
+    assert accuracy == pytest.approx(evals[-1]["val_accuracy"], abs=1 / 32 + 1e-9)
 
 
 def test_final_validation_reuses_the_last_validation_of_the_kept_weights(
@@ -418,3 +439,45 @@ def test_final_validation_reuses_the_last_validation_of_the_kept_weights(
     run, result = run_training(workspace, cfg)
     weights = json.loads((run.model_dir / "workbench.json").read_text())["weights_step"]
     assert len(passes) == len(eval_lines(run)) + 1 + (weights != 6)  # a restored best is scored again
+
+
+def test_the_cycle_collector_rests_during_setup_and_is_given_back(workspace, toy_csv, tiny_bert_dir, monkeypatch):
+    """Setup (imports, model, data) runs with Python's cycle collector off and freezes what it built, so the
+    collections the loop sets off do not walk it; the loop runs with the collector on; afterwards the caller's
+    process is as it was (collector on, nothing frozen), unless the process is about to end."""
+    import gc
+
+    import core.training
+
+    seen = {}
+    real_setup = core.training.Recipe.setup
+
+    def setup(self, resume):
+        seen["setup"] = gc.isenabled()
+        return real_setup(self, resume)
+
+    monkeypatch.setattr(core.training.Recipe, "setup", setup)
+
+    def hook(event, info):
+        if event == "step":
+            seen.setdefault("loop", gc.isenabled())
+            seen.setdefault("frozen", gc.get_freeze_count())
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    run, result = run_training(workspace, tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2), hook=hook)
+    assert result.state == "finished", result.message
+    assert seen["setup"] is False and seen["loop"] is True and seen["frozen"] > 10_000
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+    try:
+        run, result = run_training(workspace, tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2), process_ends=True)
+        assert result.state == "finished" and gc.isenabled() and gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+
+    gc.disable()  # a caller that keeps the collector off finds it off afterwards
+    try:
+        run, result = run_training(workspace, tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2))
+        assert result.state == "finished" and not gc.isenabled()
+    finally:
+        gc.enable()
