@@ -219,9 +219,7 @@ def _train_and_report(args, config: RunConfig, run, stop, resume: bool, rank: in
             )
 
     try:
-        result = train(
-            config, run, stop=stop, resume=resume, on_progress=show, process_ends=getattr(args, "process_ends", False)
-        )
+        result = train(config, run, stop=stop, resume=resume, on_progress=show, process_ends=args.process_ends)
     finally:
         if rank != 0 and not args.resume:
             import shutil

@@ -23,17 +23,17 @@ class SplitScores:
 
 def rows_of(scores: SplitScores, index: np.ndarray, labels: np.ndarray, task: str) -> SplitScores:
     """The scores of the rows at ``index`` of a classification or regression pass: their outputs, and their mean
-    loss recomputed from those outputs (the pass's own loss is the mean over all rows)."""
+    loss recomputed from those outputs with the pass's own loss (the pass's loss is the mean over all rows)."""
+    import torch
+    import torch.nn.functional as F
+
     logits = scores.logits[index]
-    target = labels[index]
+    outputs, target = torch.from_numpy(logits), torch.from_numpy(labels[index])
     if task == "regression":
-        loss = float(np.mean((logits[:, 0].astype(np.float64) - target) ** 2))
+        loss = F.mse_loss(outputs[:, 0], target.float())
     else:
-        z = logits.astype(np.float64)
-        top = z.max(axis=-1)
-        log_total = top + np.log(np.exp(z - top[:, None]).sum(axis=-1))  # log-sum-exp, without overflow
-        loss = float(np.mean(log_total - z[np.arange(len(z)), target]))
-    return SplitScores(loss, logits)
+        loss = F.cross_entropy(outputs, target)
+    return SplitScores(float(loss), logits)
 
 
 def score_encoded(

@@ -412,7 +412,7 @@ class Recipe:
         # last validation scores it, and the final scores reuse that pass.
         self.val_rows = evalplan.validation_rows(len(self.val_data), tc, total_steps, self.eval_every)
         self.whole_val = self.val_data
-        self.val_data = self.whole_val if self.val_rows is None else evalplan.rows_subset(self.whole_val, self.val_rows)
+        self.val_data = evalplan.validation_subset(self.whole_val, tc, total_steps, self.eval_every)  # those rows
         header = {
             "event": "start",
             "trainable_params": trainable,
