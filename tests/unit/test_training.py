@@ -167,6 +167,60 @@ def test_checkpoint_folders_hold_weights_tokenizer_and_state(workspace, toy_csv,
     assert not list(run.checkpoints_dir.glob(".tmp-*"))
 
 
+def test_checkpoint_state_is_saved_without_checksums_and_the_setting_given_back(workspace, toy_csv, tiny_bert_dir):
+    import zipfile
+
+    import torch
+
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=2)
+    run, result = run_training(workspace, cfg)
+    assert result.state == "finished"
+    with zipfile.ZipFile(run.checkpoints()[-1] / "trainer_state.pt") as saved:
+        assert {info.CRC for info in saved.infolist()} == {0}  # no CRC-32 computed (torch.load never reads it)
+    assert torch.utils.serialization.config.save.compute_crc32 is True  # the process's own setting, as found
+
+
+def test_final_model_links_the_kept_checkpoints_weights(workspace, toy_csv, tiny_bert_dir):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=20, eval_every=10, keep_checkpoints=5)
+    run, result = run_training(workspace, cfg)
+    assert result.state == "finished"
+    last = run.checkpoints_dir / "step-000020"
+    weights = run.model_dir / "model.safetensors"
+    assert weights.samefile(last / "model.safetensors")  # one file on disk, not a second copy
+    for name in ("workbench.json", "README.md", "config.json", "tokenizer.json"):  # written or copied: their own
+        assert not (run.model_dir / name).samefile(last / name), name
+    meta = json.loads((run.model_dir / "workbench.json").read_text())
+    assert (meta["run_id"], meta["weights_step"]) == (run.id, 20)
+    expected = load_file(last / "model.safetensors")
+    shutil.rmtree(run.checkpoints_dir)  # deleting the checkpoints keeps the model whole
+    loaded = load_file(weights)
+    assert expected.keys() == loaded.keys() and all(loaded[k].equal(v) for k, v in expected.items())
+
+
+def test_final_model_is_written_where_links_fail(workspace, toy_csv, tiny_bert_dir, monkeypatch):
+    import os
+
+    from safetensors.torch import load_file
+
+    def no_links(src, dst):
+        raise OSError(1, "links not supported here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=4)
+    run, result = run_training(workspace, cfg)
+    assert result.state == "finished"
+    checkpoint = run.checkpoints_dir / "step-000004" / "model.safetensors"
+    weights = run.model_dir / "model.safetensors"
+    assert not weights.samefile(checkpoint)
+    expected, loaded = load_file(checkpoint), load_file(weights)
+    assert expected.keys() == loaded.keys() and all(loaded[k].equal(v) for k, v in expected.items())
+    assert (run.model_dir / "tokenizer.json").exists() and (run.model_dir / "README.md").exists()
+
+
 def test_final_model_loads_in_a_transformers_pipeline(workspace, toy_csv, tiny_bert_dir):
     from transformers import pipeline
 
