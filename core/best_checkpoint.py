@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TrainingError
-
-STATE_FILE = "trainer_state.pt"
-"""Optimizer and scheduler state in a checkpoint: for resuming, not part of a model."""
+from core.runs import STATE_FILE
 
 
 def best_step_of(run) -> int | None:
@@ -57,7 +55,7 @@ def keep_best_checkpoint(run, device: str = "cpu") -> dict[str, Any]:
     """
     from core.evaluation import evaluate_run
     from core.model_card import write_model_card
-    from core.models import META_FILE
+    from core.models import META_FILE, link_saved_model
     from core.training import replace_folder
 
     if run.status().get("state") != "finished" or not run.has_model():
@@ -73,7 +71,9 @@ def keep_best_checkpoint(run, device: str = "cpu") -> dict[str, Any]:
     meta = json.loads((run.model_dir / META_FILE).read_text(encoding="utf-8"))
     tmp = run.dir / f".model-{uuid.uuid4().hex[:6]}"
     try:
-        shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(STATE_FILE))
+        tmp.mkdir()
+        if not link_saved_model(folder, tmp):  # weights linked, not copied; written out where links fail
+            shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(STATE_FILE), dirs_exist_ok=True)
         # The model's own description (task, labels, adapter...) with the step its weights now come from.
         meta.update(weights_step=best, best_step=best, last_step=meta.get("step"))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 from core import i18n
 from core.errors import ModelError
 from core.hf import load_transformers
+from core.runs import STATE_FILE
 
 META_FILE = "workbench.json"
 DEFAULT_CLASSIFIER = "MiniLM-L6 (pretrained sentence encoder, 22.7M parameters, offline)"
@@ -581,7 +582,7 @@ def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | N
     for MiniLM; bench/README.md), its other files copied; where links fail, the model is saved as usual."""
     quiet_transformers()
     folder.mkdir(parents=True, exist_ok=True)
-    if weights_from is None or not _link_saved_model(Path(weights_from), folder):
+    if weights_from is None or not link_saved_model(Path(weights_from), folder):
         model = bundle.model
         model = getattr(model, "module", model)  # unwrap DDP
         model.save_pretrained(folder, safe_serialization=True)
@@ -602,11 +603,11 @@ def save_model(bundle: ModelBundle, folder: Path, extra_meta: dict[str, Any] | N
     write_model_card(folder)  # README.md with metadata; an adapter's base model named portably
 
 
-# Written afresh by save_model (or, trainer_state.pt, not part of a model): never linked or copied.
-_NOT_LINKED = {META_FILE, "README.md", "trainer_state.pt"}
+# Written afresh by save_model (or, the resume state, not part of a model): never linked or copied.
+_NOT_LINKED = {META_FILE, "README.md", STATE_FILE}
 
 
-def _link_saved_model(source: Path, folder: Path) -> bool:
+def link_saved_model(source: Path, folder: Path) -> bool:
     """Put ``source``'s model files into ``folder``: weights (``*.safetensors``, which nothing here rewrites
     in place) hard-linked, the small files copied (the model card step rewrites adapter_config.json in place).
     False, with ``folder`` emptied, when anything fails (no weights there, a filesystem without links)."""

@@ -257,10 +257,14 @@ class Run:
         return (self.model_dir / "workbench.json").exists()
 
 
+STATE_FILE = "trainer_state.pt"
+"""Optimizer, scheduler and RNG state in a checkpoint: for resuming, not part of a model."""
+
+
 def checkpoint_complete(folder: Path) -> bool:
     # A checkpoint whose weights were deleted or lost would offer a Resume that fails the same way forever.
     has_weights = (folder / "adapter_model.safetensors").exists() or any(folder.glob("model*.safetensors"))
-    return (folder / "trainer_state.pt").exists() and has_weights
+    return (folder / STATE_FILE).exists() and has_weights
 
 
 class RunStore:

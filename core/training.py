@@ -38,7 +38,7 @@ from core.hf import load_transformers
 # The loop's own types live in a light module (jobs, search and the CLI import them without the loop);
 # they are re-exported here because train() takes and returns them.
 from core.progress import STOP_FILE, FileStopSignal, Hook, Progress, StopSignal, TrainResult  # noqa: F401
-from core.runs import Run
+from core.runs import STATE_FILE, Run
 from core.tracking import run_sink
 
 # On a CPU, freed heap memory goes back to the OS every this many steps (glibc's malloc_trim): with batches of
@@ -865,7 +865,7 @@ def save_checkpoint(run: Run, bundle, optimizer, scheduler, progress: Progress, 
             "scaler": scaler.state_dict() if scaler is not None else {},
         }
         with _no_checksums():
-            torch.save(state, tmp / "trainer_state.pt")
+            torch.save(state, tmp / STATE_FILE)
         replace_folder(tmp, final)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -894,7 +894,7 @@ def _no_checksums():
 def _restore_state(path: Path, optimizer, scheduler, scaler=None) -> Progress:
     import torch
 
-    state = torch.load(path / "trainer_state.pt", weights_only=True, map_location="cpu")
+    state = torch.load(path / STATE_FILE, weights_only=True, map_location="cpu")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):

@@ -219,10 +219,42 @@ def test_keep_best_checkpoint_makes_it_the_model_of_a_finished_run(workspace, to
     model = load_file(run.model_dir / "model.safetensors")
     ckpt = load_file(run.checkpoints_dir / "step-000002" / "model.safetensors")
     assert all(torch.equal(model[k], ckpt[k]) for k in ckpt)
+    assert (run.model_dir / "model.safetensors").samefile(run.checkpoints_dir / "step-000002" / "model.safetensors")
     assert not (run.model_dir / "trainer_state.pt").exists()
+    assert (run.model_dir / "tokenizer.json").exists() and (run.model_dir / "README.md").exists()
     after = run.results()
     assert after["model_step"] == 2 and after["test"]["loss"] != before
     assert after["test"]["loss"] == pytest.approx(evaluate_run(run, split="test").metrics["loss"])
     assert best_checkpoint(run) is None
     with pytest.raises(TrainingError, match="already"):
         keep_best_checkpoint(run)
+
+
+@pytest.mark.slow
+def test_keep_best_checkpoint_copies_the_weights_where_links_fail(workspace, toy_csv, tiny_bert_dir, monkeypatch):
+    import os
+
+    import torch
+    from safetensors.torch import load_file
+
+    from core.best_checkpoint import keep_best_checkpoint, model_step_of
+    from core.runs import RunStore
+    from core.training import train
+    from tests.conftest import tiny_run_config
+
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=4, eval_every=2, save_every=2, keep_checkpoints=3)
+    run = RunStore(workspace / "runs").create(cfg)
+    assert train(cfg, run).state == "finished"
+    run.write_results({**run.results(), "best_step": 2})
+
+    def no_links(src, dst):
+        raise OSError(1, "links not supported here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    keep_best_checkpoint(run)
+    assert model_step_of(run) == 2
+    weights, best = run.model_dir / "model.safetensors", run.checkpoints_dir / "step-000002" / "model.safetensors"
+    assert not weights.samefile(best)
+    model, ckpt = load_file(weights), load_file(best)
+    assert model.keys() == ckpt.keys() and all(torch.equal(model[k], ckpt[k]) for k in ckpt)
+    assert not (run.model_dir / "trainer_state.pt").exists()
