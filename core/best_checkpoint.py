@@ -56,7 +56,7 @@ def keep_best_checkpoint(run, device: str = "cpu") -> dict[str, Any]:
     from core.evaluation import evaluate_run
     from core.model_card import write_model_card
     from core.models import META_FILE, link_saved_model
-    from core.training import replace_folder
+    from core.training import model_scores_status, replace_folder
 
     if run.status().get("state") != "finished" or not run.has_model():
         raise TrainingError("error.keep_best.not_finished", hint="error.hint.keep_best.live", run=run.id)
@@ -90,5 +90,6 @@ def keep_best_checkpoint(run, device: str = "cpu") -> dict[str, Any]:
                 results.pop(split, None)
     results["model_step"] = best
     run.write_results(results)
+    run.set_status(**model_scores_status(results))  # the page's figures: this model's, not the last step's
     write_model_card(run.model_dir)
     return results

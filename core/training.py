@@ -679,13 +679,7 @@ class Recipe:
         run.write_results(results)
         write_model_card(run.model_dir)  # again, now with the scores
         ending = i18n.message(key, hint, **params)
-        final: dict[str, Any] = {}
-        if "validation" in results:
-            # The Train page's numbers read the latest evaluation: after a run they must be the whole split's scores
-            # of the kept weights, as in the results table, not the curve's last subset (two different "validation
-            # accuracy" figures on one finished page). The curve itself keeps its points.
-            final["latest_eval"] = {f"val_{k}": v for k, v in results["validation"].items()}
-        writer.set_status(final_state, **ending, **final)
+        writer.set_status(final_state, **ending, **model_scores_status(results))
         return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, results["samples_per_s"],
                            results["tokens_per_s"], results)  # fmt: skip
 
@@ -782,6 +776,18 @@ def train(
             gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def model_scores_status(results: dict[str, Any]) -> dict[str, Any]:
+    """The status fields that show a finished run's model scores (none without a validation split).
+
+    The Train page's numbers read the latest evaluation: after a run (or once its best checkpoint became its model)
+    they must be the whole split's scores of the model's weights, as in the results table, not the curve's last
+    subset nor an earlier model's (two different "validation accuracy" figures on one finished page). The curve
+    itself keeps its points."""
+    if "validation" not in results:
+        return {}
+    return {"latest_eval": {f"val_{k}": v for k, v in results["validation"].items()}}
 
 
 def _pause_collection() -> bool:

@@ -225,6 +225,8 @@ def test_keep_best_checkpoint_makes_it_the_model_of_a_finished_run(workspace, to
     after = run.results()
     assert after["model_step"] == 2 and after["test"]["loss"] != before
     assert after["test"]["loss"] == pytest.approx(evaluate_run(run, split="test").metrics["loss"])
+    shown = run.status()  # the Train page's figures: the promoted model's scores, the run still finished
+    assert shown["state"] == "finished" and shown["latest_eval"]["val_loss"] == after["validation"]["loss"]
     assert best_checkpoint(run) is None
     with pytest.raises(TrainingError, match="already"):
         keep_best_checkpoint(run)
