@@ -123,6 +123,25 @@ def test_the_layers_skip_the_padding_rounded_to_a_row_multiple(monkeypatch):
     assert _rows_reaching(padded, "bert", layer=0) == 44
 
 
+def test_large_batches_round_their_rows_to_larger_multiples():
+    """Each distinct row count costs memory for good (oneDNN's kernels for the shape), so long texts' batches meet
+    fewer of them: the multiple doubles from 512 rows on, at each doubling, and never adds more than 1/8."""
+    assert fast_layers.ROW_MULTIPLE == 32 and fast_layers.DOUBLE_FROM_ROWS == 512
+    assert [fast_layers.rounded_rows(n) for n in (1, 32, 33, 511)] == [32, 32, 64, 512]
+    assert [fast_layers.rounded_rows(n) for n in (512, 513, 1023, 1024, 1025, 2100)] == [
+        512,
+        576,
+        1024,
+        1024,
+        1152,
+        2304,
+    ]
+    counts = range(1, 5000)
+    assert all(fast_layers.rounded_rows(n) >= n for n in counts)
+    assert max((fast_layers.rounded_rows(n) - n) / n for n in range(512, 5000)) <= 1 / 8
+    assert len({fast_layers.rounded_rows(n) for n in range(512, 1024)}) == 9  # 512, 576 ... 1,024: 17 at 32
+
+
 @pytest.mark.parametrize("case", ["no padding", "left padding", "one token short", "every row but one empty"])
 @pytest.mark.parametrize("kind", ["bert", "tokens"])
 def test_unpadded_or_not_every_batch_trains_the_same_function(kind, case, monkeypatch):
