@@ -6,7 +6,7 @@
 Variant names combine: fp32 / bf16, then any of _fastdrop, _sparse_emb, _frozen_emb, _eager, _padN (batch widths
 rounded up to a multiple of N, e.g. _pad8 as the engine does under bf16), _trim (malloc_trim after every step),
 _layers (core/fast_layers, unpadded: _layers_keeppad keeps the padding; _rowsN rounds the unpadded token
-rows up to a multiple of N).
+rows up to a multiple of N below 512 rows, doubled from there as the engine's 32 is: core/fast_layers.rounded_rows).
 
 Variants run interleaved in rounds (A B C A B C ...) on the same batches, so a neighbour's load on a shared
 machine spreads over all of them instead of penalising whichever ran last. Prints milliseconds per phase.
@@ -73,7 +73,8 @@ def _multiple(variant: str) -> int:
 
 
 def _row_multiple(variant: str) -> int:
-    """Unpadded token rows rounded up to a multiple of N (_rowsN in the variant's name); the engine's otherwise."""
+    """The unpadded rows' smallest multiple N (_rowsN in the variant's name; doubled for large batches as the engine's
+    is); the engine's otherwise."""
     from core import fast_layers
 
     found = re.search(r"_rows(\d+)", variant)

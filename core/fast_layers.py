@@ -12,8 +12,8 @@ Three changes, all exact in arithmetic terms (the same sums of the same products
   every token: about four fifths of the last layer's work, in the forward and the backward.
 - **no work on padding outside attention (CPU).** A batch of short sentences padded to its longest row (rounded
   up to 8) is ~14% padding. From the first layer on, the layers pass only the positions that hold tokens
-  (rounded up to ``rounded_rows``), so the projections, the feed-forward block, layer norms and dropout skip the
-  padding; attention alone reads the padded layout, where padded keys are masked as before. A
+  (their count rounded up by ``rounded_rows``), so the projections, the feed-forward block, layer norms and
+  dropout skip the padding; attention alone reads the padded layout, where padded keys are masked as before. A
   classifier's predictions are unchanged; a tagger gets zeros at most padded positions, which no loss reads.
 
 Installed for training: a layer in eval mode (the Playground, the probes and the interpretability views read
@@ -70,9 +70,10 @@ def _heads(x: torch.Tensor, size: int) -> torch.Tensor:
     return x.view(*x.shape[:-1], -1, size).transpose(1, 2)
 
 
-# Token rows of an unpadded batch are rounded up to a multiple of this (with padding positions): every distinct
-# row count is a new shape for oneDNN, whose first product at a shape builds its kernels, and whose cached
-# primitives and kernels stay in memory (~3-9 MB of RSS per row count; bench/README.md).
+# Token rows of an unpadded batch are rounded up to a multiple of this, or for a large batch of a power-of-two
+# multiple of it (``rounded_rows``; the extra rows are padding positions): every distinct row count is a new shape
+# for oneDNN, whose first product at a shape builds its kernels, and whose cached primitives and kernels stay in
+# memory (~3-9 MB of RSS per row count; bench/README.md).
 ROW_MULTIPLE = 32
 # From this many token rows on, the multiple doubles, and again at each doubling of the rows: rounding then adds at
 # most 1/8 of the rows (~1/16 on average) while a batch of long texts meets half the row counts. 32 throughout put
