@@ -679,7 +679,9 @@ class Recipe:
         run.write_results(results)
         write_model_card(run.model_dir)  # again, now with the scores
         ending = i18n.message(key, hint, **params)
-        writer.set_status(final_state, **ending, **model_scores_status(results))
+        # The speed shown from now on is the run's own, as in the results and the Runs table, not its last window's.
+        speed = results["samples_per_s"]
+        writer.set_status(final_state, **ending, samples_per_s=speed, **model_scores_status(results))
         return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, results["samples_per_s"],
                            results["tokens_per_s"], results)  # fmt: skip
 

@@ -443,6 +443,7 @@ def test_a_finished_runs_latest_evaluation_is_the_whole_splits_final_score(
     assert passes == [32, 120, 24]  # subset at step 3, whole split at step 6 (not scored again), the test split
     latest, final = run.status()["latest_eval"], result.results["validation"]
     assert latest["val_loss"] == final["loss"] and latest["val_accuracy"] == final["accuracy"]
+    assert run.status()["samples_per_s"] == result.results["samples_per_s"]  # the run's speed, not its last window's
     evals = eval_lines(run)
     assert [e["step"] for e in evals] == [3, 6]  # the curve keeps its points, scored on the subset
     assert evals[-1]["val_loss"] != final["loss"]
