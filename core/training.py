@@ -682,7 +682,7 @@ class Recipe:
         # The speed shown from now on is the run's own, as in the results and the Runs table, not its last window's.
         speed = results["samples_per_s"]
         writer.set_status(final_state, **ending, samples_per_s=speed, **model_scores_status(results))
-        return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, results["samples_per_s"],
+        return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, speed,
                            results["tokens_per_s"], results)  # fmt: skip
 
     def _final_scores(self, weights_step: int) -> dict[str, Any]:
