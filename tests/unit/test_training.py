@@ -163,8 +163,41 @@ def test_checkpoint_folders_hold_weights_tokenizer_and_state(workspace, toy_csv,
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
         assert state["progress"]["step"] == meta["step"]
         assert {"optimizer", "scheduler", "rng_cpu"} <= set(state)
+        # The moments are kept where a step may follow; the complete run's last checkpoint has none to take.
+        assert (state["optimizer"] is None) == (meta["step"] == 20)
     assert [e["step"] for e in eval_lines(run)] == [10, 20]
     assert not list(run.checkpoints_dir.glob(".tmp-*"))
+    first, last = (ckpt / "trainer_state.pt" for ckpt in run.checkpoints())
+    assert last.stat().st_size * 10 < first.stat().st_size  # the optimizer's state is most of the file
+
+
+def test_a_complete_run_that_fails_after_its_last_checkpoint_resumes_to_the_end(workspace, toy_csv, tiny_bert_dir,
+                                                                                 monkeypatch):  # fmt: skip
+    import core.models
+
+    cfg = tiny_run_config(toy_csv, tiny_bert_dir, max_steps=12)
+    _, full = run_training(workspace, cfg)
+    assert full.state == "finished"
+
+    stock = core.models.save_model
+
+    def disk_gone(bundle, folder, meta, **kwargs):
+        if "weights_from" in kwargs:  # the final model, after the last checkpoint was written
+            raise OSError("the disk went away")
+        return stock(bundle, folder, meta, **kwargs)
+
+    monkeypatch.setattr(core.models, "save_model", disk_gone)
+    run, failed = run_training(workspace, cfg)
+    assert failed.state == "failed" and run.latest_checkpoint().name == "step-000012"
+    monkeypatch.setattr(core.models, "save_model", stock)
+
+    resumed = train(cfg, run, resume=True)  # no optimizer state in that checkpoint, and no step left to take
+    assert resumed.state == "finished" and resumed.steps == 12
+    assert [m["step"] for m in train_lines(run)] == list(range(1, 13))  # nothing trained again
+    for split in ("validation", "test"):  # the same weights, scored again
+        assert resumed.results[split]["loss"] == pytest.approx(full.results[split]["loss"], abs=1e-5)
+        assert resumed.results[split]["accuracy"] == full.results[split]["accuracy"]
+    assert (run.model_dir / "model.safetensors").samefile(run.latest_checkpoint() / "model.safetensors")
 
 
 def test_checkpoint_state_is_saved_without_checksums_and_the_setting_given_back(workspace, toy_csv, tiny_bert_dir):
