@@ -6,7 +6,7 @@ runs/<run_id>/
                        and the owner: pid, its start time and host (a run whose owner is gone reads as interrupted)
   metrics.jsonl        one flushed line per logged step / evaluation
   data/                the prepared splits (parquet) and label names, so evaluation sees the same split
-  checkpoints/step-000100/   model + tokenizer + trainer_state.pt (optimizer, scheduler, RNG)
+  checkpoints/step-000100/   model + tokenizer + trainer_state.pt (optimizer, scheduler, RNG; a complete run's last: no optimizer)
   model/               the final (or best) model, save_pretrained + tokenizer + workbench.json
   results.json         final metrics on validation and test
 """
