@@ -687,7 +687,8 @@ class Recipe:
         ending = i18n.message(key, hint, **params)
         # The speed shown from now on is the run's own, as in the results and the Runs table, not its last window's.
         speed = results["samples_per_s"]
-        writer.set_status(final_state, **ending, samples_per_s=speed, **model_scores_status(results))
+        # The step too: a resumed run with no step left to take (its last checkpoint was its final step) logs none.
+        writer.set_status(final_state, **ending, step=p.step, samples_per_s=speed, **model_scores_status(results))
         return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, speed,
                            results["tokens_per_s"], results)  # fmt: skip
 

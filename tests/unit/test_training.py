@@ -194,6 +194,7 @@ def test_a_complete_run_that_fails_after_its_last_checkpoint_resumes_to_the_end(
     resumed = train(cfg, run, resume=True)  # no optimizer state in that checkpoint, and no step left to take
     assert resumed.state == "finished" and resumed.steps == 12
     assert [m["step"] for m in train_lines(run)] == list(range(1, 13))  # nothing trained again
+    assert run.status()["step"] == 12  # what the Train page shows (the resumed attempt logged no step)
     for split in ("validation", "test"):  # the same weights, scored again
         assert resumed.results[split]["loss"] == pytest.approx(full.results[split]["loss"], abs=1e-5)
         assert resumed.results[split]["accuracy"] == full.results[split]["accuracy"]
