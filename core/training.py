@@ -433,6 +433,7 @@ class Recipe:
             self.writer.set_status(
                 "running",
                 **i18n.message("run.status.training"),
+                step=self.s.progress.step,  # a resumed run's restored step, not the 0 written while it prepared
                 total_steps=total_steps,
                 **{k: header[k] for k in ("trainable_params", "total_params", "device", "precision")},
             )
@@ -626,7 +627,7 @@ class Recipe:
             complete = self.s.state == "finished" and p.step >= self.total_steps
             save_checkpoint(self.run, self.bundle, None if complete else self.optimizer, self.scheduler, p,
                             self.callbacks, self.step.scaler)  # fmt: skip
-            _prune_checkpoints(self.run, self.tc.keep_checkpoints, self.s.progress.best_step)
+            _prune_checkpoints(self.run, self.tc.keep_checkpoints, p.best_step)
 
     # 6 --------------------------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
@@ -687,8 +688,7 @@ class Recipe:
         ending = i18n.message(key, hint, **params)
         # The speed shown from now on is the run's own, as in the results and the Runs table, not its last window's.
         speed = results["samples_per_s"]
-        # The step too: a resumed run with no step left to take (its last checkpoint was its final step) logs none.
-        writer.set_status(final_state, **ending, step=p.step, samples_per_s=speed, **model_scores_status(results))
+        writer.set_status(final_state, **ending, samples_per_s=speed, **model_scores_status(results))
         return TrainResult(run.id, final_state, ending["message"], p.step, p.train_seconds, speed,
                            results["tokens_per_s"], results)  # fmt: skip
 
