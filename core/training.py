@@ -750,7 +750,8 @@ def train(
     sink = sink or (run_sink(config, run) if rank == 0 else _NullSink())  # metrics.jsonl (+ TensorBoard)
     writer = run if rank == 0 else None
     if writer:
-        writer.set_status("running", **i18n.message("run.status.preparing"), step=0)
+        # A resumed run keeps the step it shows until setup writes the one restored from its checkpoint.
+        writer.set_status("running", **i18n.message("run.status.preparing"), **({} if resume else {"step": 0}))
     collecting = _pause_collection()
     import torch
 

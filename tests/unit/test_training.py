@@ -135,15 +135,15 @@ def test_resumed_run_ends_like_an_uninterrupted_one(workspace, toy_csv, tiny_ber
     assert first.steps == 8  # the step in flight finishes, then the loop stops
     assert run.latest_checkpoint().name == "step-000008"
 
-    shown = []  # the status's step when the resumed run takes its first step: the restored one, not 0
+    shown = []  # the status's step as the resumed run prepares and at its first step: never back to 0
 
     def first_step(event, info):
-        if event == "step" and not shown:
+        if event in ("data", "step") and len(shown) < 2:
             shown.append(run.status()["step"])
 
     second = train(cfg, run, resume=True, hook=first_step)
     assert second.state == "finished" and second.steps == 24
-    assert shown == [8]
+    assert shown == [8, 8]
     assert [m["resumed_from_step"] for m in run.metrics() if m.get("event") == "start"] == [0, 8]
     expected = {m["step"]: m["loss"] for m in train_lines(full_run)}
     resumed = {m["step"]: m["loss"] for m in train_lines(run)}
